@@ -1,0 +1,1 @@
+"""Alerting: the pure rules engine, the alert lifecycle and the alert store."""

@@ -1,0 +1,42 @@
+"""What the engine decides. The shell (ingest) carries the decisions out; the engine does no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from alerting.model import AlertType, Category, Priority
+from devices.registry import Sighting
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RaiseAlert:
+    """Open an alert, or count one more occurrence on the same open alert."""
+
+    device_id: str
+    elder_id: int | None
+    type: AlertType
+    category: Category
+    priority: Priority
+    occurred_at: datetime
+    location: Mapping[str, Any] | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    # Tell the device (and so the elder) that the call was received.
+    acknowledge_device: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordSighting:
+    sighting: Sighting
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RejectMessage:
+    """The message is well-formed but cannot be used; it goes to the dead letters."""
+
+    reason: str
+
+
+Decision = RaiseAlert | RecordSighting | RejectMessage

@@ -1,0 +1,254 @@
+"""The alert store: alerts and their timeline in SQL, with raise-or-coalesce applied atomically."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    and_,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from alerting.decisions import RaiseAlert
+from alerting.model import OPEN_STATUSES, AlertStatus, Category, Priority
+from devices.sql import Base, UtcDateTime
+
+_OPEN = sorted(s.value for s in OPEN_STATUSES)
+_OPEN_SQL = "status IN (" + ", ".join(f"'{s}'" for s in _OPEN) + ")"
+
+
+class AlertRow(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Not a foreign key: an SOS from a device nobody registered is still an alert.
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    elder_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[str] = mapped_column(String(16))
+    priority_rank: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    location: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    timeline: Mapped[list[AlertEventRow]] = relationship(
+        back_populates="alert", order_by="AlertEventRow.id", lazy="raise"
+    )
+
+    __table_args__ = (
+        Index("ix_alerts_queue", "status", "priority_rank", "created_at", "id"),
+        # At most one open alert per device and type: repeats coalesce into it.
+        Index(
+            "uq_alerts_open_device_type",
+            "device_id",
+            "type",
+            unique=True,
+            sqlite_where=text(_OPEN_SQL),
+            postgresql_where=text(_OPEN_SQL),
+        ),
+    )
+
+
+class AlertEventRow(Base):
+    """One line of an alert's timeline: what happened, who did it, when."""
+
+    __tablename__ = "alert_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(80))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    alert: Mapped[AlertRow] = relationship(back_populates="timeline")
+
+
+class ChangeKind(StrEnum):
+    CREATED = "alert.created"
+    UPDATED = "alert.updated"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AlertChange:
+    alert_id: int
+    kind: ChangeKind
+    device_id: str
+    type: str
+
+
+def raise_or_coalesce(session: Session, decision: RaiseAlert, now: datetime) -> AlertChange:
+    """Open the alert, or count the repeat on the open alert of the same device and type."""
+    change = _coalesce(session, decision, now)
+    if change is not None:
+        return change
+    row = AlertRow(
+        device_id=decision.device_id,
+        elder_id=decision.elder_id,
+        type=decision.type.value,
+        category=decision.category.value,
+        priority=decision.priority.value,
+        priority_rank=decision.priority.rank,
+        status=AlertStatus.NEW.value,
+        count=1,
+        created_at=now,
+        updated_at=now,
+        occurred_at=decision.occurred_at,
+        last_occurred_at=decision.occurred_at,
+        location=dict(decision.location) if decision.location else None,
+        attributes=dict(decision.attributes),
+    )
+    try:
+        # A savepoint: if another process opened the same alert first, coalesce into it.
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        change = _coalesce(session, decision, now)
+        if change is None:
+            raise
+        return change
+    _log(session, row.id, now, "created", f"device:{decision.device_id}", decision.attributes)
+    return AlertChange(
+        alert_id=row.id, kind=ChangeKind.CREATED, device_id=row.device_id, type=row.type
+    )
+
+
+def _coalesce(session: Session, decision: RaiseAlert, now: datetime) -> AlertChange | None:
+    row = session.scalars(
+        select(AlertRow)
+        .where(
+            AlertRow.device_id == decision.device_id,
+            AlertRow.type == decision.type.value,
+            AlertRow.status.in_(_OPEN),
+        )
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        return None
+    row.count += 1
+    row.updated_at = now
+    row.last_occurred_at = max(row.last_occurred_at, decision.occurred_at)
+    _log(session, row.id, now, "coalesced", f"device:{decision.device_id}", {"count": row.count})
+    return AlertChange(
+        alert_id=row.id, kind=ChangeKind.UPDATED, device_id=row.device_id, type=row.type
+    )
+
+
+def _log(
+    session: Session, alert_id: int, at: datetime, action: str, actor: str, detail: Any
+) -> None:
+    session.add(
+        AlertEventRow(alert_id=alert_id, at=at, action=action, actor=actor, detail=dict(detail))
+    )
+
+
+class StatusFilter(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    ALL = "all"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QueuePage:
+    alerts: Sequence[AlertRow]
+    next_cursor: str | None
+
+
+class InvalidCursorError(ValueError):
+    """The cursor was not one this store handed out."""
+
+
+def list_queue(
+    session: Session,
+    *,
+    status: StatusFilter = StatusFilter.OPEN,
+    priority: Priority | None = None,
+    category: Category | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> QueuePage:
+    """The queue: most urgent first, then oldest first; keyset pagination by ``cursor``."""
+    query = select(AlertRow)
+    if status is StatusFilter.OPEN:
+        query = query.where(AlertRow.status.in_(_OPEN))
+    elif status is StatusFilter.RESOLVED:
+        query = query.where(AlertRow.status.not_in(_OPEN))
+    if priority is not None:
+        query = query.where(AlertRow.priority == priority.value)
+    if category is not None:
+        query = query.where(AlertRow.category == category.value)
+    if cursor is not None:
+        rank, created_at, alert_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                AlertRow.priority_rank > rank,
+                and_(AlertRow.priority_rank == rank, AlertRow.created_at > created_at),
+                and_(
+                    AlertRow.priority_rank == rank,
+                    AlertRow.created_at == created_at,
+                    AlertRow.id > alert_id,
+                ),
+            )
+        )
+    query = query.order_by(AlertRow.priority_rank, AlertRow.created_at, AlertRow.id)
+    rows = list(session.scalars(query.limit(limit + 1)))
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return QueuePage(alerts=rows[:limit], next_cursor=next_cursor)
+
+
+def get_alert(session: Session, alert_id: int) -> AlertRow | None:
+    return session.get(AlertRow, alert_id)
+
+
+def get_timeline(session: Session, alert_id: int) -> list[AlertEventRow]:
+    return list(
+        session.scalars(
+            select(AlertEventRow)
+            .where(AlertEventRow.alert_id == alert_id)
+            .order_by(AlertEventRow.id)
+        )
+    )
+
+
+def _encode_cursor(row: AlertRow) -> str:
+    raw = json.dumps([row.priority_rank, row.created_at.isoformat(), row.id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, datetime, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        rank, created_at, alert_id = json.loads(base64.urlsafe_b64decode(padded))
+        when = datetime.fromisoformat(created_at)
+        if not isinstance(rank, int) or not isinstance(alert_id, int) or when.tzinfo is None:
+            raise TypeError
+        return rank, when.astimezone(UTC), alert_id
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursorError("invalid cursor") from exc

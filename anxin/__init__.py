@@ -1,0 +1,1 @@
+"""anxin's composition root: settings, the CLI and the process roles. Nothing else lives here."""

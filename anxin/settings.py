@@ -1,0 +1,126 @@
+"""Configuration: ``ANXIN_*`` environment variables over an optional TOML file."""
+
+from __future__ import annotations
+
+import socket
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from ingest.mqtt import BrokerAddress, MqttUrlError
+
+ENV_PREFIX = "ANXIN_"
+_SENSITIVE = frozenset({"mqtt_url", "database_url", "secret_key"})
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message is one line for the operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+
+    # Broker: mqtt://user:pass@host:port; None runs the embedded broker (demo only).
+    mqtt_url: str | None = None
+    mqtt_topic_prefix: str = "anxin/v1"
+    # Stable across restarts, so the broker keeps our session and queued messages.
+    mqtt_client_id: str = Field(default_factory=lambda: f"anxin-{socket.gethostname()}"[:64])
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    # Several ingest processes share the load through $share/{group}/... when this is set.
+    mqtt_shared_group: str | None = None
+    mqtt_receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 2000
+
+    database_url: str = "sqlite:///./var/anxin.db"
+    var_dir: Path = Path("var")
+
+    api_host: str = "127.0.0.1"
+    api_port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    # Signs bearer tokens; when unset, a random one is kept in {var_dir}/secret_key.
+    secret_key: SecretStr | None = None
+    token_lifetime_hours: Annotated[float, Field(gt=0, le=24 * 7)] = 12
+
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    ingest_max_batch: Annotated[int, Field(ge=1, le=100_000)] = 1000
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                BrokerAddress.from_url(value)
+            except MqttUrlError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("mqtt_topic_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value or value.startswith("/") or value.endswith("/") or "+" in value:
+            raise ValueError("a topic prefix like anxin/v1, without leading or trailing /")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the TOML file, which arrives as init values.
+        return (env_settings, init_settings)
+
+    @property
+    def broker(self) -> BrokerAddress | None:
+        return None if self.mqtt_url is None else BrokerAddress.from_url(self.mqtt_url)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (if any) and the environment; raise ConfigError in one line."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            values = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {config_file}") from exc
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {config_file}: {exc}") from exc
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc)) from exc
+
+
+def describe_errors(error: ValidationError) -> str:
+    """``ANXIN_API_PORT='abc': Input should be a valid integer ...`` for each problem."""
+    problems = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else "?"
+        where = ENV_PREFIX + name.upper()
+        given = item.get("input")
+        # URLs and keys may carry passwords: never echo them.
+        plain = isinstance(given, str | int | float) and name not in _SENSITIVE
+        shown = f"={given!r}" if plain else ""
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "not a setting anxin knows"
+        problems.append(f"{where}{shown}: {message}")
+    return "; ".join(problems)

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI) for dispatchers and their tools."""

@@ -1,0 +1,22 @@
+"""The FastAPI app factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.deps import ApiContext
+from api.routes import alerts, auth, health
+
+DESCRIPTION = """
+anxin (安心) serves the 12349 elderly-care hotline: the alert queue that dispatchers work.
+Authenticate with `POST /api/v1/auth/token`, then send `Authorization: Bearer <token>`.
+"""
+
+
+def create_app(context: ApiContext) -> FastAPI:
+    app = FastAPI(title="anxin", version="1", description=DESCRIPTION)
+    app.state.context = context
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(alerts.router)
+    return app

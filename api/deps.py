@@ -1,0 +1,67 @@
+"""What routes get from the app: built once in the composition root, handed out by Depends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerting.feed import AlertFeed
+from api.tokens import InvalidTokenError, Principal, TokenService
+from devices.clock import Clock
+
+TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a password
+
+# A readiness check answers "is this dependency reachable now?" without raising.
+ReadinessCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ApiContext:
+    sessions: sessionmaker[Session]
+    tokens: TokenService
+    feed: AlertFeed
+    clock: Clock
+    readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
+
+
+def get_context(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.context
+    return context
+
+
+Context = Annotated[ApiContext, Depends(get_context)]
+
+
+def get_session(context: Context) -> Iterator[Session]:
+    with context.sessions() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_session)]
+
+_bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+
+
+def get_principal(context: Context, token: Annotated[str | None, Depends(_bearer)]) -> Principal:
+    if token is None:
+        raise _unauthorized("not authenticated")
+    try:
+        return context.tokens.verify(token)
+    except InvalidTokenError as exc:
+        raise _unauthorized("invalid or expired token") from exc
+
+
+CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail=detail,
+        headers={"WWW-Authenticate": "Bearer"},
+    )

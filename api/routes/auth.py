@@ -1,0 +1,36 @@
+"""``POST /api/v1/auth/token``: the OAuth2 password flow."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel
+
+from api.deps import Context, DbSession
+from api.tokens import Principal
+from api.users import Role, authenticate
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+
+
+@router.post("/token", response_model=TokenOut)
+def issue_token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: DbSession, context: Context
+) -> TokenOut:
+    user = authenticate(session, form.username, form.password)
+    if user is None:
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="incorrect username or password",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    session.commit()  # keeps a rehashed password, if the hasher upgraded it
+    principal = Principal(username=user.username, role=Role(user.role), scope=user.scope)
+    return TokenOut(access_token=context.tokens.issue(principal, context.clock()))

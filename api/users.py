@@ -1,0 +1,76 @@
+"""Users of the API: dispatchers, supervisors, admins and engineers, with hashed passwords."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pwdlib import PasswordHash
+from sqlalchemy import Boolean, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from devices.sql import Base, UtcDateTime
+
+
+class Role(StrEnum):
+    DISPATCHER = "dispatcher"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+    ENGINEER = "engineer"
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    # Community tiers this user may see, "/"-separated from the city down; "" sees everything.
+    scope: Mapped[str] = mapped_column(String(255), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=lambda: datetime.now(UTC))
+
+
+class UserError(ValueError):
+    """A user cannot be created as asked."""
+
+
+# Argon2id with pwdlib's recommended parameters.
+_hasher = PasswordHash.recommended()
+# Verified against when the user does not exist, so both paths take the same time.
+_DUMMY_HASH = _hasher.hash("anxin-timing-equaliser")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def save_user(
+    session: Session, username: str, password: str, role: Role, scope: str = ""
+) -> UserRow:
+    """Create the user, or reset the password, role and scope of an existing one."""
+    if not username or len(username) > 64:
+        raise UserError("a username is 1 to 64 characters")
+    if len(password) < 8:
+        raise UserError("a password needs at least 8 characters")
+    row = session.scalars(select(UserRow).where(UserRow.username == username)).one_or_none()
+    if row is None:
+        row = UserRow(username=username, role=role.value, scope=scope)
+        session.add(row)
+    row.password_hash = hash_password(password)
+    row.role, row.scope, row.active = role.value, scope, True
+    return row
+
+
+def authenticate(session: Session, username: str, password: str) -> UserRow | None:
+    row = session.scalars(select(UserRow).where(UserRow.username == username)).one_or_none()
+    if row is None or not row.active:
+        _hasher.verify(password, _DUMMY_HASH)
+        return None
+    valid, new_hash = _hasher.verify_and_update(password, row.password_hash)
+    if not valid:
+        return None
+    if new_hash is not None:
+        row.password_hash = new_hash
+    return row

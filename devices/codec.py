@@ -1,0 +1,183 @@
+"""The native JSON codec: topic and bytes in, a typed event or a rejection out. No I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from devices.contact_id import SOS, parse_contact_id
+from devices.events import (
+    AvailabilityChanged,
+    Decoded,
+    Heartbeat,
+    Rejected,
+    SensorEvent,
+    SosPressed,
+    TelemetryReport,
+)
+from devices.payloads import (
+    MAX_PAYLOAD_BYTES,
+    EventPayload,
+    HeartbeatPayload,
+    SosPayload,
+    TelemetryPayload,
+    Uplink,
+)
+from devices.timestamps import event_time
+from devices.topics import DEFAULT_PREFIX, parse_uplink
+from devices.topics import Uplink as UplinkKind
+
+EVENT_TYPES = frozenset(
+    {
+        "fall", "smoke", "gas", "co", "water_leak", "heat", "cold", "door_open", "door_close",
+        "motion", "bed_exit", "bed_enter", "tamper", "removed", "low_battery", "power_loss",
+        "power_restore", "test", "checkin", "service_request", "cancel",
+    }
+)  # fmt: skip
+
+
+def describe(error: ValidationError, limit: int = 3) -> str:
+    """A short, one-line account of what failed validation."""
+    parts = []
+    for item in error.errors()[:limit]:
+        where = ".".join(str(loc) for loc in item["loc"]) or "payload"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+class NativeCodec:
+    """Decodes ``{prefix}/{device_id}/{kind}`` messages of contract §1."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = prefix
+
+    def decode(self, topic: str, payload: bytes, received_at: datetime) -> Decoded:
+        parsed = parse_uplink(topic, self.prefix)
+        if parsed is None:
+            return self._reject(topic, payload, "unknown topic", received_at, None)
+        device_id, kind = parsed.device_id, parsed.kind
+        if kind is UplinkKind.SOS:
+            return self._sos(device_id, payload, received_at)
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            return self._reject(topic, payload, "payload too large", received_at, device_id)
+        if kind is UplinkKind.STATUS:
+            return self._status(topic, device_id, payload, received_at)
+        try:
+            if kind is UplinkKind.HEARTBEAT:
+                beat = HeartbeatPayload.model_validate_json(payload.strip() or b"{}")
+                return Heartbeat(**_common(device_id, beat, received_at))
+            if kind is UplinkKind.TELEMETRY:
+                report = TelemetryPayload.model_validate_json(payload)
+                return TelemetryReport(
+                    **_common(device_id, report, received_at), metrics=report.metrics
+                )
+            event = EventPayload.model_validate_json(payload)
+        except ValidationError as exc:
+            return self._reject(topic, payload, describe(exc), received_at, device_id)
+        return self._event(topic, device_id, event, payload, received_at)
+
+    def _sos(self, device_id: str, payload: bytes, received_at: datetime) -> SosPressed:
+        # An SOS is never dropped: a payload we cannot read still raises the alarm.
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            return SosPressed(
+                device_id=device_id,
+                received_at=received_at,
+                occurred_at=received_at,
+                payload_error="payload too large",
+            )
+        try:
+            sos = SosPayload.model_validate_json(payload.strip() or b"{}")
+        except ValidationError as exc:
+            return SosPressed(
+                device_id=device_id,
+                received_at=received_at,
+                occurred_at=received_at,
+                payload_error=describe(exc),
+            )
+        location = sos.location.model_dump(exclude_none=True) if sos.location else None
+        trigger = sos.trigger.value if sos.trigger else None
+        return SosPressed(
+            **_common(device_id, sos, received_at), location=location, trigger=trigger
+        )
+
+    def _event(
+        self,
+        topic: str,
+        device_id: str,
+        event: EventPayload,
+        payload: bytes,
+        received_at: datetime,
+    ) -> SensorEvent | SosPressed | Rejected:
+        common = _common(device_id, event, received_at)
+        zone = None if event.zone is None else str(event.zone)
+        if event.type is None:
+            if event.cid is None:
+                reason = "event needs type or cid"
+                return self._reject(topic, payload, reason, received_at, device_id)
+            cid = parse_contact_id(event.cid)
+            if cid is None:
+                reason = f"unknown Contact ID code {event.cid}"
+                return self._reject(topic, payload, reason, received_at, device_id)
+            if cid.type != SOS:
+                return SensorEvent(
+                    **common, type=cid.type, restore=cid.restore, zone=zone, contact_id=cid.code
+                )
+            if cid.restore:
+                reason = "SOS restore carries no alarm"
+                return self._reject(topic, payload, reason, received_at, device_id)
+            attributes = {**common.pop("attributes"), "cid": cid.code}
+            return SosPressed(**common, attributes=attributes)
+        if event.type not in EVENT_TYPES:
+            reason = f"unknown event type {event.type!r}"
+            return self._reject(topic, payload, reason, received_at, device_id)
+        return SensorEvent(
+            **common,
+            type=event.type,
+            restore=event.state == "restore",
+            zone=zone,
+            value=event.value,
+            contact_id=event.cid,
+        )
+
+    def _status(
+        self, topic: str, device_id: str, payload: bytes, received_at: datetime
+    ) -> AvailabilityChanged | Rejected:
+        text = payload.strip().lower()
+        if text in (b"online", b"offline"):
+            return AvailabilityChanged(
+                device_id=device_id,
+                received_at=received_at,
+                occurred_at=received_at,
+                online=text == b"online",
+            )
+        return self._reject(
+            topic, payload, "status must be online or offline", received_at, device_id
+        )
+
+    @staticmethod
+    def _reject(
+        topic: str, payload: bytes, reason: str, received_at: datetime, device_id: str | None
+    ) -> Rejected:
+        return Rejected(
+            topic=topic,
+            payload=payload[:MAX_PAYLOAD_BYTES],
+            reason=reason,
+            received_at=received_at,
+            device_id=device_id,
+        )
+
+
+def _common(device_id: str, body: Uplink, received_at: datetime) -> dict[str, Any]:
+    when = event_time(body.ts, received_at)
+    return {
+        "device_id": device_id,
+        "received_at": received_at,
+        "occurred_at": when.occurred_at,
+        "clock_skew_s": when.skew_s,
+        "seq": body.seq,
+        "battery": body.battery,
+        "rssi": body.rssi,
+        "attributes": dict(body.model_extra or {}),
+    }

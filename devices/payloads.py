@@ -1,0 +1,99 @@
+"""Pydantic models of the JSON payloads of contract §1, one per payload."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_PAYLOAD_BYTES = 16 * 1024
+
+
+class Uplink(BaseModel):
+    """Fields every uplink may carry; unknown extra fields are kept, never rejected."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    ts: float | str | None = None
+    seq: Annotated[int, Field(ge=0)] | None = None
+    battery: Annotated[float, Field(ge=0, le=100)] | None = None
+    rssi: float | None = None
+
+
+class HeartbeatPayload(Uplink):
+    """``{}`` is a valid heartbeat."""
+
+
+class GeoLocation(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    accuracy_m: Annotated[float, Field(ge=0)] | None = None
+
+
+class RoomLocation(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    room: Annotated[str, Field(max_length=128)]
+
+
+class SosTrigger(StrEnum):
+    BUTTON = "button"
+    PULLCORD = "pullcord"
+    VOICE = "voice"
+    WATCH = "watch"
+
+
+class SosPayload(Uplink):
+    """An empty payload is a valid SOS."""
+
+    location: GeoLocation | RoomLocation | None = None
+    trigger: SosTrigger | None = None
+
+
+class EventState(StrEnum):
+    ALARM = "alarm"
+    RESTORE = "restore"
+
+
+class EventPayload(Uplink):
+    """A sensor or device event; ``cid`` (Contact ID) may stand in for ``type``/``state``."""
+
+    type: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    state: EventState = EventState.ALARM
+    zone: str | int | None = None
+    value: float | str | bool | None = None
+    cid: Annotated[str, Field(pattern=r"^[136]\d{3}$")] | None = None
+
+
+class TelemetryPayload(Uplink):
+    metrics: dict[Annotated[str, Field(max_length=64)], float]
+
+
+class AckStatus(StrEnum):
+    RECEIVED = "received"
+    CLAIMED = "claimed"
+    HELP_COMING = "help_coming"
+    RESOLVED = "resolved"
+
+
+class AckPayload(BaseModel):
+    """Downlink: tells the device (and so the elder) where their call stands."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alert_id: int
+    status: AckStatus
+    message: str = ""
+
+
+class CommandPayload(BaseModel):
+    """Downlink: a command to the device."""
+
+    model_config = ConfigDict(frozen=True)
+
+    command: Literal["ping", "locate", "configure"]
+    params: dict[str, Any] = Field(default_factory=dict)
+    id: str

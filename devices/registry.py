@@ -1,0 +1,111 @@
+"""The registry of devices: what is installed where, and when it was last heard from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+from sqlalchemy import Boolean, Float, Integer, String, Table, bindparam, func, or_, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from devices.sql import Base, UtcDateTime
+
+
+class DeviceRow(Base):
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    elder_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    online: Mapped[bool | None] = mapped_column(Boolean)
+    battery: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeviceInfo:
+    """What the rules need to know about a registered device."""
+
+    device_id: str
+    model: str
+    elder_id: int | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Sighting:
+    """A device was heard from."""
+
+    device_id: str
+    seen_at: datetime
+    battery: float | None = None
+    online: bool | None = None
+
+
+def find_devices(session: Session, device_ids: Iterable[str]) -> dict[str, DeviceInfo]:
+    ids = sorted(set(device_ids))
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(DeviceRow.id, DeviceRow.model, DeviceRow.elder_id).where(DeviceRow.id.in_(ids))
+    )
+    return {
+        row.id: DeviceInfo(device_id=row.id, model=row.model, elder_id=row.elder_id) for row in rows
+    }
+
+
+def register_device(
+    session: Session, device_id: str, model: str, elder_id: int | None = None
+) -> DeviceInfo:
+    """Add a device, or update the model and elder of one already registered."""
+    row = session.get(DeviceRow, device_id)
+    if row is None:
+        row = DeviceRow(id=device_id, model=model, elder_id=elder_id)
+        session.add(row)
+    else:
+        row.model, row.elder_id = model, elder_id
+    return DeviceInfo(device_id=device_id, model=model, elder_id=elder_id)
+
+
+def record_sightings(session: Session, sightings: Iterable[Sighting]) -> None:
+    """Move each device's last-seen time forward (never back): one statement for the batch."""
+    latest: dict[str, Sighting] = {}
+    for sighting in sightings:
+        latest[sighting.device_id] = _merge(latest.get(sighting.device_id), sighting)
+    if not latest:
+        return
+    table = cast(Table, DeviceRow.__table__)  # declared as FromClause; it is our Table
+    seen = bindparam("p_seen", type_=UtcDateTime)
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("p_id"))
+        .where(or_(table.c.last_seen_at.is_(None), table.c.last_seen_at <= seen))
+        .values(
+            last_seen_at=seen,
+            battery=func.coalesce(bindparam("p_battery", type_=Float), table.c.battery),
+            online=func.coalesce(bindparam("p_online", type_=Boolean), table.c.online),
+        )
+    )
+    session.execute(
+        statement,
+        [
+            {"p_id": s.device_id, "p_seen": s.seen_at, "p_battery": s.battery, "p_online": s.online}
+            for s in latest.values()
+        ],
+    )
+
+
+def _merge(earlier: Sighting | None, later: Sighting) -> Sighting:
+    """Fold two sightings of one device: the latest time, the latest known values."""
+    if earlier is None:
+        return later
+    if later.seen_at < earlier.seen_at:
+        earlier, later = later, earlier
+    return Sighting(
+        device_id=later.device_id,
+        seen_at=later.seen_at,
+        battery=later.battery if later.battery is not None else earlier.battery,
+        online=later.online if later.online is not None else earlier.online,
+    )

@@ -1,0 +1,53 @@
+"""Device clocks are not trusted: choose when a message happened, and record the skew."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+MAX_SKEW = timedelta(minutes=10)
+# Epoch numbers above this are milliseconds (1e11 s is the year 5138).
+_MILLISECONDS_ABOVE = 1e11
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventTime:
+    occurred_at: datetime
+    # Device clock minus server clock in seconds; None when the device sent no usable ts.
+    skew_s: float | None
+    used_device_clock: bool
+
+
+def parse_device_ts(ts: float | str) -> datetime | None:
+    """RFC 3339 text, or epoch seconds / milliseconds; None if it is neither."""
+    if isinstance(ts, str):
+        try:
+            parsed = datetime.fromisoformat(ts)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo is not None else None
+    if isinstance(ts, bool) or not math.isfinite(ts) or ts < 0:
+        return None
+    seconds = ts / 1000 if ts > _MILLISECONDS_ABOVE else ts
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def event_time(ts: float | str | None, received_at: datetime) -> EventTime:
+    """Use the device's ts when it is within ``MAX_SKEW`` of the server clock."""
+    device_time = None if ts is None else parse_device_ts(ts)
+    if device_time is None:
+        return EventTime(occurred_at=received_at, skew_s=None, used_device_clock=False)
+    skew = device_time - received_at
+    if abs(skew) > MAX_SKEW:
+        return EventTime(
+            occurred_at=received_at, skew_s=skew.total_seconds(), used_device_clock=False
+        )
+    return EventTime(
+        occurred_at=device_time.astimezone(UTC),
+        skew_s=skew.total_seconds(),
+        used_device_clock=True,
+    )

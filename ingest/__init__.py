@@ -1,0 +1,1 @@
+"""Ingest: the MQTT subscriber and downlink, the pipeline that carries out decisions."""

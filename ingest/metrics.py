@@ -1,0 +1,30 @@
+"""Prometheus metrics of the ingest path (the process-wide default registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES = Counter("anxin_messages_total", "MQTT messages taken in, by uplink kind", ["kind"])
+DEAD_LETTERS = Counter("anxin_dead_letters_total", "Messages stored as dead letters", ["kind"])
+ALERTS_RAISED = Counter("anxin_alerts_raised_total", "New alerts opened", ["type"])
+ALERTS_COALESCED = Counter(
+    "anxin_alerts_coalesced_total", "Repeats counted on an open alert", ["type"]
+)
+BATCH_SIZE = Histogram(
+    "anxin_ingest_batch_messages",
+    "Messages per stored batch",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
+)
+BATCH_SECONDS = Histogram(
+    "anxin_ingest_batch_seconds",
+    "Time to decode, decide and commit one batch",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+BATCH_FAILURES = Counter(
+    "anxin_ingest_batch_failures_total", "Batches whose commit failed and were retried"
+)
+INBOX_DEPTH = Gauge("anxin_ingest_inbox_messages", "Messages received and not yet stored")
+INBOX_DROPPED = Counter(
+    "anxin_ingest_inbox_dropped_total", "QoS 0 messages dropped because the inbox was full"
+)
+MQTT_CONNECTED = Gauge("anxin_mqtt_connected", "1 while connected to the broker")

@@ -1,0 +1,1 @@
+"""Simulators: virtual devices and fleets that publish over MQTT like the real ones."""
