@@ -9,7 +9,7 @@ from functools import partial
 
 import structlog
 
-from anxin.broker import embedded_broker
+from anxin.broker import embedded_broker, free_port
 from anxin.database import open_database, upgrade
 from anxin.service import Roles, run_service
 from anxin.settings import Settings
@@ -49,7 +49,7 @@ async def _broker(settings: Settings) -> AsyncIterator[tuple[BrokerAddress, bool
     if settings.broker is not None:
         yield settings.broker, False
         return
-    async with embedded_broker() as address:
+    async with embedded_broker(port=free_port(preferred=settings.embedded_mqtt_port)) as address:
         yield address, True
 
 

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     # Several ingest processes share the load through $share/{group}/... when this is set.
     mqtt_shared_group: str | None = None
     mqtt_receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 2000
+    # `anxin demo` without ANXIN_MQTT_URL: the embedded broker's port (a free one if taken).
+    embedded_mqtt_port: Annotated[int, Field(ge=1, le=65535)] = 1883
 
     database_url: str = "sqlite:///./var/anxin.db"
     var_dir: Path = Path("var")

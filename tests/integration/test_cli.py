@@ -1,0 +1,65 @@
+"""The command line as an operator meets it."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.support.service import anxin_env
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("ANXIN_API_PORT", "abc", "ANXIN_API_PORT='abc': Input should be a valid integer"),
+        ("ANXIN_MQTT_URL", "http://user:hunter22@broker", "ANXIN_MQTT_URL: scheme must be"),
+    ],
+)
+def test_bad_configuration_is_one_clear_line(
+    tmp_path: Path, variable: str, value: str, expected: str
+) -> None:
+    setup = anxin_env(tmp_path, **{variable: value})
+    result = setup.cli("serve")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("anxin: configuration error: ")
+    assert expected in lines[0]
+    assert "hunter22" not in result.stderr
+
+
+def test_serve_without_a_broker_says_so(tmp_path: Path) -> None:
+    setup = anxin_env(tmp_path)
+    result = setup.cli("serve")
+    assert result.returncode == 2
+    assert "ANXIN_MQTT_URL is not set" in result.stderr
+
+
+def test_db_upgrade_and_users_add(tmp_path: Path) -> None:
+    setup = anxin_env(tmp_path)
+    upgraded = setup.cli("db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    added = setup.cli(
+        "users", "add", "zhao", "--role", "supervisor", "--scope", "张家口市", "--password-stdin",
+        stdin="a long password\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    with sqlite3.connect(setup.database_path) as db:
+        ((username, role, scope, password_hash),) = db.execute(
+            "SELECT username, role, scope, password_hash FROM users"
+        ).fetchall()
+    assert (username, role, scope) == ("zhao", "supervisor", "张家口市")
+    assert password_hash.startswith("$argon2id$")
+    assert "a long password" not in password_hash
+
+
+def test_users_add_refuses_a_short_password_and_an_unknown_role(tmp_path: Path) -> None:
+    setup = anxin_env(tmp_path)
+    short = setup.cli("users", "add", "qian", "--role", "dispatcher", "--password-stdin", stdin="x")
+    assert short.returncode == 2
+    assert "at least 8 characters" in short.stderr
+    role = setup.cli("users", "add", "qian", "--role", "boss", "--password-stdin", stdin="x" * 9)
+    assert role.returncode == 2
+    assert "boss" in role.stderr

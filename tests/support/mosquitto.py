@@ -1,0 +1,68 @@
+"""A real Mosquitto broker on a free port, in a temporary folder, stopped afterwards."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.ports import free_port, wait_for_port
+
+
+@dataclass(frozen=True)
+class Mosquitto:
+    host: str
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+def mosquitto_binary() -> str:
+    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise RuntimeError("mosquitto is not installed: `make test` installs it (apt-get)")
+
+
+@contextmanager
+def running_mosquitto(folder: Path) -> Iterator[Mosquitto]:
+    port = free_port()
+    config = folder / "mosquitto.conf"
+    log = folder / "mosquitto.log"
+    config.write_text(
+        "\n".join(
+            [
+                f"listener {port} 127.0.0.1",
+                "allow_anonymous true",
+                "persistence false",
+                # The platform's session must not lose queued QoS 1 messages while it is away.
+                "max_queued_messages 100000",
+                f"log_dest file {log}",
+                "log_type error",
+                "log_type warning",
+                "log_type notice",
+                "",
+            ]
+        )
+    )
+    process = subprocess.Popen(
+        [mosquitto_binary(), "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port)
+        yield Mosquitto(host="127.0.0.1", port=port, log=log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from devices.codec import NativeCodec
+from devices.events import (
+    AvailabilityChanged,
+    Heartbeat,
+    Rejected,
+    SensorEvent,
+    SosPressed,
+    TelemetryReport,
+)
+from devices.payloads import MAX_PAYLOAD_BYTES
+
+NOW = datetime(2026, 11, 22, 3, 10, tzinfo=UTC)
+codec = NativeCodec()
+
+
+def decode(topic: str, payload: bytes | str) -> object:
+    raw = payload.encode() if isinstance(payload, str) else payload
+    return codec.decode(topic, raw, NOW)
+
+
+def test_an_empty_object_is_a_heartbeat() -> None:
+    event = decode("anxin/v1/d1/heartbeat", "{}")
+    assert event == Heartbeat(device_id="d1", received_at=NOW, occurred_at=NOW)
+
+
+def test_heartbeat_fields_and_unknown_extras_are_kept() -> None:
+    body = {"seq": 4, "battery": 55.5, "rssi": -71, "ts": "2026-11-22T03:09:00Z", "fw": "2.1"}
+    event = decode("anxin/v1/d1/heartbeat", json.dumps(body))
+    assert isinstance(event, Heartbeat)
+    assert (event.seq, event.battery, event.rssi) == (4, 55.5, -71)
+    assert event.occurred_at == datetime(2026, 11, 22, 3, 9, tzinfo=UTC)
+    assert event.clock_skew_s == -60
+    assert event.attributes == {"fw": "2.1"}
+
+
+@pytest.mark.parametrize("payload", ["", "{}", "  "])
+def test_an_empty_sos_is_a_valid_sos(payload: str) -> None:
+    event = decode("anxin/v1/d1/sos", payload)
+    assert isinstance(event, SosPressed)
+    assert event.payload_error is None
+
+
+def test_sos_location_and_trigger() -> None:
+    body = {"location": {"lat": 40.8, "lon": 114.9, "accuracy_m": 12}, "trigger": "watch"}
+    event = decode("anxin/v1/d1/sos", json.dumps(body))
+    assert isinstance(event, SosPressed)
+    assert event.location == {"lat": 40.8, "lon": 114.9, "accuracy_m": 12}
+    assert event.trigger == "watch"
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        (b"{not json", "JSON"),
+        (b"\xff\xfe", "JSON"),
+        (b"[1, 2]", "object"),
+        (b'{"battery": 101}', "battery"),
+        (b'{"trigger": "telepathy"}', "trigger"),
+        (b"{" + b" " * MAX_PAYLOAD_BYTES + b"}", "too large"),
+    ],
+)
+def test_an_unreadable_sos_is_still_an_sos(payload: bytes, error: str) -> None:
+    event = decode("anxin/v1/d1/sos", payload)
+    assert isinstance(event, SosPressed)
+    assert event.payload_error is not None
+    assert error in event.payload_error
+
+
+def test_events_with_type_and_state() -> None:
+    event = decode("anxin/v1/d1/event", '{"type": "water_leak", "state": "restore", "zone": 3}')
+    assert isinstance(event, SensorEvent)
+    assert (event.type, event.restore, event.zone) == ("water_leak", True, "3")
+
+
+@pytest.mark.parametrize(
+    ("cid", "kind", "restore"),
+    [("1111", "smoke", False), ("3111", "smoke", True), ("1162", "co", False),
+     ("1301", "power_loss", False), ("1602", "test", False), ("6154", "water_leak", False)],
+)  # fmt: skip
+def test_contact_id_codes_become_events(cid: str, kind: str, restore: bool) -> None:
+    event = decode("anxin/v1/panel-1/event", json.dumps({"cid": cid}))
+    assert isinstance(event, SensorEvent)
+    assert (event.type, event.restore, event.contact_id) == (kind, restore, cid)
+
+
+@pytest.mark.parametrize("cid", ["1100", "1101", "6101"])
+def test_contact_id_personal_emergency_is_an_sos(cid: str) -> None:
+    event = decode("anxin/v1/panel-1/event", json.dumps({"cid": cid}))
+    assert isinstance(event, SosPressed)
+    assert event.attributes["cid"] == cid
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        ("anxin/v1/d1/event", '{"type": "explode"}', "unknown event type"),
+        ("anxin/v1/d1/event", "{}", "needs type or cid"),
+        ("anxin/v1/d1/event", '{"cid": "1999"}', "unknown Contact ID code"),
+        ("anxin/v1/d1/event", '{"cid": "3101"}', "SOS restore"),
+        ("anxin/v1/d1/telemetry", '{"metrics": {"heart_rate": "fast"}}', "metrics.heart_rate"),
+        ("anxin/v1/d1/heartbeat", '{"seq": -1}', "seq"),
+        ("anxin/v1/d1/status", "maybe", "online or offline"),
+        ("anxin/v1/d1/cmd", "{}", "unknown topic"),
+        ("elsewhere/d1/sos", "{}", "unknown topic"),
+    ],
+)
+def test_bad_input_is_rejected_with_a_reason(topic: str, payload: str, reason: str) -> None:
+    event = decode(topic, payload)
+    assert isinstance(event, Rejected)
+    assert reason in event.reason
+    assert event.topic == topic
+
+
+def test_telemetry_and_status() -> None:
+    report = decode("anxin/v1/d1/telemetry", '{"metrics": {"temperature_c": 21.5, "spo2": 97}}')
+    assert isinstance(report, TelemetryReport)
+    assert report.metrics == {"temperature_c": 21.5, "spo2": 97}
+    status = decode("anxin/v1/d1/status", "offline")
+    assert status == AvailabilityChanged(
+        device_id="d1", received_at=NOW, occurred_at=NOW, online=False
+    )
+
+
+topics = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(["heartbeat", "sos", "event", "telemetry", "status", "ack", "x"]).map(
+        lambda kind: f"anxin/v1/dev-1/{kind}"
+    ),
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=12,
+)
+payloads = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.dictionaries(
+        st.sampled_from(["ts", "seq", "battery", "rssi", "type", "state", "cid", "metrics",
+                         "location", "trigger", "zone", "value"]),
+        json_values,
+    ).map(lambda v: json.dumps(v).encode()),
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(topic=topics, payload=payloads)
+def test_any_bytes_on_any_topic_give_an_event_or_a_rejection(topic: str, payload: bytes) -> None:
+    event = codec.decode(topic, payload, NOW)
+    if topic.endswith("/sos") and topic.startswith("anxin/v1/dev-1"):
+        assert isinstance(event, SosPressed)  # an SOS is never dropped
+    assert isinstance(
+        event,
+        Heartbeat | SosPressed | SensorEvent | TelemetryReport | AvailabilityChanged | Rejected,
+    )

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from anxin.settings import ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("ANXIN_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_need_no_configuration() -> None:
+    settings = load_settings()
+    assert settings.mqtt_url is None
+    assert settings.database_url == "sqlite:///./var/anxin.db"
+    assert (settings.api_host, settings.api_port) == ("127.0.0.1", 8000)
+
+
+def test_the_environment_wins_over_the_toml_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "anxin.toml"
+    config.write_text('api_port = 9001\nmqtt_url = "mqtt://u:p@broker:1884"\nlog_format = "json"\n')
+    monkeypatch.setenv("ANXIN_API_PORT", "9002")
+    settings = load_settings(config)
+    assert settings.api_port == 9002
+    assert settings.log_format == "json"
+    broker = settings.broker
+    assert broker is not None
+    assert (broker.host, broker.port, broker.username, broker.password) == (
+        "broker",
+        1884,
+        "u",
+        "p",
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("ANXIN_API_PORT", "abc", "ANXIN_API_PORT='abc': Input should be a valid integer"),
+        ("ANXIN_API_PORT", "70000", "ANXIN_API_PORT='70000': Input should be less than"),
+        ("ANXIN_LOG_FORMAT", "xml", "ANXIN_LOG_FORMAT='xml': Input should be 'console' or 'json'"),
+        ("ANXIN_MQTT_URL", "http://u:secret@h", "ANXIN_MQTT_URL: scheme must be mqtt://"),
+        ("ANXIN_DATABASE_URL", "mysql://u:secret@h/db", "ANXIN_DATABASE_URL: must start with"),
+    ],
+)
+def test_a_bad_value_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    text = str(caught.value)
+    assert text.startswith(message)
+    assert "\n" not in text
+    assert "secret" not in text  # URLs may carry passwords: never echoed
+
+
+def test_an_unknown_key_in_the_file_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "anxin.toml"
+    config.write_text("api_prot = 8001\n")
+    with pytest.raises(ConfigError, match=r"ANXIN_API_PROT=8001: not a setting anxin knows"):
+        load_settings(config)
+
+
+def test_a_missing_or_broken_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("api_port = \n")
+    with pytest.raises(ConfigError, match=r"broken\.toml"):
+        load_settings(broken)
