@@ -25,6 +25,8 @@ class RaiseAlert:
     attributes: Mapping[str, Any] = field(default_factory=dict)
     # Tell the device (and so the elder) that the call was received.
     acknowledge_device: bool = False
+    # The device's message number: a redelivery with the same seq is not a new occurrence.
+    seq: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

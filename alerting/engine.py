@@ -26,8 +26,9 @@ class RulesEngine:
             return self._sos(event, device)
         if device is None:
             return (RejectMessage(reason=UNKNOWN_DEVICE),)
-        if isinstance(event, AvailabilityChanged) and not event.online:
-            # The broker's last will says the link dropped; that is no sign of life.
+        if isinstance(event, AvailabilityChanged) and (event.retained or not event.online):
+            # A last will says the link dropped, and a retained status is replayed by the
+            # broker on every subscription: neither is a sign of life.
             return ()
         return (RecordSighting(sighting=_sighting(event)),)
 
@@ -56,6 +57,7 @@ class RulesEngine:
             location=event.location,
             attributes=attributes,
             acknowledge_device=True,
+            seq=event.seq,
         )
         if device is None:
             return (alert,)

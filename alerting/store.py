@@ -56,6 +56,8 @@ class AlertRow(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     location: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The device's seq of the last occurrence counted, to recognise redeliveries.
+    last_seq: Mapped[int | None] = mapped_column(Integer)
 
     timeline: Mapped[list[AlertEventRow]] = relationship(
         back_populates="alert", order_by="AlertEventRow.id", lazy="raise"
@@ -93,6 +95,8 @@ class AlertEventRow(Base):
 class ChangeKind(StrEnum):
     CREATED = "alert.created"
     UPDATED = "alert.updated"
+    # A redelivery of an occurrence already counted: nothing changed.
+    DUPLICATE = "alert.duplicate"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -123,6 +127,7 @@ def raise_or_coalesce(session: Session, decision: RaiseAlert, now: datetime) -> 
         last_occurred_at=decision.occurred_at,
         location=dict(decision.location) if decision.location else None,
         attributes=dict(decision.attributes),
+        last_seq=decision.seq,
     )
     try:
         # A savepoint: if another process opened the same alert first, coalesce into it.
@@ -152,7 +157,12 @@ def _coalesce(session: Session, decision: RaiseAlert, now: datetime) -> AlertCha
     ).one_or_none()
     if row is None:
         return None
+    if decision.seq is not None and decision.seq == row.last_seq:
+        return AlertChange(
+            alert_id=row.id, kind=ChangeKind.DUPLICATE, device_id=row.device_id, type=row.type
+        )
     row.count += 1
+    row.last_seq = decision.seq
     row.updated_at = now
     row.last_occurred_at = max(row.last_occurred_at, decision.occurred_at)
     _log(session, row.id, now, "coalesced", f"device:{decision.device_id}", {"count": row.count})

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import OperationalError
 
-from anxin.database import open_database, upgrade
+from anxin.database import SchemaNotCurrentError, open_database, upgrade
 from anxin.logs import configure_logging
 from anxin.settings import ConfigError, Settings, load_settings
 from api.users import Role, UserError, save_user
@@ -125,8 +126,12 @@ def main() -> None:
     except ConfigError as exc:
         print(f"anxin: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except UserError as exc:
+    except (UserError, SchemaNotCurrentError) as exc:
         print(f"anxin: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        print(f"anxin: cannot use the database: {reason}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,6 +46,22 @@ def alembic_config(engine: Engine) -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Create or migrate the schema to ``revision``."""
     command.upgrade(alembic_config(engine), revision)
+
+
+class SchemaNotCurrentError(Exception):
+    """The database schema is older than this version of anxin."""
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Refuse to run on a schema that is missing or behind: `anxin db upgrade` first."""
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != script.get_current_head():
+        found = current or "no schema"
+        raise SchemaNotCurrentError(
+            f"the database schema is not current ({found}): run `anxin db upgrade`"
+        )
 
 
 def database_reachable(engine: Engine) -> bool:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.engine import RulesEngine
 from alerting.feed import AlertFeed
-from anxin.database import database_reachable, open_database
+from anxin.database import database_reachable, open_database, require_current_schema
 from anxin.secrets import token_secret
 from anxin.settings import ConfigError, Settings
 from api.app import create_app
@@ -82,48 +82,54 @@ async def run_service(
     on_ready: Callable[[], None] | None = None,
     clock: Clock = system_clock,
 ) -> None:
-    """Run until SIGINT or SIGTERM, then stop cleanly: nothing stored is left unacknowledged."""
+    """Run until SIGINT or SIGTERM, then stop: the batch under way is committed and acked."""
     broker = broker or settings.broker
     if roles.ingest and broker is None:
         raise ConfigError("ANXIN_MQTT_URL is not set (only `anxin demo` embeds a broker)")
     engine, sessions = open_database(settings.database_url)
-    feed = AlertFeed()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    readiness: dict[str, ReadinessCheck] = {"database": lambda: database_reachable(engine)}
-    connection = None
-    if broker is not None and roles.ingest:
-        connection = broker_connection(settings, broker, clock)
-        readiness["broker"] = lambda: connection.connected if connection else False
     try:
-        async with asyncio.TaskGroup() as tasks:
-            if connection is not None:
-                await connection.start()
-                ingest = _ingest_service(settings, connection, sessions, feed, clock)
-                tasks.create_task(_until(stop, ingest.run()), name="ingest")
-            server = None
-            if roles.api:
-                listener = _listen(settings.api_host, settings.api_port)
-                server = _api_server(settings, engine, sessions, feed, readiness, clock)
-                tasks.create_task(server.serve(sockets=[listener]), name="api")
-            if companion is not None:
-                tasks.create_task(companion(stop), name="companion")
-            await _wait_started(server, connection)
-            if on_ready is not None:
-                on_ready()
-            await stop.wait()
-            log.info("service.stopping")
-            if server is not None:
-                server.should_exit = True
-    finally:
-        if connection is not None:
-            await connection.stop()
+        await asyncio.to_thread(require_current_schema, engine)
+        # Everything that can fail on bad configuration fails here, before any task starts.
+        feed = AlertFeed()
+        readiness: dict[str, ReadinessCheck] = {"database": lambda: database_reachable(engine)}
+        connection = ingest = server = listener = None
+        if broker is not None and roles.ingest:
+            connection = broker_connection(settings, broker, clock)
+            readiness["broker"] = lambda: connection.connected if connection else False
+            ingest = _ingest_service(settings, connection, sessions, feed, clock)
+        if roles.api:
+            server = _api_server(settings, engine, sessions, feed, readiness, clock)
+            listener = _listen(settings.api_host, settings.api_port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                if connection is not None and ingest is not None:
+                    await connection.start()
+                    tasks.create_task(ingest.run(), name="ingest")
+                if server is not None and listener is not None:
+                    tasks.create_task(server.serve(sockets=[listener]), name="api")
+                if companion is not None:
+                    tasks.create_task(companion(stop), name="companion")
+                await _wait_started(server, connection, stop)
+                if on_ready is not None and not stop.is_set():
+                    on_ready()
+                await stop.wait()
+                log.info("service.stopping")
+                if ingest is not None:
+                    ingest.stop()
+                if server is not None:
+                    server.should_exit = True
+        finally:
+            if connection is not None:
+                await connection.stop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+    finally:
         engine.dispose()
-        log.info("service.stopped")
+    log.info("service.stopped")
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -141,25 +147,21 @@ def _listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-async def _until(stop: asyncio.Event, work: Awaitable[None]) -> None:
-    """Run ``work`` until ``stop`` is set, then cancel it."""
-    task = asyncio.ensure_future(work)
-    waiter = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def _wait_started(server: uvicorn.Server | None, connection: MqttConnection | None) -> None:
-    # uvicorn offers `started` only as a flag, so look at it now and then.
-    while server is not None and not server.started:  # noqa: ASYNC110
+async def _wait_started(
+    server: uvicorn.Server | None, connection: MqttConnection | None, stop: asyncio.Event
+) -> None:
+    """Until the API listens and the broker answered (or 10 s passed, or we are stopping)."""
+    # uvicorn and paho offer flags, not events, so look at them now and then.
+    deadline = asyncio.get_running_loop().time() + 10
+    while not stop.is_set():
+        api_up = server is None or server.started
+        broker_up = connection is None or connection.connected
+        if api_up and broker_up:
+            return
+        if api_up and asyncio.get_running_loop().time() > deadline:
+            log.warning("mqtt.not_connected_yet", note="retrying in the background")
+            return
         await asyncio.sleep(0.05)
-    if connection is not None and not await connection.wait_connected(within_s=10):
-        log.warning("mqtt.not_connected_yet", note="retrying in the background")
 
 
 def _ingest_service(

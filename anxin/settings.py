@@ -66,8 +66,17 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        if not value.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
+        if not value.startswith(
+            ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
+        ):
             raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("needs at least 32 characters (try: openssl rand -base64 48)")
         return value
 
     @field_validator("mqtt_topic_prefix")
@@ -123,6 +132,7 @@ def describe_errors(error: ValidationError) -> str:
         shown = f"={given!r}" if plain else ""
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "not a setting anxin knows"
+            # It may come from the file (lower case) or the environment: name it as given.
+            where, message = name, "not a setting anxin knows"
         problems.append(f"{where}{shown}: {message}")
     return "; ".join(problems)

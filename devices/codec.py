@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +55,9 @@ class NativeCodec:
     def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
         self.prefix = prefix
 
-    def decode(self, topic: str, payload: bytes, received_at: datetime) -> Decoded:
+    def decode(
+        self, topic: str, payload: bytes, received_at: datetime, retained: bool = False
+    ) -> Decoded:
         parsed = parse_uplink(topic, self.prefix)
         if parsed is None:
             return self._reject(topic, payload, "unknown topic", received_at, None)
@@ -63,7 +67,7 @@ class NativeCodec:
         if len(payload) > MAX_PAYLOAD_BYTES:
             return self._reject(topic, payload, "payload too large", received_at, device_id)
         if kind is UplinkKind.STATUS:
-            return self._status(topic, device_id, payload, received_at)
+            return self._status(topic, device_id, payload, received_at, retained)
         try:
             if kind is UplinkKind.HEARTBEAT:
                 beat = HeartbeatPayload.model_validate_json(payload.strip() or b"{}")
@@ -87,19 +91,20 @@ class NativeCodec:
                 occurred_at=received_at,
                 payload_error="payload too large",
             )
+        error = None
         try:
             sos = SosPayload.model_validate_json(payload.strip() or b"{}")
         except ValidationError as exc:
-            return SosPressed(
-                device_id=device_id,
-                received_at=received_at,
-                occurred_at=received_at,
-                payload_error=describe(exc),
-            )
+            error = describe(exc)
+            # Keep what is readable: a bad battery level must not lose the elder's room.
+            sos = _readable_part(payload, exc) or SosPayload()
         location = sos.location.model_dump(exclude_none=True) if sos.location else None
         trigger = sos.trigger.value if sos.trigger else None
         return SosPressed(
-            **_common(device_id, sos, received_at), location=location, trigger=trigger
+            **_common(device_id, sos, received_at),
+            location=location,
+            trigger=trigger,
+            payload_error=error,
         )
 
     def _event(
@@ -142,7 +147,7 @@ class NativeCodec:
         )
 
     def _status(
-        self, topic: str, device_id: str, payload: bytes, received_at: datetime
+        self, topic: str, device_id: str, payload: bytes, received_at: datetime, retained: bool
     ) -> AvailabilityChanged | Rejected:
         text = payload.strip().lower()
         if text in (b"online", b"offline"):
@@ -151,6 +156,7 @@ class NativeCodec:
                 received_at=received_at,
                 occurred_at=received_at,
                 online=text == b"online",
+                retained=retained,
             )
         return self._reject(
             topic, payload, "status must be online or offline", received_at, device_id
@@ -169,6 +175,32 @@ class NativeCodec:
         )
 
 
+def _readable_part(payload: bytes, error: ValidationError) -> SosPayload | None:
+    """The SOS payload without the fields that failed validation, if that much is valid."""
+    try:
+        raw = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    bad = {str(item["loc"][0]) for item in error.errors() if item["loc"]}
+    try:
+        return SosPayload.model_validate({k: v for k, v in raw.items() if k not in bad})
+    except ValidationError:
+        return None
+
+
+def json_safe(value: Any) -> Any:
+    """Unknown fields are kept, but NaN and infinities become text: SQL JSON refuses them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    return value
+
+
 def _common(device_id: str, body: Uplink, received_at: datetime) -> dict[str, Any]:
     when = event_time(body.ts, received_at)
     return {
@@ -179,5 +211,5 @@ def _common(device_id: str, body: Uplink, received_at: datetime) -> dict[str, An
         "seq": body.seq,
         "battery": body.battery,
         "rssi": body.rssi,
-        "attributes": dict(body.model_extra or {}),
+        "attributes": json_safe(body.model_extra) if body.model_extra else {},
     }

@@ -22,6 +22,8 @@ class DeviceMessage:
     rssi: float | None = None
     # Unknown extra payload fields, kept as they came.
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    # The broker replayed a retained message: old news, not a sign of life now.
+    retained: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

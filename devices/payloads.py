@@ -5,20 +5,23 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 MAX_PAYLOAD_BYTES = 16 * 1024
+
+# A JSON number and nothing else: `true` or "85" is not a battery level.
+Number = StrictFloat | StrictInt
 
 
 class Uplink(BaseModel):
     """Fields every uplink may carry; unknown extra fields are kept, never rejected."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
-    ts: float | str | None = None
-    seq: Annotated[int, Field(ge=0)] | None = None
-    battery: Annotated[float, Field(ge=0, le=100)] | None = None
-    rssi: float | None = None
+    ts: Number | str | None = None
+    seq: Annotated[StrictInt, Field(ge=0)] | None = None
+    battery: Annotated[Number, Field(ge=0, le=100)] | None = None
+    rssi: Number | None = None
 
 
 class HeartbeatPayload(Uplink):
@@ -26,15 +29,15 @@ class HeartbeatPayload(Uplink):
 
 
 class GeoLocation(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    lat: Annotated[float, Field(ge=-90, le=90)]
-    lon: Annotated[float, Field(ge=-180, le=180)]
-    accuracy_m: Annotated[float, Field(ge=0)] | None = None
+    lat: Annotated[Number, Field(ge=-90, le=90)]
+    lon: Annotated[Number, Field(ge=-180, le=180)]
+    accuracy_m: Annotated[Number, Field(ge=0)] | None = None
 
 
 class RoomLocation(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     room: Annotated[str, Field(max_length=128)]
 
@@ -64,12 +67,12 @@ class EventPayload(Uplink):
     type: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     state: EventState = EventState.ALARM
     zone: str | int | None = None
-    value: float | str | bool | None = None
+    value: Number | str | bool | None = None
     cid: Annotated[str, Field(pattern=r"^[136]\d{3}$")] | None = None
 
 
 class TelemetryPayload(Uplink):
-    metrics: dict[Annotated[str, Field(max_length=64)], float]
+    metrics: dict[Annotated[str, Field(max_length=64)], Number]
 
 
 class AckStatus(StrEnum):

@@ -103,14 +103,11 @@ class MqttConnection:
         self._connection = 0
         self._connected = threading.Event()
         self._client = self._make_client()
+        metrics.INBOX_DEPTH.set_function(lambda: len(self._inbox))
 
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
-
-    @property
-    def pending(self) -> int:
-        return len(self._inbox)
 
     def _make_client(self) -> paho.Client:
         options = self._options
@@ -132,6 +129,7 @@ class MqttConnection:
         client.suppress_exceptions = True
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         return client
 
@@ -161,18 +159,19 @@ class MqttConnection:
         return await asyncio.to_thread(self._connected.wait, within_s)
 
     async def next_batch(self, max_messages: int) -> list[Delivery]:
-        """Wait for at least one message, then take up to ``max_messages`` without waiting."""
-        while not self._inbox:
+        """Wait for a message (or ``interrupt``), then take up to ``max_messages`` at once."""
+        if not self._inbox:
             self._wakeup.clear()
             self._waiting = True
-            if self._inbox:  # it arrived between the check and the flag
-                break
-            await self._wakeup.wait()
-        self._waiting = False
+            if not self._inbox:  # re-checked: it may have arrived before the flag was up
+                await self._wakeup.wait()
+            self._waiting = False
         count = min(max_messages, len(self._inbox))
-        batch = [self._inbox.popleft() for _ in range(count)]
-        metrics.INBOX_DEPTH.set(len(self._inbox))
-        return batch
+        return [self._inbox.popleft() for _ in range(count)]
+
+    def interrupt(self) -> None:
+        """Wake ``next_batch`` with nothing, so its caller can see it should stop."""
+        self._wakeup.set()
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         """PUBACK what is stored; deliveries of an earlier connection will come again."""
@@ -202,6 +201,9 @@ class MqttConnection:
         self._connected.set()
         metrics.MQTT_CONNECTED.set(1)
         log.info("mqtt.connected", host=self._broker.host, port=self._broker.port)
+
+    def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+        log.warning("mqtt.connect_failed", host=self._broker.host, port=self._broker.port)
 
     def _on_disconnect(
         self,

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    wait_exponential_jitter,
-)
 
 from alerting.decisions import RaiseAlert, RecordSighting, RejectMessage
 from alerting.engine import RulesEngine
@@ -25,18 +21,26 @@ from alerting.feed import AlertFeed
 from alerting.store import AlertChange, ChangeKind, raise_or_coalesce
 from devices.clock import Clock, system_clock
 from devices.codec import NativeCodec
-from devices.events import Rejected
+from devices.events import Decoded, Rejected, SosPressed
 from devices.payloads import AckPayload, AckStatus
 from devices.registry import Sighting, find_devices, record_sightings
-from devices.topics import Downlink, downlink_topic
+from devices.topics import Downlink, Uplink, downlink_topic, parse_uplink
 from ingest import metrics
 from ingest.dead_letters import store_dead_letters
 from ingest.mqtt import Delivery, MqttConnection
 
 log = structlog.get_logger(__name__)
 
-# Spoken or shown by the device when its SOS is stored: "Your call was received; help is coming."
+# Spoken or shown by the device once its SOS is stored: "We received your call; please stay
+# calm, we are contacting you."
 SOS_RECEIVED_MESSAGE = "已收到您的呼叫，请保持冷静，我们正在联系您。"
+
+
+def is_transient(error: SQLAlchemyError) -> bool:
+    """Will the same write succeed later (database away, locked, connection lost)?"""
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -52,9 +56,14 @@ class BatchResult:
     device_acks: list[DeviceAck] = field(default_factory=list)
     dead_letters: int = 0
 
+    def merge(self, other: BatchResult) -> None:
+        self.changes += other.changes
+        self.device_acks += other.device_acks
+        self.dead_letters += other.dead_letters
+
 
 class IngestPipeline:
-    """Stores one batch of deliveries in one transaction. Synchronous: runs on the writer thread."""
+    """Stores batches of deliveries. Synchronous: it runs on the writer thread."""
 
     def __init__(
         self,
@@ -66,8 +75,58 @@ class IngestPipeline:
     ) -> None:
         self._sessions, self._codec, self._engine, self._clock = sessions, codec, engine, clock
 
+    def store(self, deliveries: Sequence[Delivery]) -> BatchResult:
+        """Store the batch; if the store refuses it for good, store its messages one by one."""
+        try:
+            return self.store_batch(deliveries)
+        except SQLAlchemyError as error:
+            if is_transient(error) or len(deliveries) == 1:
+                raise
+            log.error("ingest.batch_refused", error=_name(error), messages=len(deliveries))
+        result = BatchResult()
+        for delivery in deliveries:
+            try:
+                result.merge(self.store_batch([delivery]))
+            except SQLAlchemyError as error:
+                if is_transient(error):
+                    raise
+                result.merge(self.store_refused(delivery, error))
+        return result
+
     def store_batch(self, deliveries: Sequence[Delivery]) -> BatchResult:
-        decoded = [self._codec.decode(d.topic, d.payload, d.received_at) for d in deliveries]
+        """All of the batch in one transaction, or none of it."""
+        decoded = [
+            self._codec.decode(d.topic, d.payload, d.received_at, retained=d.retain)
+            for d in deliveries
+        ]
+        return self._store_decoded(deliveries, decoded)
+
+    def store_refused(self, delivery: Delivery, error: SQLAlchemyError) -> BatchResult:
+        """A message the store will not take: a dead letter, and still an alert if an SOS."""
+        reason = f"the store refused it: {_name(error)}"
+        log.error("ingest.message_refused", topic=delivery.topic, error=_name(error))
+        topic = parse_uplink(delivery.topic, self._codec.prefix)
+        replacement: Decoded
+        if topic is not None and topic.kind is Uplink.SOS:
+            replacement = SosPressed(
+                device_id=topic.device_id,
+                received_at=delivery.received_at,
+                occurred_at=delivery.received_at,
+                payload_error=reason,
+            )
+        else:
+            replacement = Rejected(
+                topic=delivery.topic,
+                payload=delivery.payload,
+                reason=reason,
+                received_at=delivery.received_at,
+                device_id=topic.device_id if topic else None,
+            )
+        return self._store_decoded([delivery], [replacement])
+
+    def _store_decoded(
+        self, deliveries: Sequence[Delivery], decoded: Sequence[Decoded]
+    ) -> BatchResult:
         result = BatchResult()
         rejected: list[Rejected] = []
         sightings: list[Sighting] = []
@@ -77,8 +136,6 @@ class IngestPipeline:
             )
             now = self._clock()
             for delivery, event in zip(deliveries, decoded, strict=True):
-                kind = delivery.topic.rsplit("/", 1)[-1]
-                metrics.MESSAGES.labels(kind).inc()
                 if isinstance(event, Rejected):
                     rejected.append(event)
                     continue
@@ -99,19 +156,23 @@ class IngestPipeline:
                         self._raise(session, decision, now, result)
             record_sightings(session, sightings)
             store_dead_letters(session, rejected)
+        # Counted once committed, so a retried batch is not counted twice.
+        for delivery in deliveries:
+            metrics.MESSAGES.labels(_kind(delivery.topic)).inc()
         for item in rejected:
-            metrics.DEAD_LETTERS.labels(item.topic.rsplit("/", 1)[-1]).inc()
+            metrics.DEAD_LETTERS.labels(_kind(item.topic)).inc()
         result.dead_letters = len(rejected)
         return result
 
     @staticmethod
     def _raise(session: Session, decision: RaiseAlert, now: datetime, result: BatchResult) -> None:
         change = raise_or_coalesce(session, decision, now)
-        result.changes.append(change)
         if change.kind is ChangeKind.CREATED:
             metrics.ALERTS_RAISED.labels(change.type).inc()
-        else:
+        elif change.kind is ChangeKind.UPDATED:
             metrics.ALERTS_COALESCED.labels(change.type).inc()
+        if change.kind is not ChangeKind.DUPLICATE:
+            result.changes.append(change)
         if decision.acknowledge_device:
             result.device_acks.append(
                 DeviceAck(
@@ -133,18 +194,30 @@ class IngestService:
         feed: AlertFeed,
         topic_prefix: str,
         max_batch: int = 1000,
+        retry_delay_s: Callable[[int], float] | None = None,
     ) -> None:
         self._connection, self._pipeline, self._feed = connection, pipeline, feed
         self._prefix, self._max_batch = topic_prefix, max_batch
+        self._retry_delay_s = retry_delay_s or _jittered_backoff
+        self._stopping = asyncio.Event()
         # One writer thread: batches commit in the order they arrived.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anxin-store")
 
+    def stop(self) -> None:
+        """Finish the batch under way (commit and acknowledge it), then return from run()."""
+        self._stopping.set()
+        self._connection.interrupt()
+
     async def run(self) -> None:
         try:
-            while True:
+            while not self._stopping.is_set():
                 batch = await self._connection.next_batch(self._max_batch)
+                if not batch:
+                    continue
                 started = time.perf_counter()
                 result = await self._store(batch)
+                if result is None:
+                    break  # stopped while the store was away: the broker keeps the batch
                 metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
                 metrics.BATCH_SIZE.observe(len(batch))
                 self._connection.ack(batch)
@@ -154,17 +227,25 @@ class IngestService:
         finally:
             self._writer.shutdown(wait=True)
 
-    async def _store(self, batch: Sequence[Delivery]) -> BatchResult:
+    async def _store(self, batch: Sequence[Delivery]) -> BatchResult | None:
+        """Store the batch, waiting out an absent store; never drops it, never acks it early."""
         loop = asyncio.get_running_loop()
-        # A store that is away holds the batch (unacknowledged) until it is back: never dropped.
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(SQLAlchemyError),
-            wait=wait_exponential_jitter(initial=0.1, max=10),
-            before_sleep=_log_store_retry,
-        ):
-            with attempt:
-                return await loop.run_in_executor(self._writer, self._pipeline.store_batch, batch)
-        raise AssertionError("unreachable: retries never stop")
+        failures = 0
+        while True:
+            try:
+                return await loop.run_in_executor(self._writer, self._pipeline.store, batch)
+            except SQLAlchemyError as error:
+                if not is_transient(error):
+                    raise
+                failures += 1
+                metrics.BATCH_FAILURES.inc()
+                delay = self._retry_delay_s(failures)
+                log.error("ingest.store_unavailable", error=_name(error), retry_in_s=delay)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                return None
+            except TimeoutError:
+                continue
 
     def _tell_devices(self, acks: Sequence[DeviceAck]) -> None:
         for ack in acks:
@@ -174,7 +255,18 @@ class IngestService:
             self._connection.publish(topic, payload.model_dump_json().encode(), qos=1)
 
 
-def _log_store_retry(state: RetryCallState) -> None:
-    metrics.BATCH_FAILURES.inc()
-    error = state.outcome.exception() if state.outcome is not None else None
-    log.error("ingest.store_failed", error=repr(error), retrying=True)
+def _jittered_backoff(failures: int) -> float:
+    """0.1 s doubling up to 10 s, with full jitter so several processes do not retry in step."""
+    ceiling: float = min(10.0, 0.1 * 2 ** min(failures, 10))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+
+
+def _kind(topic: str) -> str:
+    return topic.rsplit("/", 1)[-1] if topic.count("/") >= 1 else "unknown"
+
+
+def _name(error: SQLAlchemyError) -> str:
+    """The driver's error class and first line, without SQL or parameters (they hold data)."""
+    original = getattr(error, "orig", None) or error
+    first_line = str(original).strip().splitlines()[0] if str(original).strip() else ""
+    return f"{type(original).__name__}: {first_line}"[:300]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -63,3 +64,37 @@ def test_users_add_refuses_a_short_password_and_an_unknown_role(tmp_path: Path) 
     role = setup.cli("users", "add", "qian", "--role", "boss", "--password-stdin", stdin="x" * 9)
     assert role.returncode == 2
     assert "boss" in role.stderr
+
+
+def test_serve_on_a_database_without_schema_says_what_to_do(tmp_path: Path) -> None:
+    setup = anxin_env(tmp_path, ANXIN_MQTT_URL="mqtt://127.0.0.1:1")
+    result = setup.cli("serve")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "anxin: the database schema is not current (no schema): run `anxin db upgrade`"
+    )
+
+
+def test_an_api_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        setup = anxin_env(tmp_path, ANXIN_API_PORT=str(port))
+        assert setup.cli("db", "upgrade").returncode == 0
+        result = setup.cli("api")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        f"anxin: configuration error: cannot listen on 127.0.0.1:{port}: "
+        + lines[0].rsplit(": ", 1)[-1]
+    ]
+    assert "in use" in lines[0]
+
+
+def test_a_short_secret_key_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    setup = anxin_env(tmp_path, ANXIN_SECRET_KEY="tooshort")
+    result = setup.cli("api")
+    assert result.returncode == 2
+    assert "ANXIN_SECRET_KEY: needs at least 32 characters" in result.stderr
+    assert "tooshort" not in result.stderr

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.engine import RulesEngine
 from alerting.store import AlertRow, ChangeKind
 from devices.codec import NativeCodec
-from devices.registry import DeviceRow, register_device
+from devices.events import DeviceEvent
+from devices.registry import DeviceInfo, DeviceRow, register_device
 from ingest.dead_letters import DeadLetterRow
 from ingest.mqtt import Delivery
 from ingest.pipeline import IngestPipeline
@@ -76,3 +79,57 @@ def test_last_seen_never_moves_back(sessions: sessionmaker[Session]) -> None:
         device = session.get(DeviceRow, "p1")
     assert device is not None
     assert device.last_seen_at == T0 + timedelta(minutes=5)
+
+
+def test_a_redelivered_sos_is_not_counted_twice(sessions: sessionmaker[Session]) -> None:
+    run = pipeline(sessions)
+    first = run.store_batch([delivery("anxin/v1/p1/sos", b'{"seq": 41}')])
+    again = run.store_batch([delivery("anxin/v1/p1/sos", b'{"seq": 41}')])  # broker redelivery
+    pressed_again = run.store_batch([delivery("anxin/v1/p1/sos", b'{"seq": 42}')])
+    assert [c.kind for c in first.changes] == [ChangeKind.CREATED]
+    assert again.changes == []  # nothing changed, nothing to announce
+    assert [a.alert_id for a in again.device_acks] == [first.changes[0].alert_id]  # re-told
+    assert [c.kind for c in pressed_again.changes] == [ChangeKind.UPDATED]
+    with sessions() as session:
+        (row,) = session.scalars(select(AlertRow)).all()
+    assert row.count == 2
+
+
+class PoisonedEngine(RulesEngine):
+    """Stands in for a store that refuses one message for good (a DataError)."""
+
+    def evaluate(self, event: DeviceEvent, device: DeviceInfo | None, now: datetime) -> Any:
+        if "poison" in event.attributes:
+            raise DataError("INSERT ...", {}, Exception("value out of range"))
+        return super().evaluate(event, device, now)
+
+
+def test_a_message_the_store_refuses_does_not_hold_up_the_rest(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        register_device(session, "p1", "sos-pendant")
+    run = IngestPipeline(
+        sessions=sessions, codec=NativeCodec(), engine=PoisonedEngine(), clock=lambda: T0
+    )
+    result = run.store(
+        [
+            delivery("anxin/v1/p1/heartbeat", b"{}"),
+            delivery("anxin/v1/p1/sos", b'{"poison": 1}'),
+            delivery("anxin/v1/p2/sos", b"{}"),
+            delivery("anxin/v1/p1/event", b'{"type": "smoke", "poison": 1}'),
+        ]
+    )
+    with sessions() as session:
+        alerts = {a.device_id: a for a in session.scalars(select(AlertRow))}
+        letters = session.scalars(select(DeadLetterRow)).all()
+        device = session.get(DeviceRow, "p1")
+    # The SOS the store refused is still an alert, marked; the smoke event is a dead letter.
+    assert sorted(alerts) == ["p1", "p2"]
+    assert alerts["p1"].attributes["payload_error"].startswith("the store refused it: ")
+    assert [(d.topic, d.reason.split(":")[0]) for d in letters] == [
+        ("anxin/v1/p1/event", "the store refused it")
+    ]
+    assert result.dead_letters == 1
+    assert device is not None
+    assert device.last_seen_at == T0

@@ -158,7 +158,35 @@ def test_any_bytes_on_any_topic_give_an_event_or_a_rejection(topic: str, payload
     event = codec.decode(topic, payload, NOW)
     if topic.endswith("/sos") and topic.startswith("anxin/v1/dev-1"):
         assert isinstance(event, SosPressed)  # an SOS is never dropped
+    if not isinstance(event, Rejected):
+        json.dumps(event.attributes, allow_nan=False)  # what is kept can be stored
     assert isinstance(
         event,
         Heartbeat | SosPressed | SensorEvent | TelemetryReport | AvailabilityChanged | Rejected,
     )
+
+
+def test_an_sos_with_one_bad_field_keeps_the_rest() -> None:
+    body = json.dumps({"battery": 150, "location": {"room": "卫生间"}, "trigger": "pullcord"})
+    event = decode("anxin/v1/d1/sos", body)
+    assert isinstance(event, SosPressed)
+    assert event.location == {"room": "卫生间"}
+    assert event.trigger == "pullcord"
+    assert event.battery is None
+    assert event.payload_error is not None
+    assert "battery" in event.payload_error
+
+
+@pytest.mark.parametrize("field", ["ts", "battery", "rssi", "seq"])
+def test_a_boolean_is_not_a_number(field: str) -> None:
+    event = decode("anxin/v1/d1/heartbeat", json.dumps({field: True}))
+    assert isinstance(event, Rejected)
+    assert field in event.reason
+
+
+def test_non_finite_numbers_in_unknown_fields_are_kept_as_text() -> None:
+    event = decode("anxin/v1/d1/sos", b'{"x": NaN, "nested": {"y": [Infinity]}}')
+    assert isinstance(event, SosPressed)
+    assert event.payload_error is None
+    assert event.attributes == {"x": "nan", "nested": {"y": ["inf"]}}
+    json.dumps(event.attributes, allow_nan=False)  # storable as SQL JSON

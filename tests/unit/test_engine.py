@@ -37,6 +37,7 @@ def test_an_sos_raises_a_critical_emergency_and_tells_the_device() -> None:
             location={"room": "卧室"},
             attributes={"trigger": "pullcord", "seq": 9, "clock_skew_s": -2.0},
             acknowledge_device=True,
+            seq=9,
         ),
         RecordSighting(sighting=Sighting(device_id="p1", seen_at=NOW, battery=40, online=True)),
     )
@@ -64,6 +65,14 @@ def test_anything_but_an_sos_from_an_unknown_device_is_rejected() -> None:
     assert engine.evaluate(event, None, NOW) == (RejectMessage(reason="unknown device"),)
 
 
-def test_a_last_will_is_no_sign_of_life() -> None:
+def test_a_last_will_or_a_replayed_status_is_no_sign_of_life() -> None:
     offline = AvailabilityChanged(device_id="p1", received_at=NOW, occurred_at=NOW, online=False)
+    replayed = AvailabilityChanged(
+        device_id="p1", received_at=NOW, occurred_at=NOW, online=True, retained=True
+    )
+    online = AvailabilityChanged(device_id="p1", received_at=NOW, occurred_at=NOW, online=True)
     assert engine.evaluate(offline, PENDANT, NOW) == ()
+    assert engine.evaluate(replayed, PENDANT, NOW) == ()
+    assert engine.evaluate(online, PENDANT, NOW) == (
+        RecordSighting(sighting=Sighting(device_id="p1", seen_at=NOW, online=True)),
+    )
