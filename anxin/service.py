@@ -135,7 +135,9 @@ async def run_service(
 def _listen(host: str, port: int) -> socket.socket:
     """Bind the API's socket ourselves, so a port in use is a clear error, not a crash."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY on accepted connections only when
+    # the socket says it is TCP, and without it every keep-alive response waits ~40 ms.
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((host, port))

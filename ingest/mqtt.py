@@ -10,6 +10,7 @@ acknowledgement, and paho's receive path is the faster of the two.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -197,6 +198,11 @@ class MqttConnection:
             log.error("mqtt.connect_refused", reason=str(reason))
             return
         self._connection += 1
+        sock = client.socket()
+        if isinstance(sock, socket.socket):
+            # PUBACKs and Acks are small writes in a row: without this, Nagle's algorithm
+            # holds each one back until the last is acknowledged (tens of ms on loopback).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.subscribe([(topic, 1) for topic in self._options.subscriptions])
         self._connected.set()
         metrics.MQTT_CONNECTED.set(1)

@@ -41,6 +41,7 @@ def running_mosquitto(folder: Path) -> Iterator[Mosquitto]:
                 f"listener {port} 127.0.0.1",
                 "allow_anonymous true",
                 "persistence false",
+                "set_tcp_nodelay true",
                 # The platform's session must not lose queued QoS 1 messages while it is away.
                 "max_queued_messages 100000",
                 f"log_dest file {log}",
