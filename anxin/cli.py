@@ -11,7 +11,13 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import OperationalError
 
-from anxin.database import SchemaNotCurrentError, open_database, upgrade
+from anxin.database import (
+    SchemaNotCurrentError,
+    known_models,
+    open_database,
+    require_current_schema,
+    upgrade,
+)
 from anxin.logs import configure_logging
 from anxin.settings import ConfigError, Settings, load_settings
 from api.users import Role, UserError, save_user
@@ -26,6 +32,10 @@ db_app = typer.Typer(help="The SQL database.", no_args_is_help=True)
 users_app = typer.Typer(help="Users of the API and console.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+devices_app = typer.Typer(help="Devices and their broker credentials.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
+dead_letters_app = typer.Typer(help="Messages that could not be used.", no_args_is_help=True)
+app.add_typer(dead_letters_app, name="dead-letters")
 
 ConfigOption = Annotated[
     Path | None,
@@ -117,6 +127,125 @@ def users_add(
     finally:
         engine.dispose()
     typer.echo(f"user {name} saved ({role.value})")
+
+
+@devices_app.command("provision")
+def devices_provision(
+    ctx: typer.Context,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder of the files, e.g. /etc/mosquitto/anxin.")
+    ],
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="New passwords for every device, not only new ones.")
+    ] = False,
+    platform_user: Annotated[
+        str, typer.Option("--platform-user", help="The platform's broker account.")
+    ] = "anxin",
+    platform_password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--platform-password-stdin",
+            help="Read the platform's password from standard input (else kept or generated).",
+        ),
+    ] = False,
+) -> None:
+    """Write Mosquitto's password file and ACL for the registered devices (docs/provisioning.md)."""
+    from devices.provision import (
+        ProvisionError,
+        provision,
+        registered_device_ids,
+        summary,
+        warnings,
+    )
+
+    settings = _settings(ctx)
+    password = sys.stdin.readline().rstrip("\r\n") if platform_password_stdin else None
+    engine, sessions = open_database(settings.database_url)
+    try:
+        upgrade(engine)
+        with sessions() as session:
+            device_ids = registered_device_ids(session)
+    finally:
+        engine.dispose()
+    try:
+        done, written = provision(
+            out,
+            device_ids,
+            platform_user=platform_user,
+            platform_password=password,
+            rotate=rotate,
+            prefix=settings.mqtt_topic_prefix,
+        )
+    except ProvisionError as exc:
+        print(f"anxin: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from exc
+    for line in warnings(done):
+        typer.echo(f"anxin: warning: {line}", err=True)
+    for line in summary(done, written, out):
+        typer.echo(line)
+
+
+@devices_app.command("import")
+def devices_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV, UTF-8 (or GB18030), columns in docs.")],
+) -> None:
+    """Create or update elders, contacts and devices from a spreadsheet; bad rows are listed."""
+    from devices.csv_import import CsvFormatError, import_csv
+
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {file}: {exc.strerror}") from exc
+    engine, sessions = open_database(_settings(ctx).database_url)
+    try:
+        upgrade(engine)
+        with sessions.begin() as session:
+            report = import_csv(session, data, known_models())
+    except CsvFormatError as exc:
+        raise UserError(f"{file}: {exc}") from exc
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"{file}: {report.rows} rows imported ({report.encoding}); "
+        f"elders {report.elders_created} new, {report.elders_updated} updated; "
+        f"devices {report.devices_created} new, {report.devices_updated} updated; "
+        f"{report.contacts_added} contacts added"
+    )
+    for error in report.errors:
+        typer.echo(f"{file}:{error.line}: {error.message}", err=True)
+    if report.errors:
+        typer.echo(f"{len(report.errors)} rows not imported", err=True)
+        raise typer.Exit(1)
+
+
+@dead_letters_app.command("list")
+def dead_letters_list(
+    ctx: typer.Context,
+    device: Annotated[str | None, typer.Option(help="Only this device's.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """The newest dead letters: when, topic, reason, and the payload (cut short)."""
+    from sqlalchemy import select
+
+    from ingest.dead_letters import DeadLetterRow
+
+    engine, sessions = open_database(_settings(ctx).database_url)
+    try:
+        require_current_schema(engine)
+        with sessions() as session:
+            query = select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit)
+            if device is not None:
+                query = query.where(DeadLetterRow.device_id == device)
+            rows = list(session.scalars(query))
+    finally:
+        engine.dispose()
+    for row in rows:
+        payload = row.payload[:80].decode("utf-8", "backslashreplace")
+        when = row.received_at.isoformat(timespec="seconds")
+        typer.echo(f"{when}  {row.topic}  {row.reason}  {payload!r}")
+    if not rows:
+        typer.echo("no dead letters")
 
 
 def main() -> None:

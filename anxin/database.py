@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 # Importing the table modules registers their tables on the shared metadata.
 from alerting import store as _alert_tables  # noqa: F401
 from api import users as _user_tables  # noqa: F401
+from devices import elders as _elder_tables  # noqa: F401
 from devices import registry as _device_tables  # noqa: F401
 from devices.sql import Base, make_engine, normalise_url
 from ingest import dead_letters as _dead_letter_tables  # noqa: F401
@@ -62,6 +63,11 @@ def require_current_schema(engine: Engine) -> None:
         raise SchemaNotCurrentError(
             f"the database schema is not current ({found}): run `anxin db upgrade`"
         )
+
+
+def known_models() -> frozenset[str] | None:
+    """The device models a registry import accepts (the catalogue, once there is one)."""
+    return None
 
 
 def database_reachable(engine: Engine) -> bool:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.feed import AlertFeed
 from api.tokens import InvalidTokenError, Principal, TokenService
+from api.users import Role
 from devices.clock import Clock
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a password
@@ -65,3 +66,27 @@ def _unauthorized(detail: str) -> HTTPException:
         detail=detail,
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+def require_role(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that lets only ``roles`` through (403 for the others)."""
+    allowed = frozenset(roles)
+
+    def check(user: CurrentUser) -> Principal:
+        if user.role not in allowed:
+            raise HTTPException(
+                status_code=status.HTTP_403_FORBIDDEN,
+                detail=f"the {user.role.value} role may not do this",
+            )
+        return user
+
+    return check
+
+
+# Who may see elders' personal data; engineers see devices, not people.
+PeopleReader = Annotated[
+    Principal, Depends(require_role(Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN))
+]
+RegistryAdmin = Annotated[Principal, Depends(require_role(Role.ADMIN))]
+DeviceEditor = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.ENGINEER))]
+Engineer = Annotated[Principal, Depends(require_role(Role.ENGINEER, Role.ADMIN))]

@@ -4,13 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import cast
 
-from sqlalchemy import Boolean, Float, Integer, String, Table, bindparam, func, or_, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import (
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    String,
+    Table,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from devices.elders import ElderRow
 from devices.sql import Base, UtcDateTime
+
+
+class DeviceStatus(StrEnum):
+    ACTIVE = "active"
+    MAINTENANCE = "maintenance"  # known to be away: no offline alerts
+    RETIRED = "retired"
 
 
 class DeviceRow(Base):
@@ -18,11 +38,20 @@ class DeviceRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     model: Mapped[str] = mapped_column(String(64))
-    elder_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    elder_id: Mapped[int | None] = mapped_column(
+        ForeignKey("elders.id", ondelete="SET NULL"), index=True
+    )
+    room: Mapped[str | None] = mapped_column(String(64))
+    install_date: Mapped[date | None] = mapped_column(Date)
+    # The friendly name a Zigbee2MQTT gateway publishes it under.
+    zigbee_name: Mapped[str | None] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=DeviceStatus.ACTIVE.value)
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     online: Mapped[bool | None] = mapped_column(Boolean)
     battery: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=lambda: datetime.now(UTC))
+
+    elder: Mapped[ElderRow | None] = relationship(lazy="raise")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

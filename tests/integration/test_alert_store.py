@@ -1,4 +1,4 @@
-"""The alert store on a real SQLite database."""
+"""The alert store on real SQLite and PostgreSQL databases."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The HTTP API in-process (FastAPI's TestClient) on a real SQLite database."""
+"""The HTTP API in-process (FastAPI's TestClient) on real SQLite and PostgreSQL databases."""
 
 from __future__ import annotations
 

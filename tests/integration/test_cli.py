@@ -98,3 +98,43 @@ def test_a_short_secret_key_is_refused_without_echoing_it(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert "ANXIN_SECRET_KEY: needs at least 32 characters" in result.stderr
     assert "tooshort" not in result.stderr
+
+
+def test_devices_import_reports_bad_lines_and_imports_the_rest(tmp_path: Path) -> None:
+    setup = anxin_env(tmp_path)
+    fleet = tmp_path / "fleet.csv"
+    fleet.write_text(
+        "device_id,model,elder_id,elder_name,community,categories\n"
+        "p-1,sos-pendant,E1,张秀英,张家口市/张北县,独居\n"
+        "p-2,sos-pendant,E1,张秀英,张家口市/张北县,独居;神仙\n"
+        "p-3,pull-cord,E1,张秀英,,\n",
+        encoding="utf-8",
+    )
+    first = setup.cli("devices", "import", str(fleet))
+    assert first.returncode == 1
+    assert "2 rows imported" in first.stdout
+    assert f"{fleet}:3: unknown category '神仙'" in first.stderr
+    again = setup.cli("devices", "import", str(fleet))
+    assert "elders 0 new" in again.stdout
+    assert "devices 0 new, 0 updated" in again.stdout
+    with sqlite3.connect(setup.database_path) as db:
+        assert db.execute("SELECT count(*) FROM elders").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM devices").fetchone() == (2,)
+    missing = setup.cli("devices", "import", str(tmp_path / "nope.csv"))
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("anxin: cannot read")
+
+
+def test_dead_letters_list(tmp_path: Path) -> None:
+    setup = anxin_env(tmp_path)
+    assert setup.cli("db", "upgrade").returncode == 0
+    assert setup.cli("dead-letters", "list").stdout.strip() == "no dead letters"
+    with sqlite3.connect(setup.database_path) as db:
+        db.execute(
+            "INSERT INTO dead_letters (received_at, topic, device_id, reason, payload) "
+            "VALUES ('2026-11-22 03:00:00', 'anxin/v1/d1/event', 'd1', 'unknown event type', ?)",
+            (b'{"type": "explode"}',),
+        )
+    listed = setup.cli("dead-letters", "list", "--device", "d1")
+    assert listed.returncode == 0
+    assert "anxin/v1/d1/event  unknown event type" in listed.stdout

@@ -1,4 +1,4 @@
-"""The ingest pipeline on a real SQLite database: one batch, one transaction."""
+"""The ingest pipeline on real SQLite and PostgreSQL databases: one batch, one transaction."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting.engine import RulesEngine
 from alerting.store import AlertRow, ChangeKind
 from devices.codec import NativeCodec
+from devices.elders import ElderRow
 from devices.events import DeviceEvent
 from devices.registry import DeviceInfo, DeviceRow, register_device
 from ingest.dead_letters import DeadLetterRow
@@ -37,6 +38,8 @@ def test_one_batch_stores_alerts_sightings_and_dead_letters(
     sessions: sessionmaker[Session],
 ) -> None:
     with sessions.begin() as session:
+        session.add(ElderRow(id=17, name="张秀英"))
+        session.flush()
         register_device(session, "p1", "sos-pendant", elder_id=17)
     batch = [
         delivery("anxin/v1/p1/heartbeat", b'{"battery": 80}', T0),
@@ -93,6 +96,23 @@ def test_a_redelivered_sos_is_not_counted_twice(sessions: sessionmaker[Session])
     with sessions() as session:
         (row,) = session.scalars(select(AlertRow)).all()
     assert row.count == 2
+
+
+def test_odd_values_in_unknown_fields_are_stored_with_the_sos(
+    sessions: sessionmaker[Session],
+) -> None:
+    # NaN and infinities are not JSON, and PostgreSQL's json refuses them: they are kept as
+    # text. A NUL character is JSON (\u0000), which PostgreSQL's json keeps escaped.
+    payload = b'{"x": NaN, "nested": {"y": [Infinity, -Infinity]}, "z": "a\\u0000b", "floor": 3}'
+    result = pipeline(sessions).store_batch([delivery("anxin/v1/p1/sos", payload)])
+    assert [c.kind for c in result.changes] == [ChangeKind.CREATED]
+    with sessions() as session:
+        (row,) = session.scalars(select(AlertRow)).all()
+    assert "payload_error" not in row.attributes
+    assert row.attributes["x"] == "nan"
+    assert row.attributes["nested"] == {"y": ["inf", "-inf"]}
+    assert row.attributes["z"] == "a\x00b"
+    assert row.attributes["floor"] == 3
 
 
 class PoisonedEngine(RulesEngine):

@@ -1,0 +1,193 @@
+"""Devices: ``/api/v1/devices``, and the spreadsheet import."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, UploadFile, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+
+from api.deps import CurrentUser, DbSession, DeviceEditor, RegistryAdmin
+from api.pagination import decode_cursor, encode_cursor
+from api.tokens import Principal
+from devices.csv_import import CsvFormatError, import_csv
+from devices.elders import ElderRow, in_scope
+from devices.registry import DeviceRow, DeviceStatus
+from devices.topics import DEVICE_ID_PATTERN
+
+router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
+
+
+class DeviceFields(BaseModel):
+    elder_id: int | None = None
+    room: Annotated[str, Field(max_length=64, examples=["卧室"])] | None = None
+    install_date: date | None = None
+    zigbee_name: Annotated[str, Field(max_length=128)] | None = None
+    status: DeviceStatus = DeviceStatus.ACTIVE
+
+
+class DeviceIn(DeviceFields):
+    id: Annotated[str, Field(pattern=f"^{DEVICE_ID_PATTERN.pattern}$", examples=["pendant-0017"])]
+    model: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", examples=["sos-pendant"])]
+
+
+class DevicePatch(DeviceFields):
+    model: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")] | None = None
+    status: DeviceStatus | None = None  # type: ignore[assignment]
+
+
+class DeviceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    model: str
+    elder_id: int | None
+    room: str | None
+    install_date: date | None
+    zigbee_name: str | None
+    status: DeviceStatus
+    last_seen_at: datetime | None
+    online: bool | None
+    battery: float | None
+    created_at: datetime
+
+
+class DevicePage(BaseModel):
+    items: list[DeviceOut]
+    next_cursor: str | None
+
+
+class ImportProblem(BaseModel):
+    line: int
+    message: str
+
+
+class ImportOut(BaseModel):
+    rows: int
+    elders_created: int
+    elders_updated: int
+    devices_created: int
+    devices_updated: int
+    contacts_added: int
+    encoding: str
+    errors: list[ImportProblem]
+
+
+@router.get("", response_model=DevicePage)
+def list_devices(
+    session: DbSession,
+    user: CurrentUser,
+    model: str | None = None,
+    status_: Annotated[DeviceStatus | None, Query(alias="status")] = None,
+    elder_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> DevicePage:
+    query = _scoped(select(DeviceRow), user).order_by(DeviceRow.id)
+    if model is not None:
+        query = query.where(DeviceRow.model == model)
+    if status_ is not None:
+        query = query.where(DeviceRow.status == status_.value)
+    if elder_id is not None:
+        query = query.where(DeviceRow.elder_id == elder_id)
+    if cursor is not None:
+        query = query.where(DeviceRow.id > decode_cursor(cursor))
+    rows = list(session.scalars(query.limit(limit + 1)))
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return DevicePage(
+        items=[DeviceOut.model_validate(r) for r in rows[:limit]], next_cursor=next_cursor
+    )
+
+
+@router.post("", response_model=DeviceOut, status_code=status.HTTP_201_CREATED)
+def create_device(body: DeviceIn, session: DbSession, user: DeviceEditor) -> DeviceOut:
+    if session.get(DeviceRow, body.id) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"device {body.id} exists")
+    _check_elder(session, user, body.elder_id)
+    device = DeviceRow(**body.model_dump(exclude={"status"}), status=body.status.value)
+    session.add(device)
+    _commit(session)
+    return DeviceOut.model_validate(device)
+
+
+@router.post("/import", response_model=ImportOut)
+async def import_devices(file: UploadFile, session: DbSession, _user: RegistryAdmin) -> ImportOut:
+    """The CSV of `anxin devices import`: bad rows are reported by line, the rest imported."""
+    data = await file.read(MAX_IMPORT_BYTES + 1)
+    if len(data) > MAX_IMPORT_BYTES:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail="file too large")
+    try:
+        report = import_csv(session, data)
+    except CsvFormatError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
+    session.commit()
+    return ImportOut(
+        rows=report.rows,
+        elders_created=report.elders_created,
+        elders_updated=report.elders_updated,
+        devices_created=report.devices_created,
+        devices_updated=report.devices_updated,
+        contacts_added=report.contacts_added,
+        encoding=report.encoding,
+        errors=[ImportProblem(line=e.line, message=e.message) for e in report.errors],
+    )
+
+
+@router.get("/{device_id}", response_model=DeviceOut)
+def read_device(device_id: str, session: DbSession, user: CurrentUser) -> DeviceOut:
+    return DeviceOut.model_validate(_visible(session, user, device_id))
+
+
+@router.patch("/{device_id}", response_model=DeviceOut)
+def update_device(
+    device_id: str, body: DevicePatch, session: DbSession, user: DeviceEditor
+) -> DeviceOut:
+    device = _visible(session, user, device_id)
+    changes = body.model_dump(exclude_unset=True)
+    if "elder_id" in changes:
+        _check_elder(session, user, changes["elder_id"])
+    for name, value in changes.items():
+        setattr(device, name, value.value if isinstance(value, DeviceStatus) else value)
+    _commit(session)
+    return DeviceOut.model_validate(device)
+
+
+def _scoped(query: Select[DeviceRow], user: Principal) -> Select[DeviceRow]:
+    """A scoped user sees the devices of elders in their communities."""
+    if not user.scope:
+        return query
+    return query.join(ElderRow, ElderRow.id == DeviceRow.elder_id).where(
+        (ElderRow.community == user.scope) | ElderRow.community.startswith(user.scope + "/")
+    )
+
+
+def _visible(session: DbSession, user: Principal, device_id: str) -> DeviceRow:
+    device = session.scalars(
+        _scoped(select(DeviceRow), user).where(DeviceRow.id == device_id)
+    ).first()
+    if device is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="device not found")
+    return device
+
+
+def _check_elder(session: DbSession, user: Principal, elder_id: int | None) -> None:
+    if elder_id is None:
+        return
+    elder = session.get(ElderRow, elder_id)
+    if elder is None or not in_scope(elder.community, user.scope):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="no such elder")
+
+
+def _commit(session: DbSession) -> None:
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail="zigbee_name is already another device's"
+        ) from exc

@@ -1,0 +1,197 @@
+"""The people served: ``/api/v1/elders``. Personal data: by role and by community scope."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from api.deps import DbSession, PeopleReader, RegistryAdmin
+from api.pagination import decode_int_cursor, encode_cursor
+from api.tokens import Principal
+from devices.elders import (
+    ContactRelation,
+    ContactRow,
+    ElderCategory,
+    ElderRow,
+    in_scope,
+    parse_community,
+)
+
+router = APIRouter(prefix="/api/v1/elders", tags=["elders"])
+
+Phone = Annotated[str, Field(pattern=r"^\+?[0-9]{5,20}$", examples=["13800138000"])]
+
+
+class Location(BaseModel):
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+
+
+class ContactIn(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    phone: Phone
+    relation: ContactRelation = ContactRelation.FAMILY
+
+
+class ContactOut(ContactIn):
+    model_config = ConfigDict(from_attributes=True)
+
+    position: int
+
+
+class ElderFields(BaseModel):
+    external_id: Annotated[str, Field(max_length=64)] | None = None
+    phone: Phone | None = None
+    address: Annotated[str, Field(max_length=255)] | None = None
+    community: Annotated[
+        str | None, Field(max_length=255, examples=["张家口市/张北县/花园街道/幸福社区"])
+    ] = None
+    location: Location | None = None
+    categories: list[ElderCategory] = Field(default_factory=list)
+    medical_notes: str | None = None
+    key_safe_note: str | None = None
+
+    @field_validator("community")
+    @classmethod
+    def _community(cls, value: str | None) -> str | None:
+        return None if value is None else parse_community(value)
+
+
+class ElderIn(ElderFields):
+    name: Annotated[str, Field(min_length=1, max_length=64, examples=["张秀英"])]
+    # In calling order: the first is called first.
+    contacts: list[ContactIn] = Field(default_factory=list)
+
+
+class ElderPatch(ElderFields):
+    """Only the fields sent change; ``contacts``, when sent, replaces the list."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    categories: list[ElderCategory] | None = None  # type: ignore[assignment]
+    contacts: list[ContactIn] | None = None
+
+
+class ElderOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    external_id: str | None
+    name: str
+    phone: str | None
+    address: str | None
+    community: str | None
+    location: Location | None
+    categories: list[ElderCategory]
+    medical_notes: str | None
+    key_safe_note: str | None
+    contacts: list[ContactOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ElderPage(BaseModel):
+    items: list[ElderOut]
+    next_cursor: str | None
+
+
+@router.get("", response_model=ElderPage)
+def list_elders(
+    session: DbSession,
+    user: PeopleReader,
+    community: str | None = None,
+    category: ElderCategory | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> ElderPage:
+    """Elders in the caller's scope; ``community`` narrows to a tier path and all below it."""
+    query = select(ElderRow).order_by(ElderRow.id)
+    for prefix in (user.scope, community):
+        if prefix:
+            query = query.where(
+                (ElderRow.community == prefix) | ElderRow.community.startswith(prefix + "/")
+            )
+    if cursor is not None:
+        query = query.where(ElderRow.id > decode_int_cursor(cursor))
+    rows = list(session.scalars(query.limit(limit + 1 if category is None else None)))
+    if category is not None:  # JSON lists filter portably in Python
+        rows = [r for r in rows if category.value in (r.categories or [])][: limit + 1]
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return ElderPage(
+        items=[ElderOut.model_validate(r) for r in rows[:limit]], next_cursor=next_cursor
+    )
+
+
+@router.post("", response_model=ElderOut, status_code=status.HTTP_201_CREATED)
+def create_elder(body: ElderIn, session: DbSession, user: RegistryAdmin) -> ElderOut:
+    _check_scope(user, body.community)
+    elder = ElderRow(
+        **body.model_dump(exclude={"contacts", "location", "categories"}),
+        location=body.location.model_dump() if body.location else None,
+        categories=[c.value for c in body.categories],
+    )
+    elder.contacts = _contacts(body.contacts)
+    session.add(elder)
+    _commit(session)
+    return ElderOut.model_validate(elder)
+
+
+@router.get("/{elder_id}", response_model=ElderOut)
+def read_elder(elder_id: int, session: DbSession, user: PeopleReader) -> ElderOut:
+    return ElderOut.model_validate(_visible(session, user, elder_id))
+
+
+@router.patch("/{elder_id}", response_model=ElderOut)
+def update_elder(
+    elder_id: int, body: ElderPatch, session: DbSession, user: RegistryAdmin
+) -> ElderOut:
+    elder = _visible(session, user, elder_id)
+    changes = body.model_dump(exclude_unset=True, exclude={"contacts", "location", "categories"})
+    if "community" in changes:
+        _check_scope(user, changes["community"])
+    for name, value in changes.items():
+        setattr(elder, name, value)
+    if "location" in body.model_fields_set:
+        elder.location = body.location.model_dump() if body.location else None
+    if body.categories is not None:
+        elder.categories = [c.value for c in body.categories]
+    if body.contacts is not None:
+        elder.contacts = _contacts(body.contacts)
+    _commit(session)
+    return ElderOut.model_validate(elder)
+
+
+def _contacts(contacts: list[ContactIn]) -> list[ContactRow]:
+    return [
+        ContactRow(position=i, name=c.name, phone=c.phone, relation=c.relation.value)
+        for i, c in enumerate(contacts, start=1)
+    ]
+
+
+def _visible(session: DbSession, user: Principal, elder_id: int) -> ElderRow:
+    elder = session.get(ElderRow, elder_id)
+    # Out of scope looks the same as absent: no hint that the person exists.
+    if elder is None or not in_scope(elder.community, user.scope):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="elder not found")
+    return elder
+
+
+def _check_scope(user: Principal, community: str | None) -> None:
+    if user.scope and not in_scope(community, user.scope):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail=f"community must be within your scope {user.scope}"
+        )
+
+
+def _commit(session: DbSession) -> None:
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail="an elder with this external_id exists"
+        ) from exc

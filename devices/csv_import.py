@@ -1,0 +1,378 @@
+"""Import the community office's spreadsheet of elders and their devices (contract §3 columns).
+
+Parsing is pure (text in, rows and per-line errors out); applying is one transaction that
+creates or updates, so importing the same file twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from devices.elders import (
+    ContactRelation,
+    ContactRow,
+    ElderCategory,
+    ElderRow,
+    parse_category,
+    parse_community,
+    parse_relation,
+)
+from devices.registry import DeviceRow
+from devices.topics import DEVICE_ID_PATTERN
+
+REQUIRED_COLUMNS = ("device_id", "model")
+OPTIONAL_COLUMNS = (
+    "elder_id", "elder_name", "elder_phone", "address", "community", "categories",
+    "contact_name", "contact_phone", "contact_relation", "zigbee_name",
+    # Additions to the contract's columns, all optional:
+    "room", "install_date", "medical_notes", "key_safe_note",
+)  # fmt: skip
+MAX_ROWS = 200_000
+_PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,30}$")
+_MODEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+class CsvFormatError(ValueError):
+    """The file as a whole cannot be read (not CSV, missing columns, too large)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ElderKey:
+    """Rows with the same elder_id, or without one the same name and phone, are one elder."""
+
+    external_id: str | None
+    name: str | None
+    phone: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ImportRow:
+    line: int
+    device_id: str
+    model: str
+    zigbee_name: str | None = None
+    room: str | None = None
+    install_date: date | None = None
+    elder: ElderKey | None = None
+    elder_name: str | None = None
+    address: str | None = None
+    community: str | None = None
+    categories: tuple[ElderCategory, ...] = ()
+    medical_notes: str | None = None
+    key_safe_note: str | None = None
+    contact_name: str | None = None
+    contact_phone: str | None = None
+    contact_relation: ContactRelation | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RowError:
+    line: int
+    message: str
+
+
+@dataclass(kw_only=True, slots=True)
+class ImportReport:
+    rows: int = 0
+    elders_created: int = 0
+    elders_updated: int = 0
+    devices_created: int = 0
+    devices_updated: int = 0
+    contacts_added: int = 0
+    encoding: str = "utf-8"
+    errors: list[RowError] = field(default_factory=list)
+
+
+def decode_csv(data: bytes) -> tuple[str, str]:
+    """UTF-8 (with or without BOM), else GB18030: what Excel on a Chinese Windows writes."""
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030"), "gb18030"
+    except UnicodeDecodeError as exc:
+        raise CsvFormatError("the file is neither UTF-8 nor GB18030 text") from exc
+
+
+def parse_rows(
+    text: str, known_models: Collection[str] | None = None
+) -> tuple[list[ImportRow], list[RowError]]:
+    """Check every row; a bad row is reported with its line number and the rest go on."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = [c.strip() for c in reader.fieldnames or []]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise CsvFormatError(f"missing column(s): {', '.join(missing)} (the first line names them)")
+    unknown = sorted(set(columns) - set(REQUIRED_COLUMNS) - set(OPTIONAL_COLUMNS) - {""})
+    if unknown:
+        raise CsvFormatError(f"unknown column(s): {', '.join(unknown)}")
+    reader.fieldnames = columns
+    rows: list[ImportRow] = []
+    errors: list[RowError] = []
+    seen_devices: dict[str, int] = {}
+    seen_zigbee: dict[str, int] = {}
+    for number, record in enumerate(reader, start=2):
+        if number - 1 > MAX_ROWS:
+            raise CsvFormatError(f"more than {MAX_ROWS} rows: split the file")
+        line = reader.line_num
+        cells = {k: (v or "").strip() for k, v in record.items() if k}
+        if not any(cells.values()):
+            continue  # blank lines are not errors
+        try:
+            row = _parse_row(line, cells, known_models)
+        except ValueError as exc:
+            errors.append(RowError(line=line, message=str(exc)))
+            continue
+        if row.device_id in seen_devices:
+            message = f"device {row.device_id} is already on line {seen_devices[row.device_id]}"
+            errors.append(RowError(line=line, message=message))
+            continue
+        if row.zigbee_name and row.zigbee_name in seen_zigbee:
+            message = (
+                f"zigbee_name {row.zigbee_name!r} is already on line {seen_zigbee[row.zigbee_name]}"
+            )
+            errors.append(RowError(line=line, message=message))
+            continue
+        seen_devices[row.device_id] = line
+        if row.zigbee_name:
+            seen_zigbee[row.zigbee_name] = line
+        rows.append(row)
+    return rows, errors
+
+
+def _parse_row(line: int, cells: dict[str, str], known: Collection[str] | None) -> ImportRow:
+    device_id, model = cells.get("device_id", ""), cells.get("model", "")
+    if not DEVICE_ID_PATTERN.fullmatch(device_id):
+        raise ValueError(f"device_id {device_id!r} must be 1-64 of A-Z a-z 0-9 _ -")
+    if not _MODEL.fullmatch(model) or (known is not None and model not in known):
+        raise ValueError(f"unknown model {model!r}")
+    elder_id = cells.get("elder_id") or None
+    elder_name = cells.get("elder_name") or None
+    elder_phone = _phone(cells.get("elder_phone"), "elder_phone")
+    elder = None
+    if elder_id or elder_name:
+        elder = ElderKey(
+            external_id=elder_id, name=None if elder_id else elder_name, phone=elder_phone
+        )
+    elif any(cells.get(c) for c in ("address", "community", "categories", "contact_name")):
+        raise ValueError("elder details need elder_id or elder_name")
+    community = parse_community(cells["community"]) if cells.get("community") else None
+    categories = tuple(
+        dict.fromkeys(
+            parse_category(part) for part in cells.get("categories", "").split(";") if part.strip()
+        )
+    )
+    contact_name = cells.get("contact_name") or None
+    contact_phone = _phone(cells.get("contact_phone"), "contact_phone")
+    if contact_name and not contact_phone:
+        raise ValueError("contact_name needs contact_phone")
+    relation = cells.get("contact_relation")
+    install = cells.get("install_date")
+    try:
+        install_date = date.fromisoformat(install) if install else None
+    except ValueError:
+        raise ValueError(f"install_date {install!r} is not YYYY-MM-DD") from None
+    return ImportRow(
+        line=line,
+        device_id=device_id,
+        model=model,
+        zigbee_name=_bounded(cells.get("zigbee_name"), 128, "zigbee_name"),
+        room=_bounded(cells.get("room"), 64, "room"),
+        install_date=install_date,
+        elder=elder,
+        elder_name=_bounded(elder_name, 64, "elder_name"),
+        address=_bounded(cells.get("address"), 255, "address"),
+        community=community,
+        categories=categories,
+        medical_notes=cells.get("medical_notes") or None,
+        key_safe_note=cells.get("key_safe_note") or None,
+        contact_name=_bounded(contact_name, 64, "contact_name"),
+        contact_phone=contact_phone,
+        contact_relation=parse_relation(relation) if relation else None,
+    )
+
+
+def _phone(text: str | None, column: str) -> str | None:
+    if not text:
+        return None
+    if not _PHONE.fullmatch(text):
+        raise ValueError(f"{column} {text!r} is not a phone number")
+    return text.replace(" ", "").replace("-", "")
+
+
+def _bounded(text: str | None, limit: int, column: str) -> str | None:
+    if text and len(text) > limit:
+        raise ValueError(f"{column} is longer than {limit} characters")
+    return text or None
+
+
+def apply_rows(session: Session, rows: Iterable[ImportRow], report: ImportReport) -> None:
+    """Create or update elders, contacts and devices; blank cells never erase what is stored."""
+    rows = list(rows)
+    elders = _ElderIndex(session, [r.elder for r in rows if r.elder is not None])
+    devices = {
+        d.id: d
+        for d in session.scalars(
+            select(DeviceRow).where(DeviceRow.id.in_([r.device_id for r in rows]))
+        )
+    }
+    taken_zigbee = {
+        name: device_id
+        for name, device_id in session.execute(
+            select(DeviceRow.zigbee_name, DeviceRow.id).where(
+                DeviceRow.zigbee_name.in_([r.zigbee_name for r in rows if r.zigbee_name])
+            )
+        )
+    }
+    touched_elders: set[int] = set()
+    for row in rows:
+        owner = taken_zigbee.get(row.zigbee_name) if row.zigbee_name else None
+        if owner is not None and owner != row.device_id:
+            message = f"zigbee_name {row.zigbee_name!r} belongs to device {owner}"
+            report.errors.append(RowError(line=row.line, message=message))
+            continue
+        elder = elders.upsert(row, row.elder, report, touched_elders) if row.elder else None
+        if elder is not None and row.contact_phone:
+            report.contacts_added += _add_contact(elder, row)
+        device = devices.get(row.device_id)
+        if device is None:
+            device = DeviceRow(id=row.device_id, model=row.model)
+            session.add(device)
+            devices[row.device_id] = device
+            report.devices_created += 1
+            _update_device(device, row, elder)
+        elif _update_device(device, row, elder):
+            report.devices_updated += 1
+        report.rows += 1
+    session.flush()
+
+
+def _update_device(device: DeviceRow, row: ImportRow, elder: ElderRow | None) -> bool:
+    changed = False
+    if elder is not None and (elder.id is None or device.elder_id != elder.id):
+        device.elder, changed = elder, True
+    wanted = {
+        "model": row.model,
+        "zigbee_name": row.zigbee_name,
+        "room": row.room,
+        "install_date": row.install_date,
+    }
+    for name, value in wanted.items():
+        if value is not None and getattr(device, name) != value:
+            setattr(device, name, value)
+            changed = True
+    return changed
+
+
+def _add_contact(elder: ElderRow, row: ImportRow) -> int:
+    relation = (row.contact_relation or ContactRelation.FAMILY).value
+    for contact in elder.contacts:
+        if contact.phone == row.contact_phone:
+            contact.name = row.contact_name or contact.name
+            contact.relation = (
+                row.contact_relation.value if row.contact_relation else contact.relation
+            )
+            return 0
+    position = max((c.position for c in elder.contacts), default=0) + 1
+    elder.contacts.append(
+        ContactRow(
+            position=position,
+            name=row.contact_name or row.contact_phone or "",
+            phone=row.contact_phone or "",
+            relation=relation,
+        )
+    )
+    return 1
+
+
+class _ElderIndex:
+    """Finds the elder a row names, loading the file's elders in two queries."""
+
+    def __init__(self, session: Session, keys: list[ElderKey]) -> None:
+        self._session = session
+        external = {k.external_id for k in keys if k.external_id}
+        by_name = {(k.name, k.phone) for k in keys if not k.external_id}
+        self._by_external: dict[str, ElderRow] = {}
+        self._by_name: dict[tuple[str | None, str | None], ElderRow] = {}
+        if external:
+            for elder in session.scalars(
+                select(ElderRow).where(ElderRow.external_id.in_(external))
+            ):
+                self._by_external[elder.external_id or ""] = elder
+        names = {name for name, _ in by_name if name}
+        if names:
+            for elder in session.scalars(
+                select(ElderRow).where(ElderRow.external_id.is_(None), ElderRow.name.in_(names))
+            ):
+                self._by_name.setdefault((elder.name, elder.phone), elder)
+
+    def upsert(
+        self, row: ImportRow, key: ElderKey, report: ImportReport, touched: set[int]
+    ) -> ElderRow:
+        if key.external_id:
+            elder = self._by_external.get(key.external_id)
+        else:
+            elder = self._by_name.get((key.name, key.phone))
+        created = elder is None
+        if elder is None:
+            elder = ElderRow(
+                external_id=key.external_id,
+                name=row.elder_name or key.external_id or "",
+                phone=key.phone,
+                categories=[],
+                contacts=[],
+            )
+            self._session.add(elder)
+            report.elders_created += 1
+            touched.add(id(elder))
+            if key.external_id:
+                self._by_external[key.external_id] = elder
+            else:
+                self._by_name[(key.name, key.phone)] = elder
+        changed = _update_elder(elder, row, key)
+        if changed and not created and id(elder) not in touched:
+            report.elders_updated += 1
+            touched.add(id(elder))
+        return elder
+
+
+def _update_elder(elder: ElderRow, row: ImportRow, key: ElderKey) -> bool:
+    changed = False
+    for name, value in (
+        ("name", row.elder_name),
+        ("phone", key.phone),
+        ("address", row.address),
+        ("community", row.community),
+        ("medical_notes", row.medical_notes),
+        ("key_safe_note", row.key_safe_note),
+    ):
+        if value is not None and getattr(elder, name) != value:
+            setattr(elder, name, value)
+            changed = True
+    if row.categories:
+        categories = sorted(c.value for c in row.categories)
+        if sorted(elder.categories or []) != categories:
+            elder.categories = categories
+            changed = True
+    return changed
+
+
+def import_csv(
+    session: Session, data: bytes, known_models: Collection[str] | None = None
+) -> ImportReport:
+    """Parse and apply in the caller's transaction; the report lists rejected lines."""
+    text, encoding = decode_csv(data)
+    rows, errors = parse_rows(text, known_models)
+    report = ImportReport(encoding=encoding, errors=list(errors))
+    apply_rows(session, rows, report)
+    report.errors.sort(key=lambda e: e.line)
+    return report

@@ -1,0 +1,133 @@
+"""The people served: elders, where they live, who they are, and whom to call for them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from devices.sql import Base, UtcDateTime
+
+
+class ElderCategory(StrEnum):
+    """The groups China's elderly-care services single out (with their Chinese names)."""
+
+    LIVING_ALONE = "living_alone"  # 独居
+    EMPTY_NEST = "empty_nest"  # 空巢
+    ADVANCED_AGE = "advanced_age"  # 高龄
+    EXTREME_POVERTY = "extreme_poverty"  # 特困
+    DISABLED = "disabled"  # 失能 / 重残
+    LEFT_BEHIND = "left_behind"  # 留守
+
+
+CATEGORY_NAMES_ZH: dict[ElderCategory, tuple[str, ...]] = {
+    ElderCategory.LIVING_ALONE: ("独居",),
+    ElderCategory.EMPTY_NEST: ("空巢",),
+    ElderCategory.ADVANCED_AGE: ("高龄",),
+    ElderCategory.EXTREME_POVERTY: ("特困",),
+    ElderCategory.DISABLED: ("失能", "重残"),
+    ElderCategory.LEFT_BEHIND: ("留守",),
+}
+_BY_NAME = {c.value: c for c in ElderCategory} | {
+    zh: category for category, names in CATEGORY_NAMES_ZH.items() for zh in names
+}
+
+
+def parse_category(text: str) -> ElderCategory:
+    """``living_alone`` or ``独居`` → ElderCategory.LIVING_ALONE."""
+    try:
+        return _BY_NAME[text.strip()]
+    except KeyError:
+        raise ValueError(f"unknown category {text.strip()!r}") from None
+
+
+class ContactRelation(StrEnum):
+    FAMILY = "family"
+    NEIGHBOUR = "neighbour"
+    COMMUNITY_WORKER = "community_worker"
+    OTHER = "other"
+
+
+_RELATIONS = {r.value: r for r in ContactRelation} | {
+    "家属": ContactRelation.FAMILY,
+    "子女": ContactRelation.FAMILY,
+    "亲属": ContactRelation.FAMILY,
+    "邻居": ContactRelation.NEIGHBOUR,
+    "社区工作者": ContactRelation.COMMUNITY_WORKER,
+    "网格员": ContactRelation.COMMUNITY_WORKER,
+    "其他": ContactRelation.OTHER,
+}
+
+
+def parse_relation(text: str) -> ContactRelation:
+    try:
+        return _RELATIONS[text.strip()]
+    except KeyError:
+        raise ValueError(f"unknown contact relation {text.strip()!r}") from None
+
+
+MAX_TIERS = 4  # city / district / street / community
+
+
+def parse_community(text: str) -> str:
+    """``张家口市/张北县/花园街道/幸福社区`` → the same, tidied; 1 to 4 non-empty tiers."""
+    tiers = [tier.strip() for tier in text.split("/")]
+    if not 1 <= len(tiers) <= MAX_TIERS or not all(tiers):
+        raise ValueError(
+            f"community {text!r} needs 1 to 4 '/'-separated tiers: city/district/street/community"
+        )
+    return "/".join(tiers)
+
+
+def in_scope(community: str | None, scope: str) -> bool:
+    """Does a user whose scope is ``scope`` (a tier path, "" for all) see this community?"""
+    if not scope:
+        return True
+    if community is None:
+        return False
+    return community == scope or community.startswith(scope + "/")
+
+
+class ElderRow(Base):
+    __tablename__ = "elders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The community office's own id for the person (the CSV's elder_id), if it has one.
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(32), index=True)
+    address: Mapped[str | None] = mapped_column(String(255))
+    community: Mapped[str | None] = mapped_column(String(255), index=True)
+    location: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    medical_notes: Mapped[str | None] = mapped_column(Text)
+    key_safe_note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=lambda: datetime.now(UTC))
+    updated_at: Mapped[datetime] = mapped_column(
+        UtcDateTime, default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC)
+    )
+
+    contacts: Mapped[list[ContactRow]] = relationship(
+        back_populates="elder",
+        order_by="ContactRow.position",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+
+
+class ContactRow(Base):
+    """Someone to call for an elder; ``position`` is the calling order, 1 first."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    elder_id: Mapped[int] = mapped_column(ForeignKey("elders.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str] = mapped_column(String(32))
+    relation: Mapped[str] = mapped_column(String(32))
+
+    elder: Mapped[ElderRow] = relationship(back_populates="contacts")

@@ -1,0 +1,197 @@
+"""Elders, devices, the import and dead letters over HTTP: roles, scopes and errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerting.feed import AlertFeed
+from api.app import create_app
+from api.deps import ApiContext
+from api.tokens import TokenService
+from api.users import Role, UserRow, hash_password
+from devices.events import Rejected
+from ingest.dead_letters import store_dead_letters
+
+PASSWORD = "a-good-password"
+HASH = hash_password(PASSWORD)
+USERS = {
+    "admin": (Role.ADMIN, ""),
+    "zhangbei_admin": (Role.ADMIN, "张家口市/张北县"),
+    "dispatcher": (Role.DISPATCHER, ""),
+    "zhangbei_dispatcher": (Role.DISPATCHER, "张家口市/张北县"),
+    "chongli_dispatcher": (Role.DISPATCHER, "张家口市/崇礼区"),
+    "engineer": (Role.ENGINEER, ""),
+    "supervisor": (Role.SUPERVISOR, ""),
+}
+ZHANG = {
+    "name": "张秀英",
+    "phone": "13800138000",
+    "address": "花园街3号",
+    "community": "张家口市/张北县/花园街道/幸福社区",
+    "categories": ["living_alone", "advanced_age"],
+    "medical_notes": "高血压",
+    "contacts": [
+        {"name": "李明", "phone": "13900139000", "relation": "family"},
+        {"name": "王大妈", "phone": "13700137000", "relation": "neighbour"},
+    ],
+}
+
+As = Callable[[str], dict[str, str]]
+
+
+@pytest.fixture
+def client(sessions: sessionmaker[Session]) -> Iterator[TestClient]:
+    with sessions.begin() as session:
+        for name, (role, scope) in USERS.items():
+            # One Argon2 hash for all (each costs ~0.2 s): save_user is tested elsewhere.
+            session.add(UserRow(username=name, password_hash=HASH, role=role.value, scope=scope))
+    context = ApiContext(
+        sessions=sessions,
+        tokens=TokenService("k" * 40),
+        feed=AlertFeed(),
+        clock=lambda: datetime.now(UTC),
+    )
+    with TestClient(create_app(context)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def as_(client: TestClient) -> As:
+    tokens: dict[str, str] = {}
+
+    def headers(user: str) -> dict[str, str]:
+        if user not in tokens:
+            response = client.post(
+                "/api/v1/auth/token", data={"username": user, "password": PASSWORD}
+            )
+            tokens[user] = response.json()["access_token"]
+        return {"Authorization": f"Bearer {tokens[user]}"}
+
+    return headers
+
+
+def test_an_admin_registers_an_elder_and_dispatchers_read_them(client: TestClient, as_: As) -> None:
+    created = client.post("/api/v1/elders", json=ZHANG, headers=as_("admin"))
+    assert created.status_code == 201, created.text
+    elder = created.json()
+    assert [c["position"] for c in elder["contacts"]] == [1, 2]
+    for reader in ("dispatcher", "zhangbei_dispatcher", "supervisor"):
+        response = client.get(f"/api/v1/elders/{elder['id']}", headers=as_(reader))
+        assert response.status_code == 200, reader
+        assert response.json()["medical_notes"] == "高血压"
+    listed = client.get("/api/v1/elders", headers=as_("zhangbei_dispatcher")).json()
+    assert [e["name"] for e in listed["items"]] == ["张秀英"]
+
+
+def test_scopes_and_roles_refuse_what_they_should(client: TestClient, as_: As) -> None:
+    elder = client.post("/api/v1/elders", json=ZHANG, headers=as_("admin")).json()
+    # Another district's dispatcher neither sees the elder nor learns they exist.
+    other = client.get(f"/api/v1/elders/{elder['id']}", headers=as_("chongli_dispatcher"))
+    assert other.status_code == 404
+    assert client.get("/api/v1/elders", headers=as_("chongli_dispatcher")).json()["items"] == []
+    # Engineers work on devices, not on people's records.
+    assert client.get("/api/v1/elders", headers=as_("engineer")).status_code == 403
+    # Only admins change the registry of people, and only within their own scope.
+    assert client.post("/api/v1/elders", json=ZHANG, headers=as_("dispatcher")).status_code == 403
+    elsewhere = {**ZHANG, "community": "张家口市/崇礼区"}
+    refused = client.post("/api/v1/elders", json=elsewhere, headers=as_("zhangbei_admin"))
+    assert refused.status_code == 403
+    assert client.get("/api/v1/elders").status_code == 401
+
+
+def test_patch_changes_only_what_is_sent(client: TestClient, as_: As) -> None:
+    elder = client.post("/api/v1/elders", json=ZHANG, headers=as_("admin")).json()
+    patched = client.patch(
+        f"/api/v1/elders/{elder['id']}",
+        json={"address": "新华路8号", "contacts": [{"name": "李明", "phone": "13900139000"}]},
+        headers=as_("admin"),
+    )
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert (body["address"], body["phone"], body["medical_notes"]) == (
+        "新华路8号",
+        "13800138000",
+        "高血压",
+    )
+    assert [c["name"] for c in body["contacts"]] == ["李明"]
+
+
+def test_devices_crud_and_conflicts(client: TestClient, as_: As) -> None:
+    elder = client.post("/api/v1/elders", json=ZHANG, headers=as_("admin")).json()
+    device = {"id": "p-017", "model": "sos-pendant", "elder_id": elder["id"], "room": "卧室"}
+    assert client.post("/api/v1/devices", json=device, headers=as_("engineer")).status_code == 201
+    again = client.post("/api/v1/devices", json=device, headers=as_("engineer"))
+    assert again.status_code == 409
+    bad = client.post(
+        "/api/v1/devices", json={"id": "bad id", "model": "sos-pendant"}, headers=as_("admin")
+    )
+    assert bad.status_code == 422
+    no_elder = client.post(
+        "/api/v1/devices",
+        json={"id": "p-018", "model": "sos-pendant", "elder_id": 999},
+        headers=as_("admin"),
+    )
+    assert no_elder.status_code == 422
+    assert client.post("/api/v1/devices", json=device, headers=as_("dispatcher")).status_code == 403
+    patched = client.patch(
+        "/api/v1/devices/p-017", json={"status": "maintenance"}, headers=as_("engineer")
+    ).json()
+    assert (patched["status"], patched["room"]) == ("maintenance", "卧室")
+    assert (
+        client.get("/api/v1/devices/p-017", headers=as_("zhangbei_dispatcher")).status_code == 200
+    )
+    assert client.get("/api/v1/devices/p-017", headers=as_("chongli_dispatcher")).status_code == 404
+    page = client.get("/api/v1/devices?limit=1", headers=as_("dispatcher")).json()
+    assert [d["id"] for d in page["items"]] == ["p-017"]
+
+
+def test_the_import_endpoint_reports_bad_lines(client: TestClient, as_: As) -> None:
+    csv = (
+        "device_id,model,elder_name,elder_phone,community\n"
+        "d-1,sos-pendant,赵强,13500135000,张家口市/张北县\n"
+        "d 2,sos-pendant,,,\n"
+    ).encode()
+    files = {"file": ("fleet.csv", csv, "text/csv")}
+    response = client.post("/api/v1/devices/import", files=files, headers=as_("admin"))
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["rows"], report["devices_created"], report["elders_created"]) == (1, 1, 1)
+    assert [e["line"] for e in report["errors"]] == [3]
+    refused = client.post("/api/v1/devices/import", files=files, headers=as_("engineer"))
+    assert refused.status_code == 403
+    broken = client.post(
+        "/api/v1/devices/import",
+        files={"file": ("x.csv", b"nothing,useful\n1,2\n", "text/csv")},
+        headers=as_("admin"),
+    )
+    assert broken.status_code == 400
+    assert "missing column" in broken.json()["detail"]
+
+
+def test_engineers_list_dead_letters(
+    client: TestClient, as_: As, sessions: sessionmaker[Session]
+) -> None:
+    now = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+    with sessions.begin() as session:
+        store_dead_letters(
+            session,
+            [
+                Rejected(
+                    topic="anxin/v1/d1/event", payload=b"{bad", reason="JSON", received_at=now
+                ),
+                Rejected(topic="x", payload=b"\xff\x00", reason="unknown topic", received_at=now),
+            ],
+        )
+    response = client.get("/api/v1/dead-letters", headers=as_("engineer"))
+    assert response.status_code == 200
+    items = response.json()["items"]
+    assert [(i["topic"], i["payload"], i["payload_b64"]) for i in items] == [
+        ("x", None, "/wA="),
+        ("anxin/v1/d1/event", "{bad", None),
+    ]
+    assert client.get("/api/v1/dead-letters", headers=as_("dispatcher")).status_code == 403
