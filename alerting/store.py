@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from alerting.decisions import RaiseAlert
 from alerting.model import OPEN_STATUSES, AlertStatus, Category, Priority
+from devices.elders import ElderRow, within_community
 from devices.sql import Base, UtcDateTime
 
 _OPEN = sorted(s.value for s in OPEN_STATUSES)
@@ -203,9 +204,19 @@ def list_queue(
     category: Category | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    communities: Sequence[str] = (),
 ) -> QueuePage:
-    """The queue: most urgent first, then oldest first; keyset pagination by ``cursor``."""
+    """The queue: most urgent first, then oldest first; keyset pagination by ``cursor``.
+
+    ``communities``: tier paths the elder must live within (a user's scope, a filter); an
+    alert with no known elder (an unregistered device) then does not show.
+    """
     query = select(AlertRow)
+    prefixes = [p for p in communities if p]
+    if prefixes:
+        query = query.join(ElderRow, ElderRow.id == AlertRow.elder_id)
+        for prefix in prefixes:
+            query = query.where(within_community(prefix))
     if status is StatusFilter.OPEN:
         query = query.where(AlertRow.status.in_(_OPEN))
     elif status is StatusFilter.RESOLVED:

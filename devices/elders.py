@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ColumnElement, ForeignKey, Integer, String, Text, or_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from devices.sql import Base, UtcDateTime
@@ -89,6 +89,11 @@ def in_scope(community: str | None, scope: str) -> bool:
     if community is None:
         return False
     return community == scope or community.startswith(scope + "/")
+
+
+def within_community(prefix: str) -> ColumnElement[bool]:
+    """SQL: the elder lives in the tier path ``prefix`` or anywhere below it."""
+    return or_(ElderRow.community == prefix, ElderRow.community.startswith(prefix + "/"))
 
 
 class ElderRow(Base):

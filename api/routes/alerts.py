@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from alerting.model import AlertStatus, AlertType, Category, Outcome, Priority
 from alerting.store import (
+    AlertRow,
     InvalidCursorError,
     StatusFilter,
     get_alert,
@@ -17,6 +18,7 @@ from alerting.store import (
     list_queue,
 )
 from api.deps import CurrentUser, DbSession
+from devices.elders import ElderRow, in_scope
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -65,14 +67,17 @@ class AlertDetail(AlertOut):
 @router.get("", response_model=AlertPage)
 def list_alerts(
     session: DbSession,
-    _user: CurrentUser,
+    user: CurrentUser,
     status_: Annotated[StatusFilter, Query(alias="status")] = StatusFilter.OPEN,
     priority: Priority | None = None,
     category: Category | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
+    community: Annotated[
+        str | None, Query(description="A tier path, e.g. 张家口市/张北县: it and all below it.")
+    ] = None,
 ) -> AlertPage:
-    """The queue, most urgent first and then oldest first."""
+    """The queue, most urgent first and then oldest first, within the caller's scope."""
     try:
         page = list_queue(
             session,
@@ -81,6 +86,7 @@ def list_alerts(
             category=category,
             limit=limit,
             cursor=cursor,
+            communities=[user.scope, community or ""],
         )
     except InvalidCursorError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
@@ -91,9 +97,16 @@ def list_alerts(
 
 
 @router.get("/{alert_id}", response_model=AlertDetail)
-def read_alert(alert_id: int, session: DbSession, _user: CurrentUser) -> AlertDetail:
+def read_alert(alert_id: int, session: DbSession, user: CurrentUser) -> AlertDetail:
     row = get_alert(session, alert_id)
-    if row is None:
+    if row is None or not _in_scope(session, row, user.scope):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="alert not found")
     timeline = [TimelineEntry.model_validate(e) for e in get_timeline(session, alert_id)]
     return AlertDetail(**AlertOut.model_validate(row).model_dump(), timeline=timeline)
+
+
+def _in_scope(session: DbSession, alert: AlertRow, scope: str) -> bool:
+    if not scope:
+        return True
+    elder = session.get(ElderRow, alert.elder_id) if alert.elder_id is not None else None
+    return elder is not None and in_scope(elder.community, scope)

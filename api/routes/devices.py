@@ -14,7 +14,7 @@ from api.deps import CurrentUser, DbSession, DeviceEditor, RegistryAdmin
 from api.pagination import decode_cursor, encode_cursor
 from api.tokens import Principal
 from devices.csv_import import CsvFormatError, import_csv
-from devices.elders import ElderRow, in_scope
+from devices.elders import ElderRow, in_scope, within_community
 from devices.registry import DeviceRow, DeviceStatus
 from devices.topics import DEVICE_ID_PATTERN
 
@@ -162,7 +162,7 @@ def _scoped(query: Select[DeviceRow], user: Principal) -> Select[DeviceRow]:
     if not user.scope:
         return query
     return query.join(ElderRow, ElderRow.id == DeviceRow.elder_id).where(
-        (ElderRow.community == user.scope) | ElderRow.community.startswith(user.scope + "/")
+        within_community(user.scope)
     )
 
 

@@ -20,6 +20,7 @@ from devices.elders import (
     ElderRow,
     in_scope,
     parse_community,
+    within_community,
 )
 
 router = APIRouter(prefix="/api/v1/elders", tags=["elders"])
@@ -112,9 +113,7 @@ def list_elders(
     query = select(ElderRow).order_by(ElderRow.id)
     for prefix in (user.scope, community):
         if prefix:
-            query = query.where(
-                (ElderRow.community == prefix) | ElderRow.community.startswith(prefix + "/")
-            )
+            query = query.where(within_community(prefix))
     if cursor is not None:
         query = query.where(ElderRow.id > decode_int_cursor(cursor))
     rows = list(session.scalars(query.limit(limit + 1 if category is None else None)))

@@ -9,7 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting.decisions import RaiseAlert
 from alerting.feed import AlertFeed
+from alerting.model import AlertType, Category, Priority
+from alerting.store import raise_or_coalesce
 from api.app import create_app
 from api.deps import ApiContext
 from api.tokens import TokenService
@@ -195,3 +198,43 @@ def test_engineers_list_dead_letters(
         ("anxin/v1/d1/event", "{bad", None),
     ]
     assert client.get("/api/v1/dead-letters", headers=as_("dispatcher")).status_code == 403
+
+
+def test_the_alert_queue_is_scoped_by_community(
+    client: TestClient, as_: As, sessions: sessionmaker[Session]
+) -> None:
+    elder = client.post("/api/v1/elders", json=ZHANG, headers=as_("admin")).json()
+    now = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+    with sessions.begin() as session:
+        for device_id, elder_id in (("p-017", elder["id"]), ("stranger", None)):
+            raise_or_coalesce(
+                session,
+                RaiseAlert(
+                    device_id=device_id,
+                    elder_id=elder_id,
+                    type=AlertType.SOS,
+                    category=Category.EMERGENCY,
+                    priority=Priority.CRITICAL,
+                    occurred_at=now,
+                ),
+                now,
+            )
+
+    def queue(user: str, query: str = "") -> list[str]:
+        response = client.get(f"/api/v1/alerts{query}", headers=as_(user))
+        return [a["device_id"] for a in response.json()["items"]]
+
+    assert queue("dispatcher") == ["p-017", "stranger"]  # city level sees all, unknown too
+    assert queue("zhangbei_dispatcher") == ["p-017"]
+    assert queue("chongli_dispatcher") == []
+    assert queue("dispatcher", "?community=张家口市/崇礼区") == []
+    assert queue("dispatcher", "?community=张家口市/张北县/花园街道") == ["p-017"]
+    alert_id = client.get("/api/v1/alerts", headers=as_("dispatcher")).json()["items"][0]["id"]
+    assert (
+        client.get(f"/api/v1/alerts/{alert_id}", headers=as_("chongli_dispatcher")).status_code
+        == 404
+    )
+    assert (
+        client.get(f"/api/v1/alerts/{alert_id}", headers=as_("zhangbei_dispatcher")).status_code
+        == 200
+    )

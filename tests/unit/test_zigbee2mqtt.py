@@ -649,7 +649,7 @@ lookups = st.dictionaries(
     ),
 )
 ALLOWED = (Heartbeat, SosPressed, SensorEvent, TelemetryReport, AvailabilityChanged, Rejected)
-EXAMPLES = 1500
+EXAMPLES = 1000
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
