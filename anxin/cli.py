@@ -13,7 +13,6 @@ from sqlalchemy.exc import OperationalError
 
 from anxin.database import (
     SchemaNotCurrentError,
-    known_models,
     open_database,
     require_current_schema,
     upgrade,
@@ -197,11 +196,12 @@ def devices_import(
         data = file.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {file}: {exc.strerror}") from exc
-    engine, sessions = open_database(_settings(ctx).database_url)
+    settings = _settings(ctx)
+    engine, sessions = open_database(settings.database_url)
     try:
         upgrade(engine)
         with sessions.begin() as session:
-            report = import_csv(session, data, known_models())
+            report = import_csv(session, data, settings.catalogue.keys())
     except CsvFormatError as exc:
         raise UserError(f"{file}: {exc}") from exc
     finally:

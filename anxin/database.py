@@ -65,11 +65,6 @@ def require_current_schema(engine: Engine) -> None:
         )
 
 
-def known_models() -> frozenset[str] | None:
-    """The device models a registry import accepts (the catalogue, once there is one)."""
-    return None
-
-
 def database_reachable(engine: Engine) -> bool:
     try:
         with engine.connect() as connection:

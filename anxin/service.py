@@ -27,7 +27,7 @@ from api.deps import ApiContext, ReadinessCheck
 from api.tokens import TokenService
 from devices.clock import Clock, system_clock
 from devices.codec import NativeCodec
-from devices.topics import uplink_filters
+from ingest.decoding import MessageDecoder
 from ingest.mqtt import BrokerAddress, MqttConnection, SessionOptions
 from ingest.pipeline import IngestPipeline, IngestService
 
@@ -51,14 +51,24 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def subscriptions(settings: Settings) -> list[str]:
-    filters = uplink_filters(settings.mqtt_topic_prefix)
+def message_decoder(settings: Settings) -> MessageDecoder:
+    return MessageDecoder(
+        native=NativeCodec(settings.mqtt_topic_prefix),
+        zigbee_base_topic=settings.zigbee2mqtt_base_topic or None,
+        catalogue=settings.catalogue,
+    )
+
+
+def shared(settings: Settings, filters: list[str]) -> list[str]:
+    """Several ingest processes split the messages through an MQTT 5 shared subscription."""
     if settings.mqtt_shared_group:
         return [f"$share/{settings.mqtt_shared_group}/{f}" for f in filters]
     return filters
 
 
-def broker_connection(settings: Settings, broker: BrokerAddress, clock: Clock) -> MqttConnection:
+def broker_connection(
+    settings: Settings, broker: BrokerAddress, clock: Clock, subscriptions: list[str]
+) -> MqttConnection:
     protocol = (
         MQTTProtocolVersion.MQTTv5
         if settings.mqtt_protocol == "5"
@@ -66,7 +76,7 @@ def broker_connection(settings: Settings, broker: BrokerAddress, clock: Clock) -
     )
     options = SessionOptions(
         client_id=settings.mqtt_client_id,
-        subscriptions=subscriptions(settings),
+        subscriptions=shared(settings, subscriptions),
         protocol=protocol,
         receive_maximum=settings.mqtt_receive_maximum,
     )
@@ -94,9 +104,10 @@ async def run_service(
         readiness: dict[str, ReadinessCheck] = {"database": lambda: database_reachable(engine)}
         connection = ingest = server = listener = None
         if broker is not None and roles.ingest:
-            connection = broker_connection(settings, broker, clock)
+            decoder = message_decoder(settings)
+            connection = broker_connection(settings, broker, clock, decoder.subscriptions())
             readiness["broker"] = lambda: connection.connected if connection else False
-            ingest = _ingest_service(settings, connection, sessions, feed, clock)
+            ingest = _ingest_service(settings, connection, decoder, sessions, feed, clock)
         if roles.api:
             server = _api_server(settings, engine, sessions, feed, readiness, clock)
             listener = _listen(settings.api_host, settings.api_port)
@@ -169,13 +180,14 @@ async def _wait_started(
 def _ingest_service(
     settings: Settings,
     connection: MqttConnection,
+    decoder: MessageDecoder,
     sessions: sessionmaker[Session],
     feed: AlertFeed,
     clock: Clock,
 ) -> IngestService:
     pipeline = IngestPipeline(
         sessions=sessions,
-        codec=NativeCodec(settings.mqtt_topic_prefix),
+        decoder=decoder,
         engine=RulesEngine(),
         clock=clock,
     )
@@ -200,7 +212,12 @@ def _api_server(
         token_secret(settings), lifetime=timedelta(hours=settings.token_lifetime_hours)
     )
     context = ApiContext(
-        sessions=sessions, tokens=tokens, feed=feed, clock=clock, readiness=readiness
+        sessions=sessions,
+        tokens=tokens,
+        feed=feed,
+        clock=clock,
+        readiness=readiness,
+        catalogue=settings.catalogue,
     )
     config = uvicorn.Config(
         create_app(context),

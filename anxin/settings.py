@@ -14,6 +14,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from devices.catalogue import Catalogue, CatalogueError, apply_overrides
 from ingest.mqtt import BrokerAddress, MqttUrlError
 
 ENV_PREFIX = "ANXIN_"
@@ -53,6 +54,12 @@ class Settings(BaseSettings):
 
     ingest_max_batch: Annotated[int, Field(ge=1, le=100_000)] = 1000
 
+    # Zigbee2MQTT gateways' base topic; "" turns the adapter off.
+    zigbee2mqtt_base_topic: str = "zigbee2mqtt"
+    # Changes to the device-model catalogue, e.g. {"sos-pendant": {"heartbeat_s": 600}}
+    # (a [device_models.sos-pendant] table in TOML, or JSON in ANXIN_DEVICE_MODELS).
+    device_models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
     @field_validator("mqtt_url")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:
@@ -71,6 +78,26 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
+
+    @field_validator("device_models")
+    @classmethod
+    def _device_models(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        try:
+            apply_overrides(value)
+        except CatalogueError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("zigbee2mqtt_base_topic")
+    @classmethod
+    def _zigbee_base(cls, value: str) -> str:
+        if value.startswith("/") or value.endswith("/") or "+" in value or "#" in value:
+            raise ValueError("a topic like zigbee2mqtt, without wildcards or outer /")
+        return value
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return apply_overrides(self.device_models)
 
     @field_validator("secret_key")
     @classmethod

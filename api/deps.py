@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting.feed import AlertFeed
 from api.tokens import InvalidTokenError, Principal, TokenService
 from api.users import Role
+from devices.catalogue import CATALOGUE, Catalogue
 from devices.clock import Clock
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a password
@@ -28,6 +29,7 @@ class ApiContext:
     feed: AlertFeed
     clock: Clock
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
+    catalogue: Catalogue = field(default_factory=lambda: CATALOGUE)
 
 
 def get_context(request: Request) -> ApiContext:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +26,7 @@ from devices.payloads import (
     TelemetryPayload,
     Uplink,
 )
+from devices.storable import storable
 from devices.timestamps import event_time
 from devices.topics import DEFAULT_PREFIX, parse_uplink
 from devices.topics import Uplink as UplinkKind
@@ -190,17 +190,6 @@ def _readable_part(payload: bytes, error: ValidationError) -> SosPayload | None:
         return None
 
 
-def json_safe(value: Any) -> Any:
-    """Unknown fields are kept, but NaN and infinities become text: SQL JSON refuses them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_safe(item) for item in value]
-    return value
-
-
 def _common(device_id: str, body: Uplink, received_at: datetime) -> dict[str, Any]:
     when = event_time(body.ts, received_at)
     return {
@@ -211,5 +200,5 @@ def _common(device_id: str, body: Uplink, received_at: datetime) -> dict[str, An
         "seq": body.seq,
         "battery": body.battery,
         "rssi": body.rssi,
-        "attributes": json_safe(body.model_extra) if body.model_extra else {},
+        "attributes": storable(body.model_extra) if body.model_extra else {},
     }

@@ -4,9 +4,9 @@ Mosquitto's own files, written by pure functions and one small I/O step:
 
 - ``passwd``: Mosquitto's password file, one ``username:$7$...`` line per account (PBKDF2-SHA512,
   the format ``mosquitto_passwd`` writes by default in Mosquitto 2.0);
-- ``acl``: a ``user`` block per account. The platform's account reads every device's uplinks and
-  writes every device's downlinks; a device's account (its username is its device id) writes
-  only its own uplinks and reads only its own downlinks;
+- ``acl``: ``pattern`` lines by which a device's account (its username is its device id) writes
+  only its own uplinks and reads only its own downlinks, and a ``user`` block by which the
+  platform's account reads every device's uplinks and writes every device's downlinks;
 - ``device-credentials.csv``: ``device_id,username,password`` for the installers. It is also the
   memory of the passwords: a later run keeps them (unless rotating) and adds new devices;
 - ``platform-credentials.csv``: ``username,password`` of the platform's account, only when this
@@ -148,8 +148,8 @@ def check_platform_password(password: str) -> str:
 
 
 def split_device_ids(device_ids: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(usable, refused): an id outside ``[A-Za-z0-9_-]{1,64}`` never reaches the ACL, where a
-    ``+``, ``#`` or ``/`` would widen what the account may do."""
+    """(usable, refused): an id outside ``[A-Za-z0-9_-]{1,64}`` gets no account: in place of
+    ``%u`` a ``+``, ``#`` or ``/`` would widen what the account may do."""
     usable: set[str] = set()
     refused: set[str] = set()
     for device_id in device_ids:
@@ -160,40 +160,43 @@ def split_device_ids(device_ids: Iterable[str]) -> tuple[list[str], list[str]]:
 # --- the ACL ---------------------------------------------------------------------------------
 
 
+def device_patterns(prefix: str = DEFAULT_PREFIX) -> list[str]:
+    """Every device account (its username is its device id) writes its own uplinks and reads
+    its own downlinks, nothing else. Mosquitto puts the account's username in place of %u."""
+    return [
+        *(f"pattern write {prefix}/%u/{kind.value}" for kind in Uplink),
+        *(f"pattern read {prefix}/%u/{kind.value}" for kind in Downlink),
+    ]
+
+
 def platform_acl(username: str, prefix: str = DEFAULT_PREFIX) -> list[str]:
-    """The platform reads all uplinks (also through ``$share/...``) and writes all downlinks."""
+    """The platform reads all uplinks (also through ``$share/...``) and writes all downlinks.
+
+    The patterns apply to every account, so they would also let the platform publish uplinks
+    as a device named like it; ``deny`` lines come first in Mosquitto and take that back."""
     return [
         f"user {username}",
+        f"topic deny {prefix}/{username}/#",
         *(f"topic read {prefix}/+/{kind.value}" for kind in Uplink),
         *(f"topic write {prefix}/+/{kind.value}" for kind in Downlink),
     ]
 
 
-def device_acl(device_id: str, prefix: str = DEFAULT_PREFIX) -> list[str]:
-    """A device writes its own uplinks and reads its own downlinks, nothing else."""
-    if not DEVICE_ID_PATTERN.fullmatch(device_id):
-        raise ProvisionError(f"not a device id: {device_id!r}")
-    return [
-        f"user {device_id}",
-        *(f"topic write {prefix}/{device_id}/{kind.value}" for kind in Uplink),
-        *(f"topic read {prefix}/{device_id}/{kind.value}" for kind in Downlink),
-    ]
-
-
-def acl_text(device_ids: Sequence[str], platform_user: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """The whole ACL file: no anonymous access, no ``pattern`` lines, one block per account."""
+def acl_text(platform_user: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The whole ACL file: the devices' patterns and the platform's block, nothing for
+    anonymous clients. It names no device: which devices exist is the password file's job."""
     check_prefix(prefix)
     check_platform_user(platform_user)
     lines = [
         "# Written by `anxin devices provision`: re-run it rather than editing this file.",
-        "# Only the topics listed under an account are allowed to it; there are no lines",
-        "# for anonymous clients and no `pattern` lines.",
+        "# Only what is listed is allowed; there are no lines for anonymous clients.",
+        "",
+        "# Devices: the username is the device id (only the password file's accounts sign in).",
+        *device_patterns(prefix),
         "",
         "# The platform (anxin serve / anxin ingest).",
         *platform_acl(platform_user, prefix),
     ]
-    for device_id in device_ids:
-        lines += ["", *device_acl(device_id, prefix)]
     return "\n".join(lines) + "\n"
 
 
@@ -372,7 +375,7 @@ def plan(
     )
     return Plan(
         password_file=password_file_text(hashes),
-        acl=acl_text(devices, platform_user, prefix),
+        acl=acl_text(platform_user, prefix),
         device_csv=device_csv_text(passwords),
         platform_csv=platform_csv,
         devices=tuple(devices),

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from devices.elders import ElderRow
 from devices.sql import Base, UtcDateTime
+from devices.zigbee2mqtt import ZigbeeDevice
 
 
 class DeviceStatus(StrEnum):
@@ -82,6 +83,23 @@ def find_devices(session: Session, device_ids: Iterable[str]) -> dict[str, Devic
     )
     return {
         row.id: DeviceInfo(device_id=row.id, model=row.model, elder_id=row.elder_id) for row in rows
+    }
+
+
+def find_zigbee_devices(session: Session, names: Iterable[str]) -> dict[str, ZigbeeDevice]:
+    """Registered devices by the friendly names their Zigbee2MQTT gateway uses."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(DeviceRow.zigbee_name, DeviceRow.id, DeviceRow.model).where(
+            DeviceRow.zigbee_name.in_(wanted)
+        )
+    )
+    return {
+        row.zigbee_name: ZigbeeDevice(device_id=row.id, model=row.model)
+        for row in rows
+        if row.zigbee_name is not None
     }
 
 

@@ -27,7 +27,13 @@ def parse_device_ts(ts: float | str) -> datetime | None:
         except ValueError:
             return None
         return parsed if parsed.tzinfo is not None else None
-    if isinstance(ts, bool) or not math.isfinite(ts) or ts < 0:
+    if isinstance(ts, bool):
+        return None
+    try:
+        ts = float(ts)  # a JSON integer may have hundreds of digits
+    except OverflowError:
+        return None
+    if not math.isfinite(ts) or ts < 0:
         return None
     seconds = ts / 1000 if ts > _MILLISECONDS_ABOVE else ts
     try:

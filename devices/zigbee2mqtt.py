@@ -59,6 +59,7 @@ from devices.events import (
     TelemetryReport,
 )
 from devices.payloads import MAX_PAYLOAD_BYTES
+from devices.storable import storable, storable_text
 from devices.timestamps import event_time
 from devices.topics import DEVICE_ID_PATTERN
 
@@ -245,9 +246,6 @@ PRESS_ACTIONS = frozenset(
 )
 ACTION_PROPERTIES = ("action", "click")  # ``click``: the legacy name of ``action``
 
-# Unknown attributes are stored as SQL JSON: bound how deep they go.
-_MAX_ATTRIBUTE_DEPTH = 16
-
 
 def parse_topic(topic: str, base_topic: str = DEFAULT_BASE_TOPIC) -> ZigbeeTopic | None:
     """``{base}/{friendly_name}[/availability]`` → its parts; None for any other topic.
@@ -282,7 +280,7 @@ def unregistered_device_id(friendly_name: str) -> str:
     """A device id (``[A-Za-z0-9_-]{1,64}``) for a friendly name nobody registered.
 
     A name that is already a valid id is kept; any other is cleaned and given a short hash of
-    the name, so two names never share an id (``卫生间/按钮`` → ``zigbee-3f2a9c1e``).
+    the name, so two names practically never share an id (``卫生间/按钮`` → ``zigbee-c36bf2a7``).
     """
     if DEVICE_ID_PATTERN.fullmatch(friendly_name):
         return friendly_name
@@ -466,7 +464,7 @@ def _read(
             reading.occurred_at, reading.clock_skew_s = when
             used.add("last_seen")
     reading.attributes = {
-        _safe_text(key): _safe(value, 0) for key, value in body.items() if key not in used
+        storable_text(key): storable(value) for key, value in body.items() if key not in used
     }
     return reading
 
@@ -505,7 +503,7 @@ def _events(
                 **common,
                 type=change.type,
                 restore=change.restore,
-                value=_safe(value, 0) if isinstance(value, bool | str) else None,
+                value=storable(value) if isinstance(value, bool | str) else None,
             )
         )
     if reading.metrics:
@@ -553,26 +551,6 @@ def _number(value: object) -> float | None:
     except OverflowError:
         return None
     return number if math.isfinite(number) else None
-
-
-def _safe(value: Any, depth: int) -> Any:
-    """A value SQL JSON can store: no NaN or infinities, no NUL characters, bounded depth."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, str):
-        return _safe_text(value)
-    if isinstance(value, dict | list) and depth >= _MAX_ATTRIBUTE_DEPTH:
-        return "…"
-    if isinstance(value, dict):
-        return {_safe_text(str(key)): _safe(item, depth + 1) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_safe(item, depth + 1) for item in value]
-    return value
-
-
-def _safe_text(text: str) -> str:
-    # PostgreSQL's JSON refuses U+0000; lone surrogates cannot be encoded at all.
-    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 def _kept(state: ZigbeeState) -> ZigbeeState | None:

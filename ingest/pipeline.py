@@ -20,13 +20,13 @@ from alerting.engine import RulesEngine
 from alerting.feed import AlertFeed
 from alerting.store import AlertChange, ChangeKind, raise_or_coalesce
 from devices.clock import Clock, system_clock
-from devices.codec import NativeCodec
 from devices.events import Decoded, Rejected, SosPressed
 from devices.payloads import AckPayload, AckStatus
-from devices.registry import Sighting, find_devices, record_sightings
+from devices.registry import Sighting, find_devices, find_zigbee_devices, record_sightings
 from devices.topics import Downlink, Uplink, downlink_topic, parse_uplink
 from ingest import metrics
 from ingest.dead_letters import store_dead_letters
+from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery, MqttConnection
 
 log = structlog.get_logger(__name__)
@@ -54,12 +54,16 @@ class DeviceAck:
 class BatchResult:
     changes: list[AlertChange] = field(default_factory=list)
     device_acks: list[DeviceAck] = field(default_factory=list)
-    dead_letters: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+
+    @property
+    def dead_letters(self) -> int:
+        return len(self.rejected)
 
     def merge(self, other: BatchResult) -> None:
         self.changes += other.changes
         self.device_acks += other.device_acks
-        self.dead_letters += other.dead_letters
+        self.rejected += other.rejected
 
 
 class IngestPipeline:
@@ -69,11 +73,12 @@ class IngestPipeline:
         self,
         *,
         sessions: sessionmaker[Session],
-        codec: NativeCodec,
+        decoder: MessageDecoder,
         engine: RulesEngine,
         clock: Clock = system_clock,
     ) -> None:
-        self._sessions, self._codec, self._engine, self._clock = sessions, codec, engine, clock
+        self._sessions, self._decoder, self._engine = sessions, decoder, engine
+        self._clock = clock
 
     def store(self, deliveries: Sequence[Delivery]) -> BatchResult:
         """Store the batch; if the store refuses it for good, store its messages one by one."""
@@ -95,17 +100,18 @@ class IngestPipeline:
 
     def store_batch(self, deliveries: Sequence[Delivery]) -> BatchResult:
         """All of the batch in one transaction, or none of it."""
-        decoded = [
-            self._codec.decode(d.topic, d.payload, d.received_at, retained=d.retain)
-            for d in deliveries
-        ]
-        return self._store_decoded(deliveries, decoded)
+        with self._sessions.begin() as session:
+            names = self._decoder.zigbee_names(deliveries)
+            decoding = self._decoder.decode(deliveries, find_zigbee_devices(session, names))
+            result = self._store(session, list(zip(deliveries, decoding.events, strict=True)))
+        self._decoder.commit(decoding)
+        return self._counted(deliveries, result)
 
     def store_refused(self, delivery: Delivery, error: SQLAlchemyError) -> BatchResult:
         """A message the store will not take: a dead letter, and still an alert if an SOS."""
         reason = f"the store refused it: {_name(error)}"
         log.error("ingest.message_refused", topic=delivery.topic, error=_name(error))
-        topic = parse_uplink(delivery.topic, self._codec.prefix)
+        topic = parse_uplink(delivery.topic, self._decoder.prefix)
         replacement: Decoded
         if topic is not None and topic.kind is Uplink.SOS:
             replacement = SosPressed(
@@ -122,46 +128,51 @@ class IngestPipeline:
                 received_at=delivery.received_at,
                 device_id=topic.device_id if topic else None,
             )
-        return self._store_decoded([delivery], [replacement])
-
-    def _store_decoded(
-        self, deliveries: Sequence[Delivery], decoded: Sequence[Decoded]
-    ) -> BatchResult:
-        result = BatchResult()
-        rejected: list[Rejected] = []
-        sightings: list[Sighting] = []
         with self._sessions.begin() as session:
-            devices = find_devices(
-                session, (e.device_id for e in decoded if not isinstance(e, Rejected))
-            )
-            now = self._clock()
-            for delivery, event in zip(deliveries, decoded, strict=True):
-                if isinstance(event, Rejected):
-                    rejected.append(event)
-                    continue
-                for decision in self._engine.evaluate(event, devices.get(event.device_id), now):
-                    if isinstance(decision, RecordSighting):
-                        sightings.append(decision.sighting)
-                    elif isinstance(decision, RejectMessage):
-                        rejected.append(
-                            Rejected(
-                                topic=delivery.topic,
-                                payload=delivery.payload,
-                                reason=decision.reason,
-                                received_at=delivery.received_at,
-                                device_id=event.device_id,
-                            )
+            result = self._store(session, [(delivery, (replacement,))])
+        return self._counted([delivery], result)
+
+    def _store(
+        self, session: Session, batch: Sequence[tuple[Delivery, Sequence[Decoded]]]
+    ) -> BatchResult:
+        """Decide about each event and write what was decided, in the caller's transaction."""
+        result = BatchResult()
+        sightings: list[Sighting] = []
+        events = [(d, e) for d, decoded in batch for e in decoded]
+        devices = find_devices(
+            session, (e.device_id for _, e in events if not isinstance(e, Rejected))
+        )
+        now = self._clock()
+        for delivery, event in events:
+            if isinstance(event, Rejected):
+                result.rejected.append(event)
+                continue
+            for decision in self._engine.evaluate(event, devices.get(event.device_id), now):
+                if isinstance(decision, RecordSighting):
+                    sightings.append(decision.sighting)
+                elif isinstance(decision, RejectMessage):
+                    result.rejected.append(
+                        Rejected(
+                            topic=delivery.topic,
+                            payload=delivery.payload,
+                            reason=decision.reason,
+                            received_at=delivery.received_at,
+                            device_id=event.device_id,
                         )
-                    else:
-                        self._raise(session, decision, now, result)
-            record_sightings(session, sightings)
-            store_dead_letters(session, rejected)
+                    )
+                else:
+                    self._raise(session, decision, now, result)
+        record_sightings(session, sightings)
+        store_dead_letters(session, result.rejected)
+        return result
+
+    @staticmethod
+    def _counted(deliveries: Sequence[Delivery], result: BatchResult) -> BatchResult:
         # Counted once committed, so a retried batch is not counted twice.
         for delivery in deliveries:
             metrics.MESSAGES.labels(_kind(delivery.topic)).inc()
-        for item in rejected:
+        for item in result.rejected:
             metrics.DEAD_LETTERS.labels(_kind(item.topic)).inc()
-        result.dead_letters = len(rejected)
         return result
 
     @staticmethod

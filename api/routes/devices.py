@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
-from api.deps import CurrentUser, DbSession, DeviceEditor, RegistryAdmin
+from api.deps import Context, CurrentUser, DbSession, DeviceEditor, RegistryAdmin
 from api.pagination import decode_cursor, encode_cursor
 from api.tokens import Principal
 from devices.csv_import import CsvFormatError, import_csv
@@ -105,7 +105,10 @@ def list_devices(
 
 
 @router.post("", response_model=DeviceOut, status_code=status.HTTP_201_CREATED)
-def create_device(body: DeviceIn, session: DbSession, user: DeviceEditor) -> DeviceOut:
+def create_device(
+    body: DeviceIn, session: DbSession, user: DeviceEditor, context: Context
+) -> DeviceOut:
+    _check_model(context, body.model)
     if session.get(DeviceRow, body.id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"device {body.id} exists")
     _check_elder(session, user, body.elder_id)
@@ -116,13 +119,15 @@ def create_device(body: DeviceIn, session: DbSession, user: DeviceEditor) -> Dev
 
 
 @router.post("/import", response_model=ImportOut)
-async def import_devices(file: UploadFile, session: DbSession, _user: RegistryAdmin) -> ImportOut:
+async def import_devices(
+    file: UploadFile, session: DbSession, _user: RegistryAdmin, context: Context
+) -> ImportOut:
     """The CSV of `anxin devices import`: bad rows are reported by line, the rest imported."""
     data = await file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
         raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail="file too large")
     try:
-        report = import_csv(session, data)
+        report = import_csv(session, data, context.catalogue.keys())
     except CsvFormatError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
     session.commit()
@@ -145,10 +150,12 @@ def read_device(device_id: str, session: DbSession, user: CurrentUser) -> Device
 
 @router.patch("/{device_id}", response_model=DeviceOut)
 def update_device(
-    device_id: str, body: DevicePatch, session: DbSession, user: DeviceEditor
+    device_id: str, body: DevicePatch, session: DbSession, user: DeviceEditor, context: Context
 ) -> DeviceOut:
     device = _visible(session, user, device_id)
     changes = body.model_dump(exclude_unset=True)
+    if changes.get("model") is not None:
+        _check_model(context, changes["model"])
     if "elder_id" in changes:
         _check_elder(session, user, changes["elder_id"])
     for name, value in changes.items():
@@ -173,6 +180,14 @@ def _visible(session: DbSession, user: Principal, device_id: str) -> DeviceRow:
     if device is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="device not found")
     return device
+
+
+def _check_model(context: Context, model: str) -> None:
+    if model not in context.catalogue:
+        known = ", ".join(context.catalogue)
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"unknown model {model!r}; known: {known}"
+        )
 
 
 def _check_elder(session: DbSession, user: Principal, elder_id: int | None) -> None:

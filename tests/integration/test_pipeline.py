@@ -16,6 +16,7 @@ from devices.elders import ElderRow
 from devices.events import DeviceEvent
 from devices.registry import DeviceInfo, DeviceRow, register_device
 from ingest.dead_letters import DeadLetterRow
+from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
 from ingest.pipeline import IngestPipeline
 
@@ -30,7 +31,10 @@ def delivery(topic: str, payload: bytes, at: datetime = T0, mid: int = 1) -> Del
 
 def pipeline(sessions: sessionmaker[Session]) -> IngestPipeline:
     return IngestPipeline(
-        sessions=sessions, codec=NativeCodec(), engine=RulesEngine(), clock=lambda: T0
+        sessions=sessions,
+        decoder=MessageDecoder(native=NativeCodec()),
+        engine=RulesEngine(),
+        clock=lambda: T0,
     )
 
 
@@ -102,7 +106,7 @@ def test_odd_values_in_unknown_fields_are_stored_with_the_sos(
     sessions: sessionmaker[Session],
 ) -> None:
     # NaN and infinities are not JSON, and PostgreSQL's json refuses them: they are kept as
-    # text. A NUL character is JSON (\u0000), which PostgreSQL's json keeps escaped.
+    # text. A NUL character becomes U+FFFD (PostgreSQL's jsonb and text refuse NUL).
     payload = b'{"x": NaN, "nested": {"y": [Infinity, -Infinity]}, "z": "a\\u0000b", "floor": 3}'
     result = pipeline(sessions).store_batch([delivery("anxin/v1/p1/sos", payload)])
     assert [c.kind for c in result.changes] == [ChangeKind.CREATED]
@@ -111,7 +115,7 @@ def test_odd_values_in_unknown_fields_are_stored_with_the_sos(
     assert "payload_error" not in row.attributes
     assert row.attributes["x"] == "nan"
     assert row.attributes["nested"] == {"y": ["inf", "-inf"]}
-    assert row.attributes["z"] == "a\x00b"
+    assert row.attributes["z"] == "a\ufffdb"
     assert row.attributes["floor"] == 3
 
 
@@ -130,7 +134,10 @@ def test_a_message_the_store_refuses_does_not_hold_up_the_rest(
     with sessions.begin() as session:
         register_device(session, "p1", "sos-pendant")
     run = IngestPipeline(
-        sessions=sessions, codec=NativeCodec(), engine=PoisonedEngine(), clock=lambda: T0
+        sessions=sessions,
+        decoder=MessageDecoder(native=NativeCodec()),
+        engine=PoisonedEngine(),
+        clock=lambda: T0,
     )
     result = run.store(
         [

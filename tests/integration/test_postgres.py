@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from alerting.store import AlertChange, AlertRow, ChangeKind, get_timeline, rais
 from anxin.database import open_database, upgrade
 from devices.codec import NativeCodec
 from devices.registry import register_device
+from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
 from ingest.pipeline import IngestPipeline
 from tests.support.mosquitto import Mosquitto
@@ -97,15 +97,6 @@ def backend_waiting_on_a_lock(url: str, pid: int) -> bool | None:
     return True if row is not None and row[0] == "Lock" else None
 
 
-def poll(probe: Callable[[], T | None], within_s: float = WITHIN_S) -> T:
-    deadline = time.monotonic() + within_s
-    while (value := probe()) is None:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"nothing after {within_s} s")
-        time.sleep(0.01)
-    return value
-
-
 def test_two_transactions_raising_the_same_sos_at_once_coalesce(postgres: Database) -> None:
     """The losing insert waits on the winner's uncommitted row, is refused by the partial
     unique index once the winner commits, and is counted on the winner's alert instead."""
@@ -120,7 +111,7 @@ def test_two_transactions_raising_the_same_sos_at_once_coalesce(postgres: Databa
             change = raise_or_coalesce(session, sos("p1", seq=1), T0)
             first_inserted.set()
             # Commit only once the second transaction is blocked on our uncommitted row.
-            poll(lambda: backend_waiting_on_a_lock(postgres.url, second_pid[0]))
+            wait_until(lambda: backend_waiting_on_a_lock(postgres.url, second_pid[0]), WITHIN_S)
         return change
 
     def second() -> AlertChange:
@@ -180,7 +171,10 @@ def delivery(topic: str, payload: bytes) -> Delivery:
 )
 def test_an_sos_with_a_seq_beyond_32_bits_is_stored_whole(postgres: Database) -> None:
     pipeline = IngestPipeline(
-        sessions=postgres.sessions, codec=NativeCodec(), engine=RulesEngine(), clock=lambda: T0
+        sessions=postgres.sessions,
+        decoder=MessageDecoder(native=NativeCodec()),
+        engine=RulesEngine(),
+        clock=lambda: T0,
     )
     pipeline.store(
         [delivery("anxin/v1/p1/sos", b'{"seq": 3000000000, "location": {"room": "kitchen"}}')]

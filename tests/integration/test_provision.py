@@ -6,17 +6,22 @@ import csv
 import os
 import pwd
 import queue
+import signal
 import stat
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from anxin.database import open_database, upgrade
@@ -49,6 +54,11 @@ NOT_AUTHORIZED = 135  # MQTT 5 reason code
 class Broker:
     port: int
     log: Path
+    process: subprocess.Popen[bytes]
+
+    def reload(self) -> None:
+        """What `systemctl reload mosquitto` does: SIGHUP, the files are read again."""
+        self.process.send_signal(signal.SIGHUP)
 
 
 @contextmanager
@@ -85,7 +95,7 @@ def secured_mosquitto(folder: Path, files: Path, *extra: str) -> Iterator[Broker
     )
     try:
         wait_for_port(port)
-        yield Broker(port=port, log=log)
+        yield Broker(port=port, log=log, process=process)
     finally:
         process.terminate()
         try:
@@ -104,7 +114,7 @@ class Client:
     def __init__(self, port: int, username: str | None, password: str | None, client_id: str):
         self.messages: queue.Queue[paho.MQTTMessage] = queue.Queue()
         self.disconnected = threading.Event()
-        self._connack: queue.Queue[ReasonCode] = queue.Queue()
+        self.connacks: queue.Queue[ReasonCode] = queue.Queue()
         self._subacks: queue.Queue[list[ReasonCode]] = queue.Queue()
         self._pubacks: dict[int, ReasonCode] = {}
         self._published = threading.Condition()
@@ -113,7 +123,7 @@ class Client:
         )
         if username is not None:
             self.paho.username_pw_set(username, password)
-        self.paho.on_connect = lambda _c, _u, _f, code, _p: self._connack.put(code)
+        self.paho.on_connect = lambda _c, _u, _f, code, _p: self.connacks.put(code)
         self.paho.on_subscribe = lambda _c, _u, _mid, codes, _p: self._subacks.put(codes)
         self.paho.on_publish = self._on_publish
         self.paho.on_message = lambda _c, _u, message: self.messages.put(message)
@@ -127,10 +137,14 @@ class Client:
             self._pubacks[mid] = code
             self._published.notify_all()
 
-    def connect(self) -> ReasonCode:
-        self.paho.connect("127.0.0.1", self.port, keepalive=30)
+    def connect(self, clean_start: bool = True, session_expiry_s: int = 0) -> ReasonCode:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = session_expiry_s
+        self.paho.connect(
+            "127.0.0.1", self.port, keepalive=30, clean_start=clean_start, properties=properties
+        )
         self.paho.loop_start()
-        return self._connack.get(timeout=WAIT_S)
+        return self.connacks.get(timeout=WAIT_S)
 
     def close(self) -> None:
         self.paho.disconnect()
@@ -162,11 +176,16 @@ class Client:
 
 @contextmanager
 def connected(
-    port: int, username: str, password: str, client_id: str | None = None
+    port: int,
+    username: str,
+    password: str,
+    client_id: str | None = None,
+    clean_start: bool = True,
+    session_expiry_s: int = 0,
 ) -> Iterator[Client]:
     client = Client(port, username, password, client_id or f"test-{username}")
     try:
-        code = client.connect()
+        code = client.connect(clean_start, session_expiry_s)
         assert not code.is_failure, f"{username} refused: {code}"
         yield client
     finally:
@@ -174,11 +193,18 @@ def connected(
 
 
 def connack(port: int, username: str | None, password: str | None) -> ReasonCode:
-    client = Client(port, username, password, "test-refused")
+    """The broker's answer to a CONNECT; the network loop runs here, so no retry follows."""
+    client = Client(port, username, password, "test-connack")
+    client.paho.connect("127.0.0.1", port, keepalive=30)
+    deadline = time.monotonic() + WAIT_S
     try:
-        return client.connect()
+        while client.connacks.empty():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no CONNACK after {WAIT_S} s")
+            client.paho.loop(timeout=0.05)
+        return client.connacks.get_nowait()
     finally:
-        client.close()
+        client.paho.disconnect()
 
 
 def read_csv(path: Path) -> dict[str, str]:
@@ -237,6 +263,28 @@ def test_a_device_publishes_its_own_uplinks_and_the_platform_receives_them(fleet
         (f"anxin/v1/{A}/heartbeat", b"{}"),
         (f"anxin/v1/{A}/status", b"online"),
     ]
+
+
+@pytest.mark.parametrize(("owner", "delivered"), [(A, True), (B, False)])
+def test_a_device_leaves_its_last_will_only_on_its_own_status(
+    fleet: Fleet, owner: str, delivered: bool
+) -> None:
+    with fleet.platform() as platform:
+        assert not platform.subscribe("anxin/v1/+/status").is_failure
+        device = Client(fleet.port, A, fleet.passwords[A], "test-will")
+        device.paho.will_set(f"anxin/v1/{owner}/status", b"offline", qos=1, retain=True)
+        code = device.connect()
+        # MQTT 5 "disconnect with will message": the broker publishes the will as if the link
+        # had dropped.
+        device.paho.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=4))
+        device.paho.loop_stop()
+        if delivered:
+            assert not code.is_failure
+            will = platform.next_message()
+            assert (will.topic, will.payload) == (f"anxin/v1/{A}/status", b"offline")
+        else:
+            # Refused at CONNECT or accepted and never published: either way nobody sees it.
+            assert platform.nothing_more()
 
 
 def test_the_platform_may_read_uplinks_through_a_shared_subscription(fleet: Fleet) -> None:
@@ -330,9 +378,13 @@ def test_the_platform_acknowledges_a_device_and_it_receives_the_ack(fleet: Fleet
     ]
 
 
-def test_the_platform_cannot_publish_uplinks(fleet: Fleet) -> None:
+@pytest.mark.parametrize("device_id", [A, PLATFORM])
+def test_the_platform_cannot_publish_uplinks(fleet: Fleet, device_id: str) -> None:
+    """Not even as a device named like its account, which the devices' patterns would allow."""
     with fleet.platform() as platform:
-        assert platform.publish(f"anxin/v1/{A}/sos", b"{}").value == NOT_AUTHORIZED
+        for kind in ("sos", "heartbeat", "status"):
+            topic = f"anxin/v1/{device_id}/{kind}"
+            assert platform.publish(topic, b"{}").value == NOT_AUTHORIZED, topic
 
 
 @pytest.mark.parametrize(
@@ -367,6 +419,55 @@ def test_use_username_as_clientid_keeps_a_device_from_taking_the_platforms_clien
     ):
         # Without the option, Mosquitto hands the client id to the newcomer, whoever it is.
         assert platform.disconnected.wait(timeout=1.0) is kicked
+
+
+def test_with_use_username_as_clientid_a_device_cannot_discard_the_platforms_queued_sos(
+    tmp_path: Path,
+) -> None:
+    """Without the option, a device connecting under the platform's client id while ingest is
+    away resumes the platform's session, and the queued SOS, which it may not read, is lost."""
+    ingest_id = "anxin-prod-1"
+    with fleet_on_broker(tmp_path, "use_username_as_clientid true") as running:
+        platform = partial(connected, running.port, PLATFORM, PLATFORM_PASSWORD, ingest_id)
+        with platform(session_expiry_s=3600) as ingest:
+            assert not ingest.subscribe("anxin/v1/+/sos").is_failure
+        with running.device(B) as device:
+            assert device.publish(f"anxin/v1/{B}/sos", b"{}").value == 0  # queued for ingest
+        for clean_start in (False, True):
+            with connected(
+                running.port, A, running.passwords[A], ingest_id, clean_start, 3600
+            ) as intruder:
+                assert not intruder.disconnected.is_set()
+        with platform(clean_start=False, session_expiry_s=3600) as ingest:
+            assert ingest.next_message().topic == f"anxin/v1/{B}/sos"
+
+
+def test_after_a_rerun_and_a_reload_removed_and_rotated_accounts_are_shut_out(
+    tmp_path: Path,
+) -> None:
+    files = tmp_path / "broker-files"
+    provision(files, [A, B, "pendant-c"], platform_password=PLATFORM_PASSWORD)
+    before = read_csv(files / DEVICE_CREDENTIALS)
+    (tmp_path / "mosquitto").mkdir()
+    with (
+        secured_mosquitto(tmp_path / "mosquitto", files) as broker,
+        connected(broker.port, A, before[A]) as kept,
+        connected(broker.port, B, before[B]) as removed,
+    ):
+        provision(files, [A, "pendant-c"])  # B is no longer registered
+        broker.reload()
+        assert removed.disconnected.wait(timeout=WAIT_S)  # Mosquitto checks who is connected
+        assert not kept.disconnected.is_set()
+        assert connack(broker.port, B, before[B]).is_failure
+
+        provision(files, [A, "pendant-c"], rotate=True)
+        after = read_csv(files / DEVICE_CREDENTIALS)
+        broker.reload()
+        assert kept.disconnected.wait(timeout=WAIT_S)  # its password changed
+        assert connack(broker.port, A, before[A]).is_failure
+        assert not connack(broker.port, A, after[A]).is_failure
+        # The platform kept its password through both runs.
+        assert not connack(broker.port, PLATFORM, PLATFORM_PASSWORD).is_failure
 
 
 # --- the hash format, checked against Debian's mosquitto_passwd ----------------------------
@@ -419,9 +520,7 @@ def test_the_cli_writes_the_files_for_registered_devices_and_a_rerun_keeps_passw
     assert sorted(hashes) == ["anxin", "pendant-1", "pendant-2"]
     assert verify_password(PLATFORM_PASSWORD, hashes["anxin"])
     assert all(verify_password(passwords[d], hashes[d]) for d in passwords)
-    assert (
-        "user pendant-1\ntopic write anxin/v1/pendant-1/heartbeat\n" in (out / ACL_FILE).read_text()
-    )
+    assert "pattern write anxin/v1/%u/heartbeat\n" in (out / ACL_FILE).read_text()
     assert f"password_file at {out / PASSWORD_FILE}" in first.stdout
     assert "reload" in first.stdout
     for secret in (*passwords.values(), PLATFORM_PASSWORD):
@@ -476,8 +575,10 @@ def test_the_cli_generates_the_platform_password_apart_from_the_devices(tmp_path
     assert password not in (out / DEVICE_CREDENTIALS).read_text()
     assert password not in result.stdout + result.stderr
     acl = (out / ACL_FILE).read_text()
-    assert "user anxin-prod\ntopic read care/v2/+/heartbeat\n" in acl
-    assert "topic write care/v2/pendant-1/sos\n" in acl
+    assert (
+        "user anxin-prod\ntopic deny care/v2/anxin-prod/#\ntopic read care/v2/+/heartbeat\n" in acl
+    )
+    assert "pattern write care/v2/%u/sos\n" in acl
 
     # A password given later replaces the generated one, whose file would now be wrong.
     given = setup.cli(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -138,7 +139,7 @@ def test_a_model_must_be_coherent() -> None:
         "events": frozenset({"test"}), "battery": BatteryThresholds(low_pct=20, critical_pct=5),
     }  # fmt: skip
     DeviceModel(**base)
-    for bad, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"name": "X 1"}, "name"),
         ({"display_name": " "}, "display_name"),
         ({"heartbeat_s": 1}, "heartbeat_s"),
@@ -146,8 +147,25 @@ def test_a_model_must_be_coherent() -> None:
         ({"press_means_sos": True}, "press_means_sos"),
         ({"sos": True, "sos_trigger": "telepathy"}, "sos_trigger"),
         ({"battery": None}, "mains_powered"),
-    ]:
+    ]
+    for bad, field in cases:
         with pytest.raises(ValueError, match=field):
             DeviceModel(**{**base, **bad})
     with pytest.raises(CatalogueError, match="listed twice"):
         Catalogue([DeviceModel(**base), DeviceModel(**base)])
+
+
+def test_the_documented_table_matches_the_catalogue() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "devices.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 8 and cells[0].strip("`") in CATALOGUE:
+            rows[cells[0].strip("`")] = cells
+    assert set(rows) == set(CATALOGUE)
+    for name, cells in rows.items():
+        model = CATALOGUE[name]
+        assert cells[1] == model.display_name
+        assert cells[2].startswith(f"{model.heartbeat_s} s")
+        assert cells[3].startswith(f"{model.offline_after_missed} →")
+        assert set(cells[4].split(", ")) == model.events

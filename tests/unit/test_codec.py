@@ -190,3 +190,15 @@ def test_non_finite_numbers_in_unknown_fields_are_kept_as_text() -> None:
     assert event.payload_error is None
     assert event.attributes == {"x": "nan", "nested": {"y": ["inf"]}}
     json.dumps(event.attributes, allow_nan=False)  # storable as SQL JSON
+
+
+def test_nul_characters_in_kept_fields_are_replaced() -> None:
+    event = decode("anxin/v1/d1/heartbeat", '{"note": "a\\u0000b", "k\\u0000": 1}')
+    assert isinstance(event, Heartbeat)
+    assert event.attributes == {"note": "a\ufffdb", "k\ufffd": 1}
+
+
+def test_a_huge_ts_is_not_an_exception() -> None:
+    event = decode("anxin/v1/d1/heartbeat", '{"ts": 1' + "0" * 400 + "}")
+    assert isinstance(event, Heartbeat)
+    assert event.clock_skew_s is None

@@ -24,7 +24,6 @@ from devices.provision import (
     ProvisionError,
     acl_text,
     check_prefix,
-    device_acl,
     device_csv_text,
     generate_password,
     hash_password,
@@ -106,11 +105,19 @@ def test_generated_passwords() -> None:
 # --- the ACL ---------------------------------------------------------------------------------
 
 
-def test_the_acl_gives_each_account_exactly_its_topics() -> None:
-    text = acl_text(["pendant-7"], "anxin")
-    blocks = [line for line in text.splitlines() if line and not line.startswith("#")]
-    assert blocks == [
+def test_the_acl_gives_devices_their_own_topics_and_the_platform_the_rest() -> None:
+    text = acl_text("anxin")
+    rules = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert rules == [
+        "pattern write anxin/v1/%u/heartbeat",
+        "pattern write anxin/v1/%u/sos",
+        "pattern write anxin/v1/%u/event",
+        "pattern write anxin/v1/%u/telemetry",
+        "pattern write anxin/v1/%u/status",
+        "pattern read anxin/v1/%u/ack",
+        "pattern read anxin/v1/%u/cmd",
         "user anxin",
+        "topic deny anxin/v1/anxin/#",
         "topic read anxin/v1/+/heartbeat",
         "topic read anxin/v1/+/sos",
         "topic read anxin/v1/+/event",
@@ -118,24 +125,25 @@ def test_the_acl_gives_each_account_exactly_its_topics() -> None:
         "topic read anxin/v1/+/status",
         "topic write anxin/v1/+/ack",
         "topic write anxin/v1/+/cmd",
-        "user pendant-7",
-        "topic write anxin/v1/pendant-7/heartbeat",
-        "topic write anxin/v1/pendant-7/sos",
-        "topic write anxin/v1/pendant-7/event",
-        "topic write anxin/v1/pendant-7/telemetry",
-        "topic write anxin/v1/pendant-7/status",
-        "topic read anxin/v1/pendant-7/ack",
-        "topic read anxin/v1/pendant-7/cmd",
     ]
-    assert "pattern" not in blocks
-    assert not any(line.startswith("topic") for line in text.split("user ", 1)[0].splitlines())
+    # Nothing before the first `user` line applies to anonymous clients but patterns.
+    assert not any(line.startswith("topic") for line in rules[: rules.index("user anxin")])
 
 
-def test_the_acl_follows_the_configured_prefix() -> None:
-    text = acl_text(["d1"], "anxin", prefix="care/zhangbei/v1")
+def test_the_acl_follows_the_configured_prefix_and_platform_user() -> None:
+    text = acl_text("anxin-prod", prefix="care/zhangbei/v1")
+    assert "pattern write care/zhangbei/v1/%u/sos\n" in text
+    assert "user anxin-prod\ntopic deny care/zhangbei/v1/anxin-prod/#\n" in text
     assert "topic read care/zhangbei/v1/+/sos\n" in text
-    assert "topic write care/zhangbei/v1/d1/sos\n" in text
     assert "anxin/v1" not in text
+
+
+def test_the_acl_names_no_device() -> None:
+    """Which devices exist is the password file's job: the ACL stays the same size."""
+    first = plan(["d1"], Previous(), platform_user="anxin")
+    second = plan([f"d{i}" for i in range(100)], Previous(), platform_user="anxin")
+    assert first.acl == second.acl
+    assert "d1" not in first.acl
 
 
 @pytest.mark.parametrize("prefix", ["", "a/#", "a/+/b", "a//b", "/a", "a/", "$SYS", "a b", "a\tb"])
@@ -144,22 +152,15 @@ def test_a_prefix_that_would_widen_the_acl_is_refused(prefix: str) -> None:
         check_prefix(prefix)
 
 
-@pytest.mark.parametrize("device_id", ["+", "#", "a/b", "a b", "", "x" * 65, "a\nuser anxin"])
-def test_a_device_id_that_would_widen_the_acl_is_refused(device_id: str) -> None:
-    with pytest.raises(ProvisionError):
-        device_acl(device_id)
-
-
-@given(st.from_regex(DEVICE_ID_PATTERN, fullmatch=True))
-def test_a_device_block_names_only_that_device(device_id: str) -> None:
-    head, *topics = device_acl(device_id)
-    assert head == f"user {device_id}"
-    for line in topics:
-        access, topic = line.removeprefix("topic ").split(" ")
-        assert access in {"read", "write"}
-        assert topic.split("/")[:3] == ["anxin", "v1", device_id]
-        assert "+" not in topic
-        assert "#" not in topic
+@given(st.text(min_size=1, max_size=70))
+def test_only_device_ids_become_device_accounts(candidate: str) -> None:
+    planned = plan([candidate], Previous(), platform_user="platform.account")
+    usernames = set(parse_password_file(planned.password_file)) - {"platform.account"}
+    if DEVICE_ID_PATTERN.fullmatch(candidate):
+        assert usernames == {candidate}
+    else:
+        assert usernames == set()
+        assert planned.refused_ids == (candidate,)
 
 
 # --- deciding passwords ----------------------------------------------------------------------

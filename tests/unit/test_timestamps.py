@@ -37,3 +37,8 @@ def test_no_usable_ts_means_receive_time_and_no_skew(ts: float | str | None) -> 
 
 def test_naive_text_is_not_guessed() -> None:
     assert parse_device_ts("2026-11-22T03:10:00") is None
+
+
+def test_a_huge_integer_ts_is_no_usable_ts() -> None:
+    assert parse_device_ts(10**400) is None
+    assert event_time(10**400, NOW).occurred_at == NOW
