@@ -22,12 +22,13 @@ from alerting.store import AlertChange, ChangeKind, raise_or_coalesce
 from devices.clock import Clock, system_clock
 from devices.events import Decoded, Rejected, SosPressed
 from devices.payloads import AckPayload, AckStatus
-from devices.registry import Sighting, find_devices, find_zigbee_devices, record_sightings
+from devices.registry import Sighting, find_zigbee_devices, record_sightings
 from devices.topics import Downlink, Uplink, downlink_topic, parse_uplink
 from ingest import metrics
 from ingest.dead_letters import store_dead_letters
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery, MqttConnection
+from ingest.registry_cache import DeviceCache, SightingThrottle
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +56,7 @@ class BatchResult:
     changes: list[AlertChange] = field(default_factory=list)
     device_acks: list[DeviceAck] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    sightings: list[Sighting] = field(default_factory=list)
 
     @property
     def dead_letters(self) -> int:
@@ -64,6 +66,7 @@ class BatchResult:
         self.changes += other.changes
         self.device_acks += other.device_acks
         self.rejected += other.rejected
+        self.sightings += other.sightings
 
 
 class IngestPipeline:
@@ -79,6 +82,8 @@ class IngestPipeline:
     ) -> None:
         self._sessions, self._decoder, self._engine = sessions, decoder, engine
         self._clock = clock
+        self._devices = DeviceCache(clock)
+        self._sightings = SightingThrottle()
 
     def store(self, deliveries: Sequence[Delivery]) -> BatchResult:
         """Store the batch; if the store refuses it for good, store its messages one by one."""
@@ -105,6 +110,7 @@ class IngestPipeline:
             decoding = self._decoder.decode(deliveries, find_zigbee_devices(session, names))
             result = self._store(session, list(zip(deliveries, decoding.events, strict=True)))
         self._decoder.commit(decoding)
+        self._sightings.written(result.sightings)
         return self._counted(deliveries, result)
 
     def store_refused(self, delivery: Delivery, error: SQLAlchemyError) -> BatchResult:
@@ -130,6 +136,7 @@ class IngestPipeline:
             )
         with self._sessions.begin() as session:
             result = self._store(session, [(delivery, (replacement,))])
+        self._sightings.written(result.sightings)
         return self._counted([delivery], result)
 
     def _store(
@@ -139,7 +146,7 @@ class IngestPipeline:
         result = BatchResult()
         sightings: list[Sighting] = []
         events = [(d, e) for d, decoded in batch for e in decoded]
-        devices = find_devices(
+        devices = self._devices.find(
             session, (e.device_id for _, e in events if not isinstance(e, Rejected))
         )
         now = self._clock()
@@ -162,7 +169,8 @@ class IngestPipeline:
                     )
                 else:
                     self._raise(session, decision, now, result)
-        record_sightings(session, sightings)
+        result.sightings = self._sightings.worth_writing(sightings)
+        record_sightings(session, result.sightings)
         store_dead_letters(session, result.rejected)
         return result
 
