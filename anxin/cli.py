@@ -174,6 +174,7 @@ def devices_provision(
             platform_password=password,
             rotate=rotate,
             prefix=settings.mqtt_topic_prefix,
+            zigbee_base=settings.zigbee2mqtt_base_topic or None,
         )
     except ProvisionError as exc:
         print(f"anxin: {exc}", file=sys.stderr)

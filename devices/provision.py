@@ -34,7 +34,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from devices.registry import DeviceRow
+from devices.registry import DeviceRow, DeviceStatus
 from devices.topics import DEFAULT_PREFIX, DEVICE_ID_PATTERN, Downlink, Uplink
 
 PASSWORD_FILE = "passwd"  # noqa: S105 (a file name)
@@ -112,8 +112,9 @@ def verify_password(password: str, hashed: str) -> bool:
 # --- names -----------------------------------------------------------------------------------
 
 
-def check_prefix(prefix: str) -> str:
-    """A topic prefix safe to write into an ACL line: levels without wildcards or blanks."""
+def check_prefix(prefix: str, what: str = "topic prefix") -> str:
+    """A topic prefix (or Zigbee2MQTT base topic) safe to write into an ACL line: levels
+    without wildcards or blanks."""
     levels = prefix.split("/")
     if (
         not prefix
@@ -122,7 +123,7 @@ def check_prefix(prefix: str) -> str:
         or any(ch in "+#" or ch.isspace() or not ch.isprintable() for ch in prefix)
     ):
         raise ProvisionError(
-            f"topic prefix {prefix!r} cannot go into an ACL: use levels without +, #, "
+            f"{what} {prefix!r} cannot go into an ACL: use levels without +, #, "
             "blanks or empty levels, like anxin/v1"
         )
     return prefix
@@ -169,8 +170,11 @@ def device_patterns(prefix: str = DEFAULT_PREFIX) -> list[str]:
     ]
 
 
-def platform_acl(username: str, prefix: str = DEFAULT_PREFIX) -> list[str]:
-    """The platform reads all uplinks (also through ``$share/...``) and writes all downlinks.
+def platform_acl(
+    username: str, prefix: str = DEFAULT_PREFIX, zigbee_base: str | None = None
+) -> list[str]:
+    """The platform reads all uplinks (also through ``$share/...``) and writes all downlinks;
+    with ``zigbee_base``, it also reads what Zigbee2MQTT gateways publish under it.
 
     The patterns apply to every account, so they would also let the platform publish uplinks
     as a device named like it; ``deny`` lines come first in Mosquitto and take that back."""
@@ -179,14 +183,19 @@ def platform_acl(username: str, prefix: str = DEFAULT_PREFIX) -> list[str]:
         f"topic deny {prefix}/{username}/#",
         *(f"topic read {prefix}/+/{kind.value}" for kind in Uplink),
         *(f"topic write {prefix}/+/{kind.value}" for kind in Downlink),
+        *([f"topic read {zigbee_base}/#"] if zigbee_base else []),
     ]
 
 
-def acl_text(platform_user: str, prefix: str = DEFAULT_PREFIX) -> str:
+def acl_text(
+    platform_user: str, prefix: str = DEFAULT_PREFIX, zigbee_base: str | None = None
+) -> str:
     """The whole ACL file: the devices' patterns and the platform's block, nothing for
     anonymous clients. It names no device: which devices exist is the password file's job."""
     check_prefix(prefix)
     check_platform_user(platform_user)
+    if zigbee_base:
+        check_prefix(zigbee_base, "Zigbee2MQTT base topic")
     lines = [
         "# Written by `anxin devices provision`: re-run it rather than editing this file.",
         "# Only what is listed is allowed; there are no lines for anonymous clients.",
@@ -195,7 +204,7 @@ def acl_text(platform_user: str, prefix: str = DEFAULT_PREFIX) -> str:
         *device_patterns(prefix),
         "",
         "# The platform (anxin serve / anxin ingest).",
-        *platform_acl(platform_user, prefix),
+        *platform_acl(platform_user, prefix, zigbee_base),
     ]
     return "\n".join(lines) + "\n"
 
@@ -310,11 +319,11 @@ def plan(
     platform_password: str | None = None,
     rotate: bool = False,
     prefix: str = DEFAULT_PREFIX,
+    zigbee_base: str | None = None,
     new_password: Callable[[], str] = generate_password,
 ) -> Plan:
     """Decide every account's password and hash, and the files' text. No I/O."""
-    check_prefix(prefix)
-    check_platform_user(platform_user)
+    acl = acl_text(platform_user, prefix, zigbee_base)  # checks the names first
     devices, refused = split_device_ids(device_ids)
     if platform_user in devices:
         raise ProvisionError(
@@ -375,7 +384,7 @@ def plan(
     )
     return Plan(
         password_file=password_file_text(hashes),
-        acl=acl_text(platform_user, prefix),
+        acl=acl,
         device_csv=device_csv_text(passwords),
         platform_csv=platform_csv,
         devices=tuple(devices),
@@ -489,6 +498,7 @@ def provision(
     platform_password: str | None = None,
     rotate: bool = False,
     prefix: str = DEFAULT_PREFIX,
+    zigbee_base: str | None = None,
 ) -> tuple[Plan, list[Path]]:
     """Read what an earlier run left in ``folder``, decide, and write the files."""
     planned = plan(
@@ -498,12 +508,16 @@ def provision(
         platform_password=platform_password,
         rotate=rotate,
         prefix=prefix,
+        zigbee_base=zigbee_base,
     )
     return planned, write_plan(folder, planned)
 
 
 def registered_device_ids(session: Session) -> list[str]:
-    return sorted(session.scalars(select(DeviceRow.id)))
+    """Devices that may connect: retired ones get no broker account."""
+    return sorted(
+        session.scalars(select(DeviceRow.id).where(DeviceRow.status != DeviceStatus.RETIRED.value))
+    )
 
 
 def summary(planned: Plan, written: Sequence[Path], folder: Path) -> list[str]:

@@ -520,7 +520,9 @@ def test_the_cli_writes_the_files_for_registered_devices_and_a_rerun_keeps_passw
     assert sorted(hashes) == ["anxin", "pendant-1", "pendant-2"]
     assert verify_password(PLATFORM_PASSWORD, hashes["anxin"])
     assert all(verify_password(passwords[d], hashes[d]) for d in passwords)
-    assert "pattern write anxin/v1/%u/heartbeat\n" in (out / ACL_FILE).read_text()
+    acl = (out / ACL_FILE).read_text()
+    assert "pattern write anxin/v1/%u/heartbeat\n" in acl
+    assert "topic read zigbee2mqtt/#\n" in acl  # what ingest subscribes to by default
     assert f"password_file at {out / PASSWORD_FILE}" in first.stdout
     assert "reload" in first.stdout
     for secret in (*passwords.values(), PLATFORM_PASSWORD):
@@ -558,7 +560,9 @@ def test_the_cli_writes_the_files_for_registered_devices_and_a_rerun_keeps_passw
 
 
 def test_the_cli_generates_the_platform_password_apart_from_the_devices(tmp_path: Path) -> None:
-    setup = anxin_env(tmp_path / "anxin", ANXIN_MQTT_TOPIC_PREFIX="care/v2")
+    setup = anxin_env(
+        tmp_path / "anxin", ANXIN_MQTT_TOPIC_PREFIX="care/v2", ANXIN_ZIGBEE2MQTT_BASE_TOPIC=""
+    )
     register(setup, "pendant-1")
     out = tmp_path / "broker-files"
 
@@ -579,6 +583,7 @@ def test_the_cli_generates_the_platform_password_apart_from_the_devices(tmp_path
         "user anxin-prod\ntopic deny care/v2/anxin-prod/#\ntopic read care/v2/+/heartbeat\n" in acl
     )
     assert "pattern write care/v2/%u/sos\n" in acl
+    assert "zigbee2mqtt" not in acl  # switched off
 
     # A password given later replaces the generated one, whose file would now be wrong.
     given = setup.cli(

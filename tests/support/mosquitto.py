@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -39,6 +40,9 @@ def running_mosquitto(folder: Path) -> Iterator[Mosquitto]:
         "\n".join(
             [
                 f"listener {port} 127.0.0.1",
+                # Started as root, mosquitto would become the `mosquitto` user, who cannot
+                # write in the test's folder: stay who we are.
+                f"user {getpass.getuser()}",
                 "allow_anonymous true",
                 "persistence false",
                 "set_tcp_nodelay true",

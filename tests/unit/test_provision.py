@@ -138,6 +138,15 @@ def test_the_acl_follows_the_configured_prefix_and_platform_user() -> None:
     assert "anxin/v1" not in text
 
 
+def test_the_platform_reads_what_zigbee2mqtt_gateways_publish_when_that_is_configured() -> None:
+    assert "topic read zigbee2mqtt/#" not in acl_text("anxin")
+    text = acl_text("anxin", zigbee_base="zigbee2mqtt")
+    block = text[text.index("user anxin") :].splitlines()
+    assert block[-1] == "topic read zigbee2mqtt/#"
+    with pytest.raises(ProvisionError, match="Zigbee2MQTT base topic"):
+        acl_text("anxin", zigbee_base="zigbee 2mqtt")
+
+
 def test_the_acl_names_no_device() -> None:
     """Which devices exist is the password file's job: the ACL stays the same size."""
     first = plan(["d1"], Previous(), platform_user="anxin")
