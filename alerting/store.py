@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     ForeignKey,
     Index,
     Integer,
@@ -58,7 +59,7 @@ class AlertRow(Base):
     location: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The device's seq of the last occurrence counted, to recognise redeliveries.
-    last_seq: Mapped[int | None] = mapped_column(Integer)
+    last_seq: Mapped[int | None] = mapped_column(BigInteger)
 
     timeline: Mapped[list[AlertEventRow]] = relationship(
         back_populates="alert", order_by="AlertEventRow.id", lazy="raise"

@@ -9,6 +9,7 @@ from pwdlib import PasswordHash
 from sqlalchemy import Boolean, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from devices.elders import parse_community
 from devices.sql import Base, UtcDateTime
 
 
@@ -54,6 +55,13 @@ def save_user(
         raise UserError("a username is 1 to 64 characters")
     if len(password) < 8:
         raise UserError("a password needs at least 8 characters")
+    if scope:
+        try:
+            scope = parse_community(scope)
+        except ValueError as exc:
+            raise UserError(f"scope: {exc}") from exc
+        if len(scope) > 255:
+            raise UserError("scope: at most 255 characters")
     row = session.scalars(select(UserRow).where(UserRow.username == username)).one_or_none()
     if row is None:
         row = UserRow(username=username, role=role.value, scope=scope)

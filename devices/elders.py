@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, ForeignKey, Integer, String, Text, or_
+from sqlalchemy import JSON, ColumnElement, ForeignKey, Integer, String, Text, func, or_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from devices.sql import Base, UtcDateTime
@@ -92,8 +92,16 @@ def in_scope(community: str | None, scope: str) -> bool:
 
 
 def within_community(prefix: str) -> ColumnElement[bool]:
-    """SQL: the elder lives in the tier path ``prefix`` or anywhere below it."""
-    return or_(ElderRow.community == prefix, ElderRow.community.startswith(prefix + "/"))
+    """SQL: the elder lives in the tier path ``prefix`` or anywhere below it.
+
+    Compared as exact text, not with LIKE: a ``_`` or ``%`` in a scope is no wildcard, and
+    SQLite's LIKE would ignore case where PostgreSQL's does not.
+    """
+    below = prefix + "/"
+    return or_(
+        ElderRow.community == prefix,
+        func.substr(ElderRow.community, 1, len(below)) == below,
+    )
 
 
 class ElderRow(Base):

@@ -19,7 +19,8 @@ class Uplink(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
     ts: Number | str | None = None
-    seq: Annotated[StrictInt, Field(ge=0)] | None = None
+    # A 64-bit counter at most: what SQL stores (BIGINT) and any firmware sends.
+    seq: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = None
     battery: Annotated[Number, Field(ge=0, le=100)] | None = None
     rssi: Number | None = None
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from devices.events import Rejected
 from devices.sql import Base, UtcDateTime
+from devices.storable import storable_text
 
 MAX_TOPIC_CHARS = 512
 MAX_REASON_CHARS = 500
@@ -30,9 +31,10 @@ def store_dead_letters(session: Session, rejected: Iterable[Rejected]) -> None:
     session.add_all(
         DeadLetterRow(
             received_at=item.received_at,
-            topic=item.topic[:MAX_TOPIC_CHARS],
+            # Text columns refuse NUL on PostgreSQL: a device must not be able to put one there.
+            topic=storable_text(item.topic[:MAX_TOPIC_CHARS]),
             device_id=item.device_id,
-            reason=item.reason[:MAX_REASON_CHARS],
+            reason=storable_text(item.reason[:MAX_REASON_CHARS]),
             payload=item.payload,
         )
         for item in rejected

@@ -164,11 +164,6 @@ def delivery(topic: str, payload: bytes) -> Delivery:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="alerts.last_seq is a 32-bit INTEGER: PostgreSQL refuses seq >= 2**31, the batch is "
-    "refused and the SOS is stored without its location and attributes",
-)
 def test_an_sos_with_a_seq_beyond_32_bits_is_stored_whole(postgres: Database) -> None:
     pipeline = IngestPipeline(
         sessions=postgres.sessions,

@@ -238,3 +238,14 @@ def test_the_alert_queue_is_scoped_by_community(
         client.get(f"/api/v1/alerts/{alert_id}", headers=as_("zhangbei_dispatcher")).status_code
         == 200
     )
+
+
+def test_a_scope_is_matched_as_text_not_as_a_pattern(
+    client: TestClient, as_: As, sessions: sessionmaker[Session]
+) -> None:
+    client.post("/api/v1/elders", json=ZHANG, headers=as_("admin"))
+    with sessions.begin() as session:
+        for name, scope in (("wildcard", "张家口市/张北_"), ("wider", "张家口市/%")):
+            session.add(UserRow(username=name, password_hash=HASH, role="dispatcher", scope=scope))
+    for user in ("wildcard", "wider"):
+        assert client.get("/api/v1/elders", headers=as_(user)).json()["items"] == [], user

@@ -202,3 +202,10 @@ def test_a_huge_ts_is_not_an_exception() -> None:
     event = decode("anxin/v1/d1/heartbeat", '{"ts": 1' + "0" * 400 + "}")
     assert isinstance(event, Heartbeat)
     assert event.clock_skew_s is None
+
+
+def test_seq_is_a_64_bit_counter() -> None:
+    assert isinstance(decode("anxin/v1/d1/heartbeat", json.dumps({"seq": 2**63 - 1})), Heartbeat)
+    event = decode("anxin/v1/d1/heartbeat", json.dumps({"seq": 2**63}))
+    assert isinstance(event, Rejected)
+    assert "seq" in event.reason

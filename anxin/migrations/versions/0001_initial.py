@@ -43,7 +43,7 @@ def upgrade() -> None:
         sa.Column("outcome", sa.String(length=32), nullable=True),
         sa.Column("location", sa.JSON(), nullable=True),
         sa.Column("attributes", sa.JSON(), nullable=False),
-        sa.Column("last_seq", sa.Integer(), nullable=True),
+        sa.Column("last_seq", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
     )
     with op.batch_alter_table("alerts", schema=None) as batch_op:
