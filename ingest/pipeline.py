@@ -86,19 +86,20 @@ class IngestPipeline:
         self._sightings = SightingThrottle()
 
     def store(self, deliveries: Sequence[Delivery]) -> BatchResult:
-        """Store the batch; if the store refuses it for good, store its messages one by one."""
+        """Store the batch; if it fails for good, store its messages one by one, so that one
+        bad message (or a bug it triggers) cannot hold up the rest, nor stop the pipeline."""
         try:
             return self.store_batch(deliveries)
-        except SQLAlchemyError as error:
-            if is_transient(error) or len(deliveries) == 1:
+        except Exception as error:
+            if isinstance(error, SQLAlchemyError) and is_transient(error):
                 raise
             log.error("ingest.batch_refused", error=_name(error), messages=len(deliveries))
         result = BatchResult()
         for delivery in deliveries:
             try:
                 result.merge(self.store_batch([delivery]))
-            except SQLAlchemyError as error:
-                if is_transient(error):
+            except Exception as error:
+                if isinstance(error, SQLAlchemyError) and is_transient(error):
                     raise
                 result.merge(self.store_refused(delivery, error))
         return result
@@ -113,9 +114,9 @@ class IngestPipeline:
         self._sightings.written(result.sightings)
         return self._counted(deliveries, result)
 
-    def store_refused(self, delivery: Delivery, error: SQLAlchemyError) -> BatchResult:
+    def store_refused(self, delivery: Delivery, error: Exception) -> BatchResult:
         """A message the store will not take: a dead letter, and still an alert if an SOS."""
-        reason = f"the store refused it: {_name(error)}"
+        reason = f"could not be stored: {_name(error)}"
         log.error("ingest.message_refused", topic=delivery.topic, error=_name(error))
         topic = parse_uplink(delivery.topic, self._decoder.prefix)
         replacement: Decoded
@@ -284,7 +285,7 @@ def _kind(topic: str) -> str:
     return topic.rsplit("/", 1)[-1] if topic.count("/") >= 1 else "unknown"
 
 
-def _name(error: SQLAlchemyError) -> str:
+def _name(error: Exception) -> str:
     """The driver's error class and first line, without SQL or parameters (they hold data)."""
     original = getattr(error, "orig", None) or error
     first_line = str(original).strip().splitlines()[0] if str(original).strip() else ""

@@ -153,10 +153,43 @@ def test_a_message_the_store_refuses_does_not_hold_up_the_rest(
         device = session.get(DeviceRow, "p1")
     # The SOS the store refused is still an alert, marked; the smoke event is a dead letter.
     assert sorted(alerts) == ["p1", "p2"]
-    assert alerts["p1"].attributes["payload_error"].startswith("the store refused it: ")
+    assert alerts["p1"].attributes["payload_error"].startswith("could not be stored: ")
     assert [(d.topic, d.reason.split(":")[0]) for d in letters] == [
-        ("anxin/v1/p1/event", "the store refused it")
+        ("anxin/v1/p1/event", "could not be stored")
     ]
     assert result.dead_letters == 1
     assert device is not None
     assert device.last_seen_at == T0
+
+
+class BuggyEngine(RulesEngine):
+    """A bug that only some input triggers must not stop the pipeline."""
+
+    def evaluate(self, event: DeviceEvent, device: DeviceInfo | None, now: datetime) -> Any:
+        if event.attributes.get("trigger_bug"):
+            raise OverflowError("int too large to convert")
+        return super().evaluate(event, device, now)
+
+
+def test_a_bug_one_message_triggers_is_isolated_even_alone(
+    sessions: sessionmaker[Session],
+) -> None:
+    run = IngestPipeline(
+        sessions=sessions,
+        decoder=MessageDecoder(native=NativeCodec()),
+        engine=BuggyEngine(),
+        clock=lambda: T0,
+    )
+    alone = run.store([delivery("anxin/v1/p1/sos", b'{"trigger_bug": true}')])
+    mixed = run.store(
+        [
+            delivery("anxin/v1/p2/event", b'{"type": "smoke", "trigger_bug": true}'),
+            delivery("anxin/v1/p3/sos", b"{}"),
+        ]
+    )
+    assert [a.device_id for a in alone.device_acks] == ["p1"]  # still an SOS, still told
+    assert [r.reason.split(":")[0] for r in mixed.rejected] == ["could not be stored"]
+    with sessions() as session:
+        alerts = {a.device_id: a for a in session.scalars(select(AlertRow))}
+    assert sorted(alerts) == ["p1", "p3"]
+    assert "OverflowError" in alerts["p1"].attributes["payload_error"]
