@@ -221,16 +221,14 @@ def apply_rows(session: Session, rows: Iterable[ImportRow], report: ImportReport
     elders = _ElderIndex(session, [r.elder for r in rows if r.elder is not None])
     devices = {
         d.id: d
-        for d in session.scalars(
-            select(DeviceRow).where(DeviceRow.id.in_([r.device_id for r in rows]))
-        )
+        for ids in _chunks([r.device_id for r in rows])
+        for d in session.scalars(select(DeviceRow).where(DeviceRow.id.in_(ids)))
     }
     taken_zigbee = {
         name: device_id
+        for names in _chunks([r.zigbee_name for r in rows if r.zigbee_name])
         for name, device_id in session.execute(
-            select(DeviceRow.zigbee_name, DeviceRow.id).where(
-                DeviceRow.zigbee_name.in_([r.zigbee_name for r in rows if r.zigbee_name])
-            )
+            select(DeviceRow.zigbee_name, DeviceRow.id).where(DeviceRow.zigbee_name.in_(names))
         )
     }
     touched_elders: set[int] = set()
@@ -254,6 +252,12 @@ def apply_rows(session: Session, rows: Iterable[ImportRow], report: ImportReport
             report.devices_updated += 1
         report.rows += 1
     session.flush()
+
+
+def _chunks(values: list[str], size: int = 5000) -> Iterable[list[str]]:
+    """IN lists of a size every database takes (SQLite allows 32,766 parameters)."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def _update_device(device: DeviceRow, row: ImportRow, elder: ElderRow | None) -> bool:
@@ -295,7 +299,7 @@ def _add_contact(elder: ElderRow, row: ImportRow) -> int:
 
 
 class _ElderIndex:
-    """Finds the elder a row names, loading the file's elders in two queries."""
+    """Finds the elder a row names, loading the file's elders up front in a few queries."""
 
     def __init__(self, session: Session, keys: list[ElderKey]) -> None:
         self._session = session
@@ -303,13 +307,10 @@ class _ElderIndex:
         by_name = {(k.name, k.phone) for k in keys if not k.external_id}
         self._by_external: dict[str, ElderRow] = {}
         self._by_name: dict[tuple[str | None, str | None], ElderRow] = {}
-        if external:
-            for elder in session.scalars(
-                select(ElderRow).where(ElderRow.external_id.in_(external))
-            ):
+        for ids in _chunks(sorted(external)):
+            for elder in session.scalars(select(ElderRow).where(ElderRow.external_id.in_(ids))):
                 self._by_external[elder.external_id or ""] = elder
-        names = {name for name, _ in by_name if name}
-        if names:
+        for names in _chunks(sorted({name for name, _ in by_name if name})):
             for elder in session.scalars(
                 select(ElderRow).where(ElderRow.external_id.is_(None), ElderRow.name.in_(names))
             ):

@@ -93,7 +93,14 @@ class IngestPipeline:
         except Exception as error:
             if isinstance(error, SQLAlchemyError) and is_transient(error):
                 raise
-            log.error("ingest.batch_refused", error=_name(error), messages=len(deliveries))
+            # Not a database refusal: a bug. Keep its traceback for whoever fixes it.
+            bug = not isinstance(error, SQLAlchemyError)
+            log.error(
+                "ingest.batch_refused",
+                error=_name(error),
+                messages=len(deliveries),
+                exc_info=bug,
+            )
         result = BatchResult()
         for delivery in deliveries:
             try:
