@@ -29,7 +29,8 @@ from devices.clock import Clock, system_clock
 from devices.codec import NativeCodec
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import BrokerAddress, MqttConnection, SessionOptions
-from ingest.pipeline import IngestPipeline, IngestService
+from ingest.pipeline import IngestPipeline
+from ingest.service import IngestService
 
 log = structlog.get_logger(__name__)
 

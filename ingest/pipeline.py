@@ -1,12 +1,8 @@
-"""The ingest pipeline: decode → decide → store in one transaction → acknowledge → tell devices."""
+"""The ingest pipeline: decode → decide → store a batch in one transaction (on the writer thread)."""
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,17 +13,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.decisions import RaiseAlert, RecordSighting, RejectMessage
 from alerting.engine import RulesEngine
-from alerting.feed import AlertFeed
 from alerting.store import AlertChange, ChangeKind, raise_or_coalesce
 from devices.clock import Clock, system_clock
 from devices.events import Decoded, Rejected, SosPressed
-from devices.payloads import AckPayload, AckStatus
+from devices.payloads import AckStatus
 from devices.registry import Sighting, find_zigbee_devices, record_sightings
-from devices.topics import Downlink, Uplink, downlink_topic, parse_uplink
+from devices.topics import Uplink, parse_uplink
 from ingest import metrics
 from ingest.dead_letters import store_dead_letters
 from ingest.decoding import MessageDecoder
-from ingest.mqtt import Delivery, MqttConnection
+from ingest.mqtt import Delivery
 from ingest.registry_cache import DeviceCache, SightingThrottle
 
 log = structlog.get_logger(__name__)
@@ -97,7 +92,7 @@ class IngestPipeline:
             bug = not isinstance(error, SQLAlchemyError)
             log.error(
                 "ingest.batch_refused",
-                error=_name(error),
+                error=error_name(error),
                 messages=len(deliveries),
                 exc_info=bug,
             )
@@ -123,8 +118,8 @@ class IngestPipeline:
 
     def store_refused(self, delivery: Delivery, error: Exception) -> BatchResult:
         """A message the store will not take: a dead letter, and still an alert if an SOS."""
-        reason = f"could not be stored: {_name(error)}"
-        log.error("ingest.message_refused", topic=delivery.topic, error=_name(error))
+        reason = f"could not be stored: {error_name(error)}"
+        log.error("ingest.message_refused", topic=delivery.topic, error=error_name(error))
         topic = parse_uplink(delivery.topic, self._decoder.prefix)
         replacement: Decoded
         if topic is not None and topic.kind is Uplink.SOS:
@@ -210,89 +205,11 @@ class IngestPipeline:
             )
 
 
-class IngestService:
-    """Drains the broker connection batch by batch; acknowledges only what is committed."""
-
-    def __init__(
-        self,
-        *,
-        connection: MqttConnection,
-        pipeline: IngestPipeline,
-        feed: AlertFeed,
-        topic_prefix: str,
-        max_batch: int = 1000,
-        retry_delay_s: Callable[[int], float] | None = None,
-    ) -> None:
-        self._connection, self._pipeline, self._feed = connection, pipeline, feed
-        self._prefix, self._max_batch = topic_prefix, max_batch
-        self._retry_delay_s = retry_delay_s or _jittered_backoff
-        self._stopping = asyncio.Event()
-        # One writer thread: batches commit in the order they arrived.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anxin-store")
-
-    def stop(self) -> None:
-        """Finish the batch under way (commit and acknowledge it), then return from run()."""
-        self._stopping.set()
-        self._connection.interrupt()
-
-    async def run(self) -> None:
-        try:
-            while not self._stopping.is_set():
-                batch = await self._connection.next_batch(self._max_batch)
-                if not batch:
-                    continue
-                started = time.perf_counter()
-                result = await self._store(batch)
-                if result is None:
-                    break  # stopped while the store was away: the broker keeps the batch
-                metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-                metrics.BATCH_SIZE.observe(len(batch))
-                self._connection.ack(batch)
-                self._tell_devices(result.device_acks)
-                if result.changes:
-                    self._feed.publish(result.changes)
-        finally:
-            self._writer.shutdown(wait=True)
-
-    async def _store(self, batch: Sequence[Delivery]) -> BatchResult | None:
-        """Store the batch, waiting out an absent store; never drops it, never acks it early."""
-        loop = asyncio.get_running_loop()
-        failures = 0
-        while True:
-            try:
-                return await loop.run_in_executor(self._writer, self._pipeline.store, batch)
-            except SQLAlchemyError as error:
-                if not is_transient(error):
-                    raise
-                failures += 1
-                metrics.BATCH_FAILURES.inc()
-                delay = self._retry_delay_s(failures)
-                log.error("ingest.store_unavailable", error=_name(error), retry_in_s=delay)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-                return None
-            except TimeoutError:
-                continue
-
-    def _tell_devices(self, acks: Sequence[DeviceAck]) -> None:
-        for ack in acks:
-            message = SOS_RECEIVED_MESSAGE if ack.status is AckStatus.RECEIVED else ""
-            payload = AckPayload(alert_id=ack.alert_id, status=ack.status, message=message)
-            topic = downlink_topic(ack.device_id, Downlink.ACK, self._prefix)
-            self._connection.publish(topic, payload.model_dump_json().encode(), qos=1)
-
-
-def _jittered_backoff(failures: int) -> float:
-    """0.1 s doubling up to 10 s, with full jitter so several processes do not retry in step."""
-    ceiling: float = min(10.0, 0.1 * 2 ** min(failures, 10))
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
-
-
 def _kind(topic: str) -> str:
     return topic.rsplit("/", 1)[-1] if topic.count("/") >= 1 else "unknown"
 
 
-def _name(error: Exception) -> str:
+def error_name(error: Exception) -> str:
     """The driver's error class and first line, without SQL or parameters (they hold data)."""
     original = getattr(error, "orig", None) or error
     first_line = str(original).strip().splitlines()[0] if str(original).strip() else ""
