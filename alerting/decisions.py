@@ -41,4 +41,33 @@ class RejectMessage:
     reason: str
 
 
-Decision = RaiseAlert | RecordSighting | RejectMessage
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ResolveAlert:
+    """Close the device's open alert of ``type`` by itself: the condition is gone."""
+
+    device_id: str
+    type: AlertType
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CancelAlert:
+    """The device withdrew the alert (a fall cancelled in time); it is kept, marked cancelled."""
+
+    device_id: str
+    type: AlertType
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NoteOnAlert:
+    """Something the dispatcher should see on an open alert, which stays open (a smoke
+    detector that went quiet: someone must still check)."""
+
+    device_id: str
+    type: AlertType
+    action: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+Decision = RaiseAlert | RecordSighting | RejectMessage | ResolveAlert | CancelAlert | NoteOnAlert

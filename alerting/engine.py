@@ -1,38 +1,182 @@
-"""The rules engine: a pure function of (what we know, event, now) → decisions.
+"""The rules engine: a pure function of (what we know of a device, event, now) → decisions.
 
 It reads no clock, socket or database, so it gives the same answers live, in tests and in
-virtual-time replay. The skeleton knows the SOS rule and sightings; issue #4 adds the rest.
+virtual-time replay. It knows the event rules (SOS, alarms and their restores, the fall's
+cancel window, temperature and battery thresholds, a device heard from again, the per-device
+rate limit); time rules (silence, inactivity, check-ins) come with the scheduler.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from alerting.decisions import Decision, RaiseAlert, RecordSighting, RejectMessage
+from alerting.decisions import (
+    CancelAlert,
+    Decision,
+    NoteOnAlert,
+    RaiseAlert,
+    RecordSighting,
+    RejectMessage,
+    ResolveAlert,
+)
 from alerting.model import ALERT_KINDS, AlertType
-from devices.events import AvailabilityChanged, DeviceEvent, SosPressed
+from alerting.rules import RuleSet, load_rules
+from devices.catalogue import CATALOGUE, Catalogue
+from devices.events import (
+    AvailabilityChanged,
+    DeviceEvent,
+    SensorEvent,
+    SosPressed,
+    TelemetryReport,
+)
 from devices.registry import DeviceInfo, Sighting
 
 UNKNOWN_DEVICE = "unknown device"
+RATE_WINDOW = timedelta(minutes=1)
+
+# Sensor alarms that are emergencies: a restore is noted, but a person closes the alert.
+EMERGENCY_EVENTS = {
+    "fall": AlertType.FALL,
+    "smoke": AlertType.SMOKE,
+    "gas": AlertType.GAS,
+    "co": AlertType.CO,
+    "water_leak": AlertType.WATER_LEAK,
+    "heat": AlertType.HEAT,
+    "cold": AlertType.COLD,
+}
+# Technical conditions that end by themselves: the restore resolves the alert.
+TECHNICAL_EVENTS = {
+    "tamper": (AlertType.TAMPER, "tamper"),
+    "removed": (AlertType.TAMPER, "tamper"),
+    "low_battery": (AlertType.LOW_BATTERY, "low_battery"),
+    "power_loss": (AlertType.POWER_LOSS, "power_restore"),
+}
+RESTORING_EVENTS = {"power_restore": AlertType.POWER_LOSS}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OpenAlert:
+    type: AlertType
+    # When the condition began (the first occurrence's time).
+    since: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeviceState:
+    """What the engine knows of one device: its registration, its open alerts, its recent
+    occurrences (for the rate limit). The shell loads it; the engine returns the next one."""
+
+    device_id: str
+    device: DeviceInfo | None
+    open_alerts: Mapping[AlertType, OpenAlert] = field(default_factory=dict)
+    recent: tuple[datetime, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Evaluation:
+    state: DeviceState
+    decisions: tuple[Decision, ...]
 
 
 class RulesEngine:
-    def evaluate(
-        self, event: DeviceEvent, device: DeviceInfo | None, now: datetime
-    ) -> tuple[Decision, ...]:
-        """Decide what ``event`` from ``device`` (None: not registered) means at ``now``."""
-        if isinstance(event, SosPressed):
-            return self._sos(event, device)
-        if device is None:
-            return (RejectMessage(reason=UNKNOWN_DEVICE),)
-        if isinstance(event, AvailabilityChanged) and (event.retained or not event.online):
-            # A last will says the link dropped, and a retained status is replayed by the
-            # broker on every subscription: neither is a sign of life.
-            return ()
-        return (RecordSighting(sighting=_sighting(event)),)
+    def __init__(self, rules: RuleSet | None = None, catalogue: Catalogue = CATALOGUE) -> None:
+        self.rules = rules or load_rules()
+        self.catalogue = catalogue
 
-    def _sos(self, event: SosPressed, device: DeviceInfo | None) -> tuple[Decision, ...]:
+    def evaluate(self, state: DeviceState, event: DeviceEvent, now: datetime) -> Evaluation:
+        """Decide what ``event`` means for the device in ``state`` at ``now``."""
+        run = _Run(self, state, now)
+        if isinstance(event, SosPressed):
+            run.sos(event)
+        elif state.device is None:
+            run.decide(RejectMessage(reason=UNKNOWN_DEVICE))
+            return run.result()
+        if state.device is not None and _sign_of_life(event):
+            run.decide(RecordSighting(sighting=_sighting(event)))
+            if AlertType.DEVICE_OFFLINE in run.open:
+                run.resolve(AlertType.DEVICE_OFFLINE, "the device was heard from again")
+        if state.device is None:
+            return run.result()
+        if isinstance(event, SensorEvent):
+            run.sensor(event)
+        elif isinstance(event, TelemetryReport):
+            run.temperature(event)
+        if event.battery is not None and not event.retained:
+            run.battery(event, event.battery)
+        return run.result()
+
+
+class _Run:
+    """One evaluation: the state as it evolves and the decisions taken so far."""
+
+    def __init__(self, engine: RulesEngine, state: DeviceState, now: datetime) -> None:
+        self.engine, self.state, self.now = engine, state, now
+        self.open = dict(state.open_alerts)
+        self.recent = [t for t in state.recent if now - t < RATE_WINDOW]
+        self.decisions: list[Decision] = []
+
+    def result(self) -> Evaluation:
+        state = replace(self.state, open_alerts=self.open, recent=tuple(self.recent))
+        return Evaluation(state=state, decisions=tuple(self.decisions))
+
+    def decide(self, decision: Decision) -> None:
+        self.decisions.append(decision)
+
+    def raise_alert(
+        self,
+        alert: AlertType,
+        event: DeviceEvent,
+        attributes: Mapping[str, Any] | None = None,
+        location: Mapping[str, Any] | None = None,
+        acknowledge_device: bool = False,
+    ) -> None:
+        repeat = alert in self.open
+        limit = self.engine.rules.rate_limit.per_device_per_minute
+        if repeat and len(self.recent) >= limit:
+            return  # a stuck button: counted enough for this minute
+        self.recent.append(self.now)
+        device = self.state.device
+        categories = device.elder_categories if device else frozenset()
+        details = dict(attributes or {})
+        if event.seq is not None:
+            details.setdefault("seq", event.seq)
+        if event.clock_skew_s is not None:
+            details.setdefault("clock_skew_s", event.clock_skew_s)
+        if event.retained:
+            details["retained"] = True  # replayed by the broker: maybe old news
+        self.decide(
+            RaiseAlert(
+                device_id=self.state.device_id,
+                elder_id=device.elder_id if device else None,
+                type=alert,
+                category=ALERT_KINDS[alert].category,
+                priority=self.engine.rules.priority_of(alert, categories),
+                occurred_at=event.occurred_at,
+                location=location,
+                attributes=details,
+                acknowledge_device=acknowledge_device,
+                seq=event.seq,
+            )
+        )
+        if not repeat:
+            self.open[alert] = OpenAlert(type=alert, since=event.occurred_at)
+
+    def resolve(self, alert: AlertType, reason: str) -> None:
+        if self.open.pop(alert, None) is not None:
+            self.decide(ResolveAlert(device_id=self.state.device_id, type=alert, reason=reason))
+
+    def note(self, alert: AlertType, action: str, detail: Mapping[str, Any]) -> None:
+        if alert in self.open:
+            self.decide(
+                NoteOnAlert(
+                    device_id=self.state.device_id, type=alert, action=action, detail=detail
+                )
+            )
+
+    def sos(self, event: SosPressed) -> None:
         # An SOS is never dropped: an unregistered device or an unreadable payload still
         # raises the alarm, marked so the dispatcher knows what they are looking at.
         attributes: dict[str, Any] = dict(event.attributes)
@@ -40,28 +184,89 @@ class RulesEngine:
             attributes["trigger"] = event.trigger
         if event.payload_error:
             attributes["payload_error"] = event.payload_error
-        if device is None:
+        if self.state.device is None:
             attributes["unregistered_device"] = True
-        if event.clock_skew_s is not None:
-            attributes["clock_skew_s"] = event.clock_skew_s
-        if event.seq is not None:
-            attributes["seq"] = event.seq
-        kind = ALERT_KINDS[AlertType.SOS]
-        alert = RaiseAlert(
-            device_id=event.device_id,
-            elder_id=device.elder_id if device else None,
-            type=AlertType.SOS,
-            category=kind.category,
-            priority=kind.priority,
-            occurred_at=event.occurred_at,
-            location=event.location,
-            attributes=attributes,
-            acknowledge_device=True,
-            seq=event.seq,
+        self.raise_alert(
+            AlertType.SOS, event, attributes, location=event.location, acknowledge_device=True
         )
-        if device is None:
-            return (alert,)
-        return (alert, RecordSighting(sighting=_sighting(event)))
+
+    def sensor(self, event: SensorEvent) -> None:
+        detail = {"zone": event.zone} if event.zone else {}
+        if event.contact_id:
+            detail["cid"] = event.contact_id
+        if event.type in EMERGENCY_EVENTS:
+            alert = EMERGENCY_EVENTS[event.type]
+            if event.restore:
+                self.note(alert, "restored", {"by": "device", **detail})
+            else:
+                self.raise_alert(alert, event, {**event.attributes, **detail})
+        elif event.type in TECHNICAL_EVENTS:
+            alert, _ = TECHNICAL_EVENTS[event.type]
+            if event.restore:
+                self.resolve(alert, f"{event.type} restored")
+            else:
+                self.raise_alert(alert, event, {"event": event.type, **detail})
+        elif event.type in RESTORING_EVENTS:
+            self.resolve(RESTORING_EVENTS[event.type], event.type)
+        elif event.type == "service_request" and not event.restore:
+            self.raise_alert(AlertType.SERVICE_REQUEST, event, detail)
+        elif event.type == "cancel":
+            self.cancel_fall(event)
+
+    def cancel_fall(self, event: SensorEvent) -> None:
+        fall = self.open.get(AlertType.FALL)
+        if fall is None:
+            return
+        window = timedelta(seconds=self.engine.rules.fall.cancel_window_s)
+        if event.occurred_at - fall.since <= window:
+            del self.open[AlertType.FALL]
+            self.decide(
+                CancelAlert(
+                    device_id=self.state.device_id,
+                    type=AlertType.FALL,
+                    reason="cancelled on the device within the cancel window",
+                )
+            )
+        else:
+            # Too late to withdraw by itself: the dispatcher sees the elder pressed cancel.
+            self.note(AlertType.FALL, "cancel_after_window", {})
+
+    def temperature(self, event: TelemetryReport) -> None:
+        value = event.metrics.get("temperature_c")
+        if value is None:
+            return
+        rule = self.engine.rules.temperature
+        reading = {"temperature_c": value}
+        if value >= rule.heat_c:
+            self.raise_alert(AlertType.HEAT, event, reading)
+        elif value < rule.heat_c - rule.hysteresis_c:
+            self.resolve(AlertType.HEAT, f"temperature back to {value} °C")
+        if value <= rule.cold_c:
+            self.raise_alert(AlertType.COLD, event, reading)
+        elif value > rule.cold_c + rule.hysteresis_c:
+            self.resolve(AlertType.COLD, f"temperature back to {value} °C")
+
+    def battery(self, event: DeviceEvent, level: float) -> None:
+        device = self.state.device
+        model = self.engine.catalogue.get(device.model) if device else None
+        if model is None or model.battery is None:
+            return
+        low = model.battery.low_pct
+        if level <= low:
+            if AlertType.LOW_BATTERY not in self.open:
+                critical = level <= model.battery.critical_pct
+                self.raise_alert(
+                    AlertType.LOW_BATTERY, event, {"battery": level, "critical": critical}
+                )
+        elif level >= low + self.engine.rules.battery.hysteresis_pct:
+            self.resolve(AlertType.LOW_BATTERY, f"battery at {level}%")
+
+
+def _sign_of_life(event: DeviceEvent) -> bool:
+    """A retained message is replayed by the broker, and a last will says the link dropped."""
+    if event.retained:
+        return False
+    return not (isinstance(event, AvailabilityChanged) and not event.online)
 
 
 def _sighting(event: DeviceEvent) -> Sighting:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -27,7 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from alerting.decisions import RaiseAlert
-from alerting.model import OPEN_STATUSES, AlertStatus, Category, Priority
+from alerting.engine import OpenAlert
+from alerting.model import OPEN_STATUSES, AlertStatus, AlertType, Category, Priority
 from devices.elders import ElderRow, within_community
 from devices.sql import Base, UtcDateTime
 
@@ -274,3 +275,74 @@ def _decode_cursor(cursor: str) -> tuple[int, datetime, int]:
         return rank, when.astimezone(UTC), alert_id
     except (ValueError, TypeError) as exc:
         raise InvalidCursorError("invalid cursor") from exc
+
+
+def open_alerts_of(
+    session: Session, device_ids: Sequence[str]
+) -> dict[str, dict[AlertType, OpenAlert]]:
+    """The open alerts of these devices, by device and type: the engine's view of them."""
+    found: dict[str, dict[AlertType, OpenAlert]] = {}
+    if not device_ids:
+        return found
+    rows = session.execute(
+        select(AlertRow.device_id, AlertRow.type, AlertRow.occurred_at).where(
+            AlertRow.device_id.in_(sorted(set(device_ids))), AlertRow.status.in_(_OPEN)
+        )
+    )
+    for device_id, kind, since in rows:
+        alert = AlertType(kind)
+        found.setdefault(device_id, {})[alert] = OpenAlert(type=alert, since=since)
+    return found
+
+
+def close_open(
+    session: Session,
+    *,
+    device_id: str,
+    alert: AlertType,
+    status: AlertStatus,
+    now: datetime,
+    actor: str,
+    reason: str,
+) -> AlertChange | None:
+    """Resolve (or cancel) the device's open alert of this type, by the system or device."""
+    row = _open_row(session, device_id, alert)
+    if row is None:
+        return None
+    row.status = status.value
+    row.updated_at = now
+    row.resolved_at = now
+    action = "auto_resolved" if status is AlertStatus.RESOLVED else "cancelled"
+    _log(session, row.id, now, action, actor, {"reason": reason})
+    return AlertChange(alert_id=row.id, kind=ChangeKind.UPDATED, device_id=device_id, type=row.type)
+
+
+def note_open(
+    session: Session,
+    *,
+    device_id: str,
+    alert: AlertType,
+    now: datetime,
+    actor: str,
+    action: str,
+    detail: Mapping[str, Any],
+) -> AlertChange | None:
+    """Add a line to the timeline of the device's open alert of this type."""
+    row = _open_row(session, device_id, alert)
+    if row is None:
+        return None
+    row.updated_at = now
+    _log(session, row.id, now, action, actor, detail)
+    return AlertChange(alert_id=row.id, kind=ChangeKind.UPDATED, device_id=device_id, type=row.type)
+
+
+def _open_row(session: Session, device_id: str, alert: AlertType) -> AlertRow | None:
+    return session.scalars(
+        select(AlertRow)
+        .where(
+            AlertRow.device_id == device_id,
+            AlertRow.type == alert.value,
+            AlertRow.status.in_(_OPEN),
+        )
+        .with_for_update()
+    ).one_or_none()

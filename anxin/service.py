@@ -24,6 +24,7 @@ from anxin.secrets import token_secret
 from anxin.settings import ConfigError, Settings
 from api.app import create_app
 from api.deps import ApiContext, ReadinessCheck
+from api.downlink import DeviceDownlink, MqttDownlink
 from api.tokens import TokenService
 from devices.clock import Clock, system_clock
 from devices.codec import NativeCodec
@@ -110,7 +111,14 @@ async def run_service(
             readiness["broker"] = lambda: connection.connected if connection else False
             ingest = _ingest_service(settings, connection, decoder, sessions, feed, clock)
         if roles.api:
-            server = _api_server(settings, engine, sessions, feed, readiness, clock)
+            # Acks from dispatchers' actions go out on ingest's connection. An API-only process
+            # has none yet: the actions still work, the timeline says the device was not told.
+            downlink = (
+                MqttDownlink(connection.publish, settings.mqtt_topic_prefix)
+                if connection is not None
+                else None
+            )
+            server = _api_server(settings, engine, sessions, feed, readiness, clock, downlink)
             listener = _listen(settings.api_host, settings.api_port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -189,7 +197,7 @@ def _ingest_service(
     pipeline = IngestPipeline(
         sessions=sessions,
         decoder=decoder,
-        engine=RulesEngine(),
+        engine=RulesEngine(settings.rules, settings.catalogue),
         clock=clock,
     )
     return IngestService(
@@ -208,6 +216,7 @@ def _api_server(
     feed: AlertFeed,
     readiness: dict[str, ReadinessCheck],
     clock: Clock,
+    downlink: DeviceDownlink | None,
 ) -> uvicorn.Server:
     tokens = TokenService(
         token_secret(settings), lifetime=timedelta(hours=settings.token_lifetime_hours)
@@ -219,6 +228,7 @@ def _api_server(
         clock=clock,
         readiness=readiness,
         catalogue=settings.catalogue,
+        downlink=downlink,
     )
     config = uvicorn.Config(
         create_app(context),

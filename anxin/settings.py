@@ -14,6 +14,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from alerting.rules import RulesError, RuleSet, load_rules
 from devices.catalogue import Catalogue, CatalogueError, apply_overrides
 from ingest.mqtt import BrokerAddress, MqttUrlError
 
@@ -59,6 +60,8 @@ class Settings(BaseSettings):
     # Changes to the device-model catalogue, e.g. {"sos-pendant": {"heartbeat_s": 600}}
     # (a [device_models.sos-pendant] table in TOML, or JSON in ANXIN_DEVICE_MODELS).
     device_models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Alert rules (alerting/default_rules.toml documents them); this file changes some.
+    rules_file: Path | None = None
 
     @field_validator("mqtt_url")
     @classmethod
@@ -95,9 +98,22 @@ class Settings(BaseSettings):
             raise ValueError("a topic like zigbee2mqtt, without wildcards or outer /")
         return value
 
+    @field_validator("rules_file")
+    @classmethod
+    def _rules_file(cls, value: Path | None) -> Path | None:
+        try:
+            load_rules(value)
+        except RulesError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
     @property
     def catalogue(self) -> Catalogue:
         return apply_overrides(self.device_models)
+
+    @property
+    def rules(self) -> RuleSet:
+        return load_rules(self.rules_file)
 
     @field_validator("secret_key")
     @classmethod

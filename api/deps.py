@@ -11,6 +11,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.feed import AlertFeed
+from api.downlink import DeviceDownlink
 from api.tokens import InvalidTokenError, Principal, TokenService
 from api.users import Role
 from devices.catalogue import CATALOGUE, Catalogue
@@ -30,6 +31,9 @@ class ApiContext:
     clock: Clock
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
     catalogue: Catalogue = field(default_factory=lambda: CATALOGUE)
+    # Acks to devices. None: this process has no broker connection; alert actions still work
+    # and the timeline records that the device was not told.
+    downlink: DeviceDownlink | None = None
 
 
 def get_context(request: Request) -> ApiContext:

@@ -62,6 +62,9 @@ class DeviceInfo:
     device_id: str
     model: str
     elder_id: int | None
+    # The elder's categories (living_alone, disabled …): some rules weigh them.
+    elder_categories: frozenset[str] = frozenset()
+    status: str = DeviceStatus.ACTIVE.value
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -79,10 +82,21 @@ def find_devices(session: Session, device_ids: Iterable[str]) -> dict[str, Devic
     if not ids:
         return {}
     rows = session.execute(
-        select(DeviceRow.id, DeviceRow.model, DeviceRow.elder_id).where(DeviceRow.id.in_(ids))
+        select(
+            DeviceRow.id, DeviceRow.model, DeviceRow.elder_id, DeviceRow.status, ElderRow.categories
+        )
+        .outerjoin(ElderRow, ElderRow.id == DeviceRow.elder_id)
+        .where(DeviceRow.id.in_(ids))
     )
     return {
-        row.id: DeviceInfo(device_id=row.id, model=row.model, elder_id=row.elder_id) for row in rows
+        row.id: DeviceInfo(
+            device_id=row.id,
+            model=row.model,
+            elder_id=row.elder_id,
+            elder_categories=frozenset(row.categories or ()),
+            status=row.status,
+        )
+        for row in rows
     }
 
 

@@ -1,4 +1,4 @@
-"""The ingest pipeline: decode → decide → store a batch in one transaction (on the writer thread)."""
+"""The ingest pipeline: decode → decide → store one batch in one transaction (writer thread)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,24 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerting.decisions import RaiseAlert, RecordSighting, RejectMessage
-from alerting.engine import RulesEngine
-from alerting.store import AlertChange, ChangeKind, raise_or_coalesce
+from alerting.decisions import (
+    CancelAlert,
+    NoteOnAlert,
+    RaiseAlert,
+    RecordSighting,
+    RejectMessage,
+    ResolveAlert,
+)
+from alerting.engine import DeviceState, RulesEngine
+from alerting.model import AlertStatus
+from alerting.store import (
+    AlertChange,
+    ChangeKind,
+    close_open,
+    note_open,
+    open_alerts_of,
+    raise_or_coalesce,
+)
 from devices.clock import Clock, system_clock
 from devices.events import Decoded, Rejected, SosPressed
 from devices.payloads import AckStatus
@@ -52,6 +67,7 @@ class BatchResult:
     device_acks: list[DeviceAck] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     sightings: list[Sighting] = field(default_factory=list)
+    recent: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
 
     @property
     def dead_letters(self) -> int:
@@ -62,6 +78,7 @@ class BatchResult:
         self.device_acks += other.device_acks
         self.rejected += other.rejected
         self.sightings += other.sightings
+        self.recent.update(other.recent)
 
 
 class IngestPipeline:
@@ -79,6 +96,8 @@ class IngestPipeline:
         self._clock = clock
         self._devices = DeviceCache(clock)
         self._sightings = SightingThrottle()
+        # Recent occurrences per device, for the engine's rate limit (kept once committed).
+        self._recent: dict[str, tuple[datetime, ...]] = {}
 
     def store(self, deliveries: Sequence[Delivery]) -> BatchResult:
         """Store the batch; if it fails for good, store its messages one by one, so that one
@@ -112,8 +131,8 @@ class IngestPipeline:
             names = self._decoder.zigbee_names(deliveries)
             decoding = self._decoder.decode(deliveries, find_zigbee_devices(session, names))
             result = self._store(session, list(zip(deliveries, decoding.events, strict=True)))
+        self._committed(result)
         self._decoder.commit(decoding)
-        self._sightings.written(result.sightings)
         return self._counted(deliveries, result)
 
     def store_refused(self, delivery: Delivery, error: Exception) -> BatchResult:
@@ -139,7 +158,7 @@ class IngestPipeline:
             )
         with self._sessions.begin() as session:
             result = self._store(session, [(delivery, (replacement,))])
-        self._sightings.written(result.sightings)
+        self._committed(result)
         return self._counted([delivery], result)
 
     def _store(
@@ -149,15 +168,17 @@ class IngestPipeline:
         result = BatchResult()
         sightings: list[Sighting] = []
         events = [(d, e) for d, decoded in batch for e in decoded]
-        devices = self._devices.find(
-            session, (e.device_id for _, e in events if not isinstance(e, Rejected))
+        states = self._states(
+            session, {e.device_id for _, e in events if not isinstance(e, Rejected)}
         )
         now = self._clock()
         for delivery, event in events:
             if isinstance(event, Rejected):
                 result.rejected.append(event)
                 continue
-            for decision in self._engine.evaluate(event, devices.get(event.device_id), now):
+            evaluation = self._engine.evaluate(states[event.device_id], event, now)
+            states[event.device_id] = evaluation.state
+            for decision in evaluation.decisions:
                 if isinstance(decision, RecordSighting):
                     sightings.append(decision.sighting)
                 elif isinstance(decision, RejectMessage):
@@ -171,11 +192,74 @@ class IngestPipeline:
                         )
                     )
                 else:
-                    self._raise(session, decision, now, result)
+                    self._apply(session, decision, now, result)
         result.sightings = self._sightings.worth_writing(sightings)
+        result.recent = {device_id: state.recent for device_id, state in states.items()}
         record_sightings(session, result.sightings)
         store_dead_letters(session, result.rejected)
         return result
+
+    def _states(self, session: Session, device_ids: set[str]) -> dict[str, DeviceState]:
+        """What the engine needs of each device: registration, open alerts, recent counts."""
+        devices = self._devices.find(session, device_ids)
+        open_alerts = open_alerts_of(session, sorted(device_ids))
+        return {
+            device_id: DeviceState(
+                device_id=device_id,
+                device=devices.get(device_id),
+                open_alerts=open_alerts.get(device_id, {}),
+                recent=self._recent.get(device_id, ()),
+            )
+            for device_id in device_ids
+        }
+
+    def _apply(
+        self,
+        session: Session,
+        decision: RaiseAlert | ResolveAlert | CancelAlert | NoteOnAlert,
+        now: datetime,
+        result: BatchResult,
+    ) -> None:
+        if isinstance(decision, RaiseAlert):
+            self._raise(session, decision, now, result)
+            return
+        actor = "system" if isinstance(decision, ResolveAlert) else f"device:{decision.device_id}"
+        if isinstance(decision, NoteOnAlert):
+            change = note_open(
+                session,
+                device_id=decision.device_id,
+                alert=decision.type,
+                now=now,
+                actor=actor,
+                action=decision.action,
+                detail=decision.detail,
+            )
+        else:
+            status = (
+                AlertStatus.RESOLVED
+                if isinstance(decision, ResolveAlert)
+                else AlertStatus.CANCELLED
+            )
+            change = close_open(
+                session,
+                device_id=decision.device_id,
+                alert=decision.type,
+                status=status,
+                now=now,
+                actor=actor,
+                reason=decision.reason,
+            )
+        if change is not None:
+            result.changes.append(change)
+
+    def _committed(self, result: BatchResult) -> None:
+        """What the engine and the throttle remember changes only once the batch is stored."""
+        self._sightings.written(result.sightings)
+        for device_id, recent in result.recent.items():
+            if recent:
+                self._recent[device_id] = recent
+            else:
+                self._recent.pop(device_id, None)
 
     @staticmethod
     def _counted(deliveries: Sequence[Delivery], result: BatchResult) -> BatchResult:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerting.engine import RulesEngine
+from alerting.engine import DeviceState, Evaluation, RulesEngine
 from alerting.store import AlertRow, ChangeKind
 from devices.codec import NativeCodec
 from devices.elders import ElderRow
 from devices.events import DeviceEvent
-from devices.registry import DeviceInfo, DeviceRow, register_device
+from devices.registry import DeviceRow, register_device
 from ingest.dead_letters import DeadLetterRow
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
@@ -122,10 +121,10 @@ def test_odd_values_in_unknown_fields_are_stored_with_the_sos(
 class PoisonedEngine(RulesEngine):
     """Stands in for a store that refuses one message for good (a DataError)."""
 
-    def evaluate(self, event: DeviceEvent, device: DeviceInfo | None, now: datetime) -> Any:
+    def evaluate(self, state: DeviceState, event: DeviceEvent, now: datetime) -> Evaluation:
         if "poison" in event.attributes:
             raise DataError("INSERT ...", {}, Exception("value out of range"))
-        return super().evaluate(event, device, now)
+        return super().evaluate(state, event, now)
 
 
 def test_a_message_the_store_refuses_does_not_hold_up_the_rest(
@@ -165,10 +164,10 @@ def test_a_message_the_store_refuses_does_not_hold_up_the_rest(
 class BuggyEngine(RulesEngine):
     """A bug that only some input triggers must not stop the pipeline."""
 
-    def evaluate(self, event: DeviceEvent, device: DeviceInfo | None, now: datetime) -> Any:
+    def evaluate(self, state: DeviceState, event: DeviceEvent, now: datetime) -> Evaluation:
         if event.attributes.get("trigger_bug"):
             raise OverflowError("int too large to convert")
-        return super().evaluate(event, device, now)
+        return super().evaluate(state, event, now)
 
 
 def test_a_bug_one_message_triggers_is_isolated_even_alone(

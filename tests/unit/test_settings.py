@@ -78,3 +78,25 @@ def test_a_missing_or_broken_file_is_named(tmp_path: Path) -> None:
     broken.write_text("api_port = \n")
     with pytest.raises(ConfigError, match=r"broken\.toml"):
         load_settings(broken)
+
+
+def test_a_bad_rules_file_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[fall]\ncancel_window_s = 9999\n")
+    monkeypatch.setenv("ANXIN_RULES_FILE", str(rules))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith("ANXIN_RULES_FILE=")
+    assert "rules: fall.cancel_window_s: Input should be less than or equal to 600" in str(
+        caught.value
+    )
+
+
+def test_catalogue_overrides_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANXIN_DEVICE_MODELS", '{"sos-pendant": {"heartbeat_s": 600}}')
+    assert load_settings().catalogue["sos-pendant"].heartbeat_s == 600
+    monkeypatch.setenv("ANXIN_DEVICE_MODELS", '{"teleporter": {"heartbeat_s": 600}}')
+    with pytest.raises(ConfigError, match="ANXIN_DEVICE_MODELS: unknown device model"):
+        load_settings()
