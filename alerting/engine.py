@@ -109,6 +109,22 @@ class RulesEngine:
         return run.result()
 
 
+def device_silent(
+    engine: RulesEngine, device: DeviceInfo, last_heard: datetime, now: datetime
+) -> RaiseAlert:
+    """Link supervision: the device has not been heard from for its model's window."""
+    categories = device.elder_categories
+    return RaiseAlert(
+        device_id=device.device_id,
+        elder_id=device.elder_id,
+        type=AlertType.DEVICE_OFFLINE,
+        category=ALERT_KINDS[AlertType.DEVICE_OFFLINE].category,
+        priority=engine.rules.priority_of(AlertType.DEVICE_OFFLINE, categories),
+        occurred_at=now,
+        attributes={"last_heard": last_heard.isoformat(), "silent_s": (now - last_heard).seconds},
+    )
+
+
 class _Run:
     """One evaluation: the state as it evolves and the decisions taken so far."""
 

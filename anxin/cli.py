@@ -20,6 +20,7 @@ from anxin.database import (
 from anxin.logs import configure_logging
 from anxin.settings import ConfigError, Settings, load_settings
 from api.users import Role, UserError, save_user
+from simulators.bench import bench_app
 
 app = typer.Typer(
     name="anxin",
@@ -35,6 +36,7 @@ devices_app = typer.Typer(help="Devices and their broker credentials.", no_args_
 app.add_typer(devices_app, name="devices")
 dead_letters_app = typer.Typer(help="Messages that could not be used.", no_args_is_help=True)
 app.add_typer(dead_letters_app, name="dead-letters")
+app.add_typer(bench_app, name="bench")
 
 ConfigOption = Annotated[
     Path | None,
@@ -56,10 +58,10 @@ def _main(ctx: typer.Context, config: ConfigOption = None) -> None:
 
 @app.command()
 def serve(ctx: typer.Context) -> None:
-    """Ingest, rules and API in one process."""
+    """Ingest, rules, scheduler and API in one process."""
     from anxin.service import Roles, run_service
 
-    asyncio.run(run_service(_settings(ctx), Roles(ingest=True, api=True)))
+    asyncio.run(run_service(_settings(ctx), Roles(ingest=True, api=True, scheduler=True)))
 
 
 @app.command()
@@ -67,7 +69,7 @@ def ingest(ctx: typer.Context) -> None:
     """Only the MQTT ingest (several may share the broker's load with ANXIN_MQTT_SHARED_GROUP)."""
     from anxin.service import Roles, run_service
 
-    asyncio.run(run_service(_settings(ctx), Roles(ingest=True, api=False)))
+    asyncio.run(run_service(_settings(ctx), Roles(ingest=True, api=False, scheduler=False)))
 
 
 @app.command()
@@ -75,7 +77,15 @@ def api(ctx: typer.Context) -> None:
     """Only the HTTP API."""
     from anxin.service import Roles, run_service
 
-    asyncio.run(run_service(_settings(ctx), Roles(ingest=False, api=True)))
+    asyncio.run(run_service(_settings(ctx), Roles(ingest=False, api=True, scheduler=False)))
+
+
+@app.command()
+def scheduler(ctx: typer.Context) -> None:
+    """Only the time rules (device offline; one leader at a time on PostgreSQL)."""
+    from anxin.service import Roles, run_service
+
+    asyncio.run(run_service(_settings(ctx), Roles(ingest=False, api=False, scheduler=True)))
 
 
 @app.command()

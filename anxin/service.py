@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.engine import RulesEngine
 from alerting.feed import AlertFeed
+from alerting.scheduler import Scheduler
 from anxin.database import database_reachable, open_database, require_current_schema
+from anxin.leader import run_when_leader
 from anxin.secrets import token_secret
 from anxin.settings import ConfigError, Settings
 from api.app import create_app
@@ -31,6 +33,7 @@ from devices.codec import NativeCodec
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import BrokerAddress, MqttConnection, SessionOptions
 from ingest.pipeline import IngestPipeline
+from ingest.pulse import keep_pulse
 from ingest.service import IngestService
 
 log = structlog.get_logger(__name__)
@@ -43,6 +46,7 @@ Companion = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 class Roles:
     ingest: bool = True
     api: bool = True
+    scheduler: bool = True
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -129,6 +133,20 @@ async def run_service(
                 if connection is not None and ingest is not None:
                     await connection.start()
                     tasks.create_task(ingest.run(), name="ingest")
+                    tasks.create_task(
+                        keep_pulse(sessions, connection, clock, stop), name="ingest-pulse"
+                    )
+                if roles.scheduler:
+                    scheduler = Scheduler(
+                        sessions=sessions,
+                        engine=RulesEngine(settings.rules, settings.catalogue),
+                        catalogue=settings.catalogue,
+                        clock=clock,
+                        feed=feed,
+                    )
+                    tasks.create_task(
+                        run_when_leader(engine, scheduler.run, stop), name="scheduler"
+                    )
                 if server is not None and listener is not None:
                     tasks.create_task(server.serve(sockets=[listener]), name="api")
                 if companion is not None:

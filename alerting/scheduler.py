@@ -1,0 +1,113 @@
+"""The scheduler: time rules fired from what the database says. Today: link supervision
+(``device_offline``) with the outage guard; inactivity, check-ins and escalation come next.
+
+Its deadlines are derived from stored facts (devices' last-seen times, open alerts), so a
+restart rebuilds them and neither loses nor double-fires one: an alert already open is not
+raised again. Silence while the platform was not listening does not count (alerting/platform.py
+records the outages, alerting/outages.py does the arithmetic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerting.engine import RulesEngine, device_silent
+from alerting.feed import AlertFeed
+from alerting.model import OPEN_STATUSES, AlertType
+from alerting.platform import load_outages
+from alerting.store import AlertChange, AlertRow, raise_or_coalesce
+from alerting.supervision import LinkSupervisor
+from devices.catalogue import Catalogue
+from devices.clock import Clock
+from devices.registry import DeviceRow, DeviceStatus, find_devices
+
+log = structlog.get_logger(__name__)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        engine: RulesEngine,
+        catalogue: Catalogue,
+        clock: Clock,
+        feed: AlertFeed | None = None,
+    ) -> None:
+        self._sessions, self._engine, self._catalogue = sessions, engine, catalogue
+        self._clock, self._feed = clock, feed
+        self.supervisor = LinkSupervisor()
+        self._watermark: datetime | None = None
+
+    def step(self) -> list[AlertChange]:
+        """One pass: read pulses and sightings, fire what is due. Synchronous (a thread)."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            outages = load_outages(session, now)
+            self._follow_devices(session)
+            changes = [
+                change
+                for device_id in self.supervisor.due(now, outages)
+                if (change := self._device_silent(session, device_id, now)) is not None
+            ]
+        for change in changes:
+            log.warning("scheduler.device_offline", device_id=change.device_id)
+        if changes and self._feed is not None:
+            self._feed.publish(changes)
+        return changes
+
+    async def run(self, stop: asyncio.Event, every_s: float = 5.0) -> None:
+        while not stop.is_set():
+            await asyncio.to_thread(self.step)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=every_s)
+            except TimeoutError:
+                continue
+
+    def _follow_devices(self, session: Session) -> None:
+        """Watch every device heard from (or registered) since the last pass."""
+        query = select(
+            DeviceRow.id,
+            DeviceRow.model,
+            DeviceRow.status,
+            DeviceRow.last_seen_at,
+            DeviceRow.created_at,
+        )
+        if self._watermark is not None:
+            query = query.where(
+                or_(
+                    DeviceRow.last_seen_at >= self._watermark,
+                    DeviceRow.created_at >= self._watermark,
+                )
+            )
+        for device_id, model_name, status, last_seen, created in session.execute(query):
+            heard = last_seen or created
+            self._watermark = heard if self._watermark is None else max(self._watermark, heard)
+            model = self._catalogue.get(model_name)
+            if model is None or status != DeviceStatus.ACTIVE.value:
+                self.supervisor.forget(device_id)
+                continue
+            self.supervisor.watch(device_id, heard, timedelta(seconds=model.offline_after_s))
+
+    def _device_silent(self, session: Session, device_id: str, now: datetime) -> AlertChange | None:
+        row = session.get(DeviceRow, device_id)
+        if row is None or row.status != DeviceStatus.ACTIVE.value:
+            return None
+        already = session.scalar(
+            select(AlertRow.id).where(
+                AlertRow.device_id == device_id,
+                AlertRow.type == AlertType.DEVICE_OFFLINE.value,
+                AlertRow.status.in_([s.value for s in OPEN_STATUSES]),
+            )
+        )
+        if already is not None:
+            return None  # fired before a restart, still open: not twice
+        info = find_devices(session, [device_id])[device_id]
+        heard = row.last_seen_at or row.created_at
+        row.online = False
+        return raise_or_coalesce(session, device_silent(self._engine, info, heard, now), now)
