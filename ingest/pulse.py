@@ -25,13 +25,15 @@ async def keep_pulse(
     every_s: float = PULSE_EVERY.total_seconds(),
 ) -> None:
     while not stop.is_set():
+        wait_s = 1.0  # not connected (yet): look again soon
         if connection.connected:
             try:
                 await asyncio.to_thread(_beat, sessions, clock)
+                wait_s = every_s
             except SQLAlchemyError as error:
                 log.warning("ingest.pulse_failed", error=type(error).__name__)
         try:
-            await asyncio.wait_for(stop.wait(), timeout=every_s)
+            await asyncio.wait_for(stop.wait(), timeout=wait_s)
         except TimeoutError:
             continue
 

@@ -118,8 +118,13 @@ def test_heartbeats_update_last_seen_and_bad_input_becomes_dead_letters(
                 else None
             )
         )
+        # While connected, ingest tells the scheduler it is listening.
+        pulses = wait_until(
+            lambda: query(setup.database_path, "SELECT name FROM service_pulses") or None
+        )
 
     assert seen[0][1] == 87
+    assert pulses == [("ingest",)]
     reasons = sorted((row[2], row[4]) for row in letters)
     assert reasons == [
         ("anxin/v1/ghost-1/heartbeat", "unknown device"),
