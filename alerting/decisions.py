@@ -27,6 +27,8 @@ class RaiseAlert:
     acknowledge_device: bool = False
     # The device's message number: a redelivery with the same seq is not a new occurrence.
     seq: int | None = None
+    # False: over the device's rate limit; the open alert is answered but not counted.
+    counted: bool = True
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -32,7 +32,7 @@ from devices.events import (
     SosPressed,
     TelemetryReport,
 )
-from devices.registry import DeviceInfo, Sighting
+from devices.registry import DeviceInfo, DeviceStatus, Sighting
 
 UNKNOWN_DEVICE = "unknown device"
 RATE_WINDOW = timedelta(minutes=1)
@@ -121,7 +121,10 @@ def device_silent(
         category=ALERT_KINDS[AlertType.DEVICE_OFFLINE].category,
         priority=engine.rules.priority_of(AlertType.DEVICE_OFFLINE, categories),
         occurred_at=now,
-        attributes={"last_heard": last_heard.isoformat(), "silent_s": (now - last_heard).seconds},
+        attributes={
+            "last_heard": last_heard.isoformat(),
+            "silent_s": int((now - last_heard).total_seconds()),
+        },
     )
 
 
@@ -151,9 +154,13 @@ class _Run:
     ) -> None:
         repeat = alert in self.open
         limit = self.engine.rules.rate_limit.per_device_per_minute
-        if repeat and len(self.recent) >= limit:
-            return  # a stuck button: counted enough for this minute
-        self.recent.append(self.now)
+        # A stuck button: counted enough for this minute. An SOS is still answered (the
+        # device is told again) but adds nothing; anything else is left at that.
+        counted = not (repeat and len(self.recent) >= limit)
+        if not counted and not acknowledge_device:
+            return
+        if counted:
+            self.recent.append(self.now)
         device = self.state.device
         categories = device.elder_categories if device else frozenset()
         details = dict(attributes or {})
@@ -175,6 +182,7 @@ class _Run:
                 attributes=details,
                 acknowledge_device=acknowledge_device,
                 seq=event.seq,
+                counted=counted,
             )
         )
         if not repeat:
@@ -210,6 +218,8 @@ class _Run:
         detail = {"zone": event.zone} if event.zone else {}
         if event.contact_id:
             detail["cid"] = event.contact_id
+        if _quieted(self.state.device, event.type):
+            return
         if event.type in EMERGENCY_EVENTS:
             alert = EMERGENCY_EVENTS[event.type]
             if event.restore:
@@ -248,6 +258,8 @@ class _Run:
             self.note(AlertType.FALL, "cancel_after_window", {})
 
     def temperature(self, event: TelemetryReport) -> None:
+        if _quieted(self.state.device, "heat"):
+            return
         value = event.metrics.get("temperature_c")
         if value is None:
             return
@@ -264,6 +276,8 @@ class _Run:
 
     def battery(self, event: DeviceEvent, level: float) -> None:
         device = self.state.device
+        if _quieted(device, "low_battery"):
+            return
         model = self.engine.catalogue.get(device.model) if device else None
         if model is None or model.battery is None:
             return
@@ -276,6 +290,15 @@ class _Run:
                 )
         elif level >= low + self.engine.rules.battery.hysteresis_pct:
             self.resolve(AlertType.LOW_BATTERY, f"battery at {level}%")
+
+
+def _quieted(device: DeviceInfo | None, event_type: str) -> bool:
+    """A retired device raises no alarms but an SOS; one in maintenance no technical ones."""
+    if device is None:
+        return False
+    if device.status == DeviceStatus.RETIRED.value:
+        return True
+    return device.status == DeviceStatus.MAINTENANCE.value and event_type in TECHNICAL_EVENTS
 
 
 def _sign_of_life(event: DeviceEvent) -> bool:

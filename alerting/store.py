@@ -160,7 +160,7 @@ def _coalesce(session: Session, decision: RaiseAlert, now: datetime) -> AlertCha
     ).one_or_none()
     if row is None:
         return None
-    if decision.seq is not None and decision.seq == row.last_seq:
+    if not decision.counted or (decision.seq is not None and decision.seq == row.last_seq):
         return AlertChange(
             alert_id=row.id, kind=ChangeKind.DUPLICATE, device_id=row.device_id, type=row.type
         )

@@ -21,6 +21,7 @@ from devices.elders import (
     ContactRow,
     ElderCategory,
     ElderRow,
+    in_scope,
     parse_category,
     parse_community,
     parse_relation,
@@ -36,6 +37,11 @@ OPTIONAL_COLUMNS = (
     "room", "install_date", "medical_notes", "key_safe_note",
 )  # fmt: skip
 MAX_ROWS = 200_000
+# Columns about the elder: meaningless on a row that does not say who the elder is.
+_ELDER_COLUMNS = (
+    "elder_phone", "address", "community", "categories", "contact_name", "contact_phone",
+    "contact_relation", "medical_notes", "key_safe_note",
+)  # fmt: skip
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,30}$")
 _MODEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
@@ -163,7 +169,7 @@ def _parse_row(line: int, cells: dict[str, str], known: Collection[str] | None) 
         elder = ElderKey(
             external_id=elder_id, name=None if elder_id else elder_name, phone=elder_phone
         )
-    elif any(cells.get(c) for c in ("address", "community", "categories", "contact_name")):
+    elif any(cells.get(c) for c in _ELDER_COLUMNS):
         raise ValueError("elder details need elder_id or elder_name")
     community = parse_community(cells["community"]) if cells.get("community") else None
     categories = tuple(
@@ -215,8 +221,13 @@ def _bounded(text: str | None, limit: int, column: str) -> str | None:
     return text or None
 
 
-def apply_rows(session: Session, rows: Iterable[ImportRow], report: ImportReport) -> None:
-    """Create or update elders, contacts and devices; blank cells never erase what is stored."""
+def apply_rows(
+    session: Session, rows: Iterable[ImportRow], report: ImportReport, scope: str = ""
+) -> None:
+    """Create or update elders, contacts and devices; blank cells never erase what is stored.
+
+    ``scope``: the importing user's community tier path; rows about elders outside it (or
+    devices without an elder, which only an unscoped user may register) are refused."""
     rows = list(rows)
     elders = _ElderIndex(session, [r.elder for r in rows if r.elder is not None])
     devices = {
@@ -238,6 +249,10 @@ def apply_rows(session: Session, rows: Iterable[ImportRow], report: ImportReport
             message = f"zigbee_name {row.zigbee_name!r} belongs to device {owner}"
             report.errors.append(RowError(line=row.line, message=message))
             continue
+        if scope and not _row_in_scope(row, elders, scope):
+            message = f"outside your scope {scope}: the elder's community must be within it"
+            report.errors.append(RowError(line=row.line, message=message))
+            continue
         elder = elders.upsert(row, row.elder, report, touched_elders) if row.elder else None
         if elder is not None and row.contact_phone:
             report.contacts_added += _add_contact(elder, row)
@@ -252,6 +267,16 @@ def apply_rows(session: Session, rows: Iterable[ImportRow], report: ImportReport
             report.devices_updated += 1
         report.rows += 1
     session.flush()
+
+
+def _row_in_scope(row: ImportRow, elders: _ElderIndex, scope: str) -> bool:
+    if row.elder is None:
+        return False
+    known = elders.find(row.elder)
+    community = row.community or (known.community if known is not None else None)
+    if known is not None and not in_scope(known.community, scope):
+        return False  # moving someone out of another district's care is not yours to do
+    return in_scope(community, scope)
 
 
 def _chunks(values: list[str], size: int = 5000) -> Iterable[list[str]]:
@@ -316,13 +341,15 @@ class _ElderIndex:
             ):
                 self._by_name.setdefault((elder.name, elder.phone), elder)
 
+    def find(self, key: ElderKey) -> ElderRow | None:
+        if key.external_id:
+            return self._by_external.get(key.external_id)
+        return self._by_name.get((key.name, key.phone))
+
     def upsert(
         self, row: ImportRow, key: ElderKey, report: ImportReport, touched: set[int]
     ) -> ElderRow:
-        if key.external_id:
-            elder = self._by_external.get(key.external_id)
-        else:
-            elder = self._by_name.get((key.name, key.phone))
+        elder = self.find(key)
         created = elder is None
         if elder is None:
             elder = ElderRow(
@@ -368,12 +395,15 @@ def _update_elder(elder: ElderRow, row: ImportRow, key: ElderKey) -> bool:
 
 
 def import_csv(
-    session: Session, data: bytes, known_models: Collection[str] | None = None
+    session: Session,
+    data: bytes,
+    known_models: Collection[str] | None = None,
+    scope: str = "",
 ) -> ImportReport:
     """Parse and apply in the caller's transaction; the report lists rejected lines."""
     text, encoding = decode_csv(data)
     rows, errors = parse_rows(text, known_models)
     report = ImportReport(encoding=encoding, errors=list(errors))
-    apply_rows(session, rows, report)
+    apply_rows(session, rows, report, scope)
     report.errors.sort(key=lambda e: e.line)
     return report

@@ -14,7 +14,7 @@ from devices import zigbee2mqtt
 from devices.catalogue import CATALOGUE, Catalogue
 from devices.codec import NativeCodec
 from devices.events import Decoded
-from devices.topics import uplink_filters
+from devices.topics import parse_uplink, uplink_filters
 from devices.zigbee2mqtt import ZigbeeDevice, ZigbeeState
 from ingest.mqtt import Delivery
 
@@ -47,6 +47,16 @@ class MessageDecoder:
         if self._zigbee_base:
             filters.append(zigbee2mqtt.subscription(self._zigbee_base))
         return filters
+
+    def label(self, topic: str) -> str:
+        """A metric label for a topic: the uplink kind, ``zigbee2mqtt``, or ``unknown`` —
+        never a device's name, so the number of series does not grow with the fleet."""
+        parsed = parse_uplink(topic, self._native.prefix)
+        if parsed is not None:
+            return parsed.kind.value
+        if self._zigbee_base and topic.startswith(self._zigbee_base + "/"):
+            return "zigbee2mqtt"
+        return "unknown"
 
     def zigbee_names(self, deliveries: Sequence[Delivery]) -> set[str]:
         """The friendly names a batch speaks of, to look them up in the registry at once."""

@@ -140,10 +140,12 @@ class IngestPipeline:
         reason = f"could not be stored: {error_name(error)}"
         log.error("ingest.message_refused", topic=delivery.topic, error=error_name(error))
         topic = parse_uplink(delivery.topic, self._decoder.prefix)
+        sos_device = self._sos_device(delivery)
         replacement: Decoded
-        if topic is not None and topic.kind is Uplink.SOS:
+        if sos_device is not None:
+            # The bare alarm, without the payload's details (they may be what failed).
             replacement = SosPressed(
-                device_id=topic.device_id,
+                device_id=sos_device,
                 received_at=delivery.received_at,
                 occurred_at=delivery.received_at,
                 payload_error=reason,
@@ -160,6 +162,22 @@ class IngestPipeline:
             result = self._store(session, [(delivery, (replacement,))])
         self._committed(result)
         return self._counted([delivery], result)
+
+    def _sos_device(self, delivery: Delivery) -> str | None:
+        """Whose SOS this is, if it is one: the sos topic, or an SOS read by an adapter
+        (Contact ID 100/101, a Zigbee emergency button)."""
+        topic = parse_uplink(delivery.topic, self._decoder.prefix)
+        if topic is not None and topic.kind is Uplink.SOS:
+            return topic.device_id
+        try:
+            with self._sessions() as session:
+                names = self._decoder.zigbee_names([delivery])
+                zigbee = find_zigbee_devices(session, names)
+            events = self._decoder.decode([delivery], zigbee).events[0]
+        except Exception:  # reading it again failed too: it cannot be known to be an SOS
+            log.exception("ingest.sos_check_failed", topic=delivery.topic)
+            return None
+        return next((e.device_id for e in events if isinstance(e, SosPressed)), None)
 
     def _store(
         self, session: Session, batch: Sequence[tuple[Delivery, Sequence[Decoded]]]
@@ -261,13 +279,12 @@ class IngestPipeline:
             else:
                 self._recent.pop(device_id, None)
 
-    @staticmethod
-    def _counted(deliveries: Sequence[Delivery], result: BatchResult) -> BatchResult:
+    def _counted(self, deliveries: Sequence[Delivery], result: BatchResult) -> BatchResult:
         # Counted once committed, so a retried batch is not counted twice.
         for delivery in deliveries:
-            metrics.MESSAGES.labels(_kind(delivery.topic)).inc()
+            metrics.MESSAGES.labels(self._decoder.label(delivery.topic)).inc()
         for item in result.rejected:
-            metrics.DEAD_LETTERS.labels(_kind(item.topic)).inc()
+            metrics.DEAD_LETTERS.labels(self._decoder.label(item.topic)).inc()
         return result
 
     @staticmethod
@@ -287,10 +304,6 @@ class IngestPipeline:
                     status=AckStatus.RECEIVED,
                 )
             )
-
-
-def _kind(topic: str) -> str:
-    return topic.rsplit("/", 1)[-1] if topic.count("/") >= 1 else "unknown"
 
 
 def error_name(error: Exception) -> str:

@@ -145,7 +145,7 @@ class Problem(BaseModel):
     detail: str
 
 
-def _error(code: int, description: str, example: str) -> dict[str, Any]:
+def _error(description: str, example: str) -> dict[str, Any]:
     return {
         "model": Problem,
         "description": description,
@@ -153,16 +153,16 @@ def _error(code: int, description: str, example: str) -> dict[str, Any]:
     }
 
 
-_NOT_FOUND = _error(404, "No such alert, or not within your scope.", "alert not found")
+_NOT_FOUND = _error("No such alert, or not within your scope.", "alert not found")
+_ROLE_REFUSED = _error("Your role may not work alerts.", "the engineer role may not do this")
 _FORBIDDEN = _error(
-    403,
     "Your role may not work alerts, or the alert is held by someone else.",
     "cannot resolve alert 12: it is held by wang; only its holder, a supervisor or an admin may",
 )
 
 
 def _conflict(example: str) -> dict[str, Any]:
-    return _error(409, "The alert's status does not allow this now.", example)
+    return _error("The alert's status does not allow this now.", example)
 
 
 def _text_field(max_chars: int, example: str) -> Any:
@@ -215,7 +215,7 @@ class ResolveIn(BaseModel):
     "/{alert_id}/claim",
     response_model=AlertDetail,
     responses={
-        403: _FORBIDDEN,
+        403: _ROLE_REFUSED,
         404: _NOT_FOUND,
         409: _conflict("alert 12 is already claimed by wang"),
     },
@@ -292,7 +292,7 @@ def acknowledge_alert(
 @router.post(
     "/{alert_id}/notes",
     response_model=AlertDetail,
-    responses={403: _FORBIDDEN, 404: _NOT_FOUND},
+    responses={403: _ROLE_REFUSED, 404: _NOT_FOUND},
 )
 def add_note(
     alert_id: int, body: NoteIn, session: DbSession, user: AlertWorker, context: Context

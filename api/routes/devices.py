@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from api.deps import Context, CurrentUser, DbSession, DeviceEditor, RegistryAdmin
 from api.pagination import decode_cursor, encode_cursor
 from api.tokens import Principal
-from devices.csv_import import CsvFormatError, import_csv
+from devices.csv_import import CsvFormatError, ImportReport, import_csv
 from devices.elders import ElderRow, in_scope, within_community
 from devices.registry import DeviceRow, DeviceStatus
 from devices.topics import DEVICE_ID_PATTERN
@@ -120,17 +122,19 @@ def create_device(
 
 @router.post("/import", response_model=ImportOut)
 async def import_devices(
-    file: UploadFile, session: DbSession, _user: RegistryAdmin, context: Context
+    file: UploadFile, session: DbSession, user: RegistryAdmin, context: Context
 ) -> ImportOut:
     """The CSV of `anxin devices import`: bad rows are reported by line, the rest imported."""
     data = await file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
         raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail="file too large")
     try:
-        report = import_csv(session, data, context.catalogue.keys())
+        # Seconds of database work for a big file: off the event loop that ingest shares.
+        report = await run_in_threadpool(
+            _import, session, data, context.catalogue.keys(), user.scope
+        )
     except CsvFormatError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
-    session.commit()
     return ImportOut(
         rows=report.rows,
         elders_created=report.elders_created,
@@ -154,6 +158,7 @@ def update_device(
 ) -> DeviceOut:
     device = _visible(session, user, device_id)
     changes = body.model_dump(exclude_unset=True)
+    _refuse_null(changes, "model", "status")
     if changes.get("model") is not None:
         _check_model(context, changes["model"])
     if "elder_id" in changes:
@@ -162,6 +167,12 @@ def update_device(
         setattr(device, name, value.value if isinstance(value, DeviceStatus) else value)
     _commit(session)
     return DeviceOut.model_validate(device)
+
+
+def _import(session: DbSession, data: bytes, models: Collection[str], scope: str) -> ImportReport:
+    report = import_csv(session, data, models, scope)
+    session.commit()
+    return report
 
 
 def _scoped(query: Select[DeviceRow], user: Principal) -> Select[DeviceRow]:
@@ -180,6 +191,14 @@ def _visible(session: DbSession, user: Principal, device_id: str) -> DeviceRow:
     if device is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="device not found")
     return device
+
+
+def _refuse_null(changes: dict[str, object], *fields: str) -> None:
+    for name in fields:
+        if name in changes and changes[name] is None:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"{name} cannot be null"
+            )
 
 
 def _check_model(context: Context, model: str) -> None:

@@ -150,6 +150,8 @@ def update_elder(
 ) -> ElderOut:
     elder = _visible(session, user, elder_id)
     changes = body.model_dump(exclude_unset=True, exclude={"contacts", "location", "categories"})
+    if "name" in changes and changes["name"] is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="name cannot be null")
     if "community" in changes:
         _check_scope(user, changes["community"])
     for name, value in changes.items():

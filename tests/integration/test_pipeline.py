@@ -192,3 +192,19 @@ def test_a_bug_one_message_triggers_is_isolated_even_alone(
         alerts = {a.device_id: a for a in session.scalars(select(AlertRow))}
     assert sorted(alerts) == ["p1", "p3"]
     assert "OverflowError" in alerts["p1"].attributes["payload_error"]
+
+
+def test_a_contact_id_sos_that_cannot_be_stored_is_still_raised(
+    sessions: sessionmaker[Session],
+) -> None:
+    run = IngestPipeline(
+        sessions=sessions,
+        decoder=MessageDecoder(native=NativeCodec()),
+        engine=PoisonedEngine(),
+        clock=lambda: T0,
+    )
+    run.store([delivery("anxin/v1/panel/event", b'{"cid": "1101", "poison": 1}')])
+    with sessions() as session:
+        (alert,) = session.scalars(select(AlertRow)).all()
+    assert (alert.device_id, alert.type) == ("panel", "sos")
+    assert alert.attributes["payload_error"].startswith("could not be stored: ")

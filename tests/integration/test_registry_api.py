@@ -249,3 +249,32 @@ def test_a_scope_is_matched_as_text_not_as_a_pattern(
             session.add(UserRow(username=name, password_hash=HASH, role="dispatcher", scope=scope))
     for user in ("wildcard", "wider"):
         assert client.get("/api/v1/elders", headers=as_(user)).json()["items"] == [], user
+
+
+def test_a_scoped_admin_imports_only_within_their_scope(client: TestClient, as_: As) -> None:
+    csv = (
+        "device_id,model,elder_name,elder_phone,community\n"
+        "d-1,sos-pendant,赵强,13500135000,张家口市/张北县/花园街道\n"
+        "d-2,sos-pendant,钱芳,13500135001,张家口市/崇礼区\n"
+        "d-3,sos-pendant,,,\n"
+    ).encode()
+    files = {"file": ("fleet.csv", csv, "text/csv")}
+    report = client.post("/api/v1/devices/import", files=files, headers=as_("zhangbei_admin"))
+    body = report.json()
+    assert body["devices_created"] == 1
+    assert [(e["line"], e["message"].split(":")[0]) for e in body["errors"]] == [
+        (3, "outside your scope 张家口市/张北县"),
+        (4, "outside your scope 张家口市/张北县"),
+    ]
+
+
+def test_null_for_a_required_field_is_a_422(client: TestClient, as_: As) -> None:
+    elder = client.post("/api/v1/elders", json=ZHANG, headers=as_("admin")).json()
+    refused = client.patch(
+        f"/api/v1/elders/{elder['id']}", json={"name": None}, headers=as_("admin")
+    )
+    assert (refused.status_code, refused.json()["detail"]) == (422, "name cannot be null")
+    client.post("/api/v1/devices", json={"id": "p-1", "model": "sos-pendant"}, headers=as_("admin"))
+    for field in ("model", "status"):
+        response = client.patch("/api/v1/devices/p-1", json={field: None}, headers=as_("admin"))
+        assert response.status_code == 422, field

@@ -301,12 +301,21 @@ def test_a_stuck_button_is_counted_up_to_the_rate_limit() -> None:
         at = NOW + timedelta(seconds=press)
         sos = SosPressed(device_id="d1", received_at=at, occurred_at=at)
         result = limited.evaluate(current, sos, at)
-        counted += len(raised(result.decisions))
+        answers = [d for d in result.decisions if isinstance(d, RaiseAlert)]
+        assert len(answers) == 1  # every press is answered (the device is told) …
+        counted += answers[0].counted  # … but only the first five count
         current = result.state
     assert counted == 5
     a_minute_later = NOW + timedelta(seconds=70)
     sos = SosPressed(device_id="d1", received_at=a_minute_later, occurred_at=a_minute_later)
-    assert len(raised(limited.evaluate(current, sos, a_minute_later).decisions)) == 1
+    (later,) = [
+        d
+        for d in limited.evaluate(current, sos, a_minute_later).decisions
+        if isinstance(d, RaiseAlert)
+    ]
+    assert later.counted
+    smoke = limited.evaluate(current, sensor("smoke", at=a_minute_later), a_minute_later)
+    assert raised(smoke.decisions) == [(AlertType.SMOKE, Priority.CRITICAL)]  # a new type passes
 
 
 def test_a_ten_press_sos_burst_is_ten_occurrences_of_one_alert() -> None:
@@ -326,3 +335,24 @@ def test_a_ten_press_sos_burst_is_ten_occurrences_of_one_alert() -> None:
 def test_events_are_typed_for_every_decision() -> None:
     event: DeviceEvent = sensor("smoke")
     assert isinstance(engine.evaluate(state(), event, NOW).decisions[0], RecordSighting)
+
+
+def with_status(status: str, model: str = "smoke-detector") -> DeviceState:
+    return DeviceState(
+        device_id="d1",
+        device=DeviceInfo(device_id="d1", model=model, elder_id=None, status=status),
+    )
+
+
+def test_a_retired_device_raises_only_sos_and_one_in_maintenance_no_technical_alert() -> None:
+    sos = SosPressed(device_id="d1", received_at=NOW, occurred_at=NOW)
+    assert raised(engine.evaluate(with_status("retired"), sensor("smoke"), NOW).decisions) == []
+    assert [a for a, _ in raised(engine.evaluate(with_status("retired"), sos, NOW).decisions)] == [
+        AlertType.SOS
+    ]
+    maintenance = with_status("maintenance")
+    assert raised(engine.evaluate(maintenance, sensor("tamper"), NOW).decisions) == []
+    assert raised(engine.evaluate(maintenance, beat(1), NOW).decisions) == []
+    assert [a for a, _ in raised(engine.evaluate(maintenance, sensor("smoke"), NOW).decisions)] == [
+        AlertType.SMOKE
+    ]
