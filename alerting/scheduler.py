@@ -57,13 +57,13 @@ class Scheduler:
             ]
         for change in changes:
             log.warning("scheduler.device_offline", device_id=change.device_id)
-        if changes and self._feed is not None:
-            self._feed.publish(changes)
         return changes
 
     async def run(self, stop: asyncio.Event, every_s: float = 5.0) -> None:
         while not stop.is_set():
-            await asyncio.to_thread(self.step)
+            changes = await asyncio.to_thread(self.step)
+            if changes and self._feed is not None:
+                self._feed.publish(changes)  # on the event loop: the feed is not thread-safe
             try:
                 await asyncio.wait_for(stop.wait(), timeout=every_s)
             except TimeoutError:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
@@ -309,9 +310,16 @@ def close_open(
     row = _open_row(session, device_id, alert)
     if row is None:
         return None
-    row.status = status.value
-    row.updated_at = now
-    row.resolved_at = now
+    # Conditional, so a dispatcher who resolved it a moment ago is not overwritten (SQLite
+    # ignores FOR UPDATE: the read above does not hold the row).
+    closed = session.execute(
+        update(AlertRow)
+        .where(AlertRow.id == row.id, AlertRow.status.in_(_OPEN))
+        .values(status=status.value, updated_at=now, resolved_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    if getattr(closed, "rowcount", 0) != 1:
+        return None
     action = "auto_resolved" if status is AlertStatus.RESOLVED else "cancelled"
     _log(session, row.id, now, action, actor, {"reason": reason})
     return AlertChange(alert_id=row.id, kind=ChangeKind.UPDATED, device_id=device_id, type=row.type)

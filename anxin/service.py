@@ -113,7 +113,7 @@ async def run_service(
             decoder = message_decoder(settings)
             connection = broker_connection(settings, broker, clock, decoder.subscriptions())
             readiness["broker"] = lambda: connection.connected if connection else False
-            ingest = _ingest_service(settings, connection, decoder, sessions, feed, clock)
+            ingest = ingest_service(settings, connection, decoder, sessions, feed, clock)
         if roles.api:
             # Acks from dispatchers' actions go out on ingest's connection. An API-only process
             # has none yet: the actions still work, the timeline says the device was not told.
@@ -204,7 +204,7 @@ async def _wait_started(
         await asyncio.sleep(0.05)
 
 
-def _ingest_service(
+def ingest_service(
     settings: Settings,
     connection: MqttConnection,
     decoder: MessageDecoder,
