@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import csv
-import os
-import pwd
 import queue
-import signal
 import stat
 import subprocess
 import threading
@@ -35,8 +32,7 @@ from devices.provision import (
     verify_password,
 )
 from devices.registry import register_device
-from tests.support.mosquitto import mosquitto_binary
-from tests.support.ports import free_port, wait_for_port
+from tests.support.mosquitto import Mosquitto, running_mosquitto
 from tests.support.service import AnxinEnv, anxin_env
 
 WAIT_S = 5.0
@@ -50,59 +46,17 @@ NOT_AUTHORIZED = 135  # MQTT 5 reason code
 # --- a Mosquitto that authenticates and authorises with the provisioned files ---------------
 
 
-@dataclass(frozen=True)
-class Broker:
-    port: int
-    log: Path
-    process: subprocess.Popen[bytes]
-
-    def reload(self) -> None:
-        """What `systemctl reload mosquitto` does: SIGHUP, the files are read again."""
-        self.process.send_signal(signal.SIGHUP)
-
-
 @contextmanager
-def secured_mosquitto(folder: Path, files: Path, *extra: str) -> Iterator[Broker]:
+def secured_mosquitto(folder: Path, files: Path, *extra: str) -> Iterator[Mosquitto]:
     """Mosquitto on a free port with ``files``' password file and ACL, nobody anonymous."""
-    port = free_port()
-    config = folder / "mosquitto.conf"
-    log = folder / "mosquitto.log"
-    config.write_text(
-        "\n".join(
-            [
-                f"listener {port} 127.0.0.1",
-                "allow_anonymous false",
-                f"password_file {files / PASSWORD_FILE}",
-                f"acl_file {files / ACL_FILE}",
-                "persistence false",
-                "set_tcp_nodelay true",
-                # Started as root, mosquitto would become the `mosquitto` user and could not
-                # read the 0600 files; as anyone else this line changes nothing.
-                f"user {pwd.getpwuid(os.geteuid()).pw_name}",
-                *extra,
-                f"log_dest file {log}",
-                "log_type error",
-                "log_type warning",
-                "log_type notice",
-                "",
-            ]
-        )
-    )
-    process = subprocess.Popen(
-        [mosquitto_binary(), "-c", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        yield Broker(port=port, log=log, process=process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    settings = [
+        "allow_anonymous false",
+        f"password_file {files / PASSWORD_FILE}",
+        f"acl_file {files / ACL_FILE}",
+        *extra,
+    ]
+    with running_mosquitto(folder, settings) as broker:
+        yield broker
 
 
 # --- paho clients with bounded waits ---------------------------------------------------------

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import getpass
 import shutil
+import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.ports import free_port, wait_for_port
+
+ANONYMOUS = ("allow_anonymous true",)
 
 
 @dataclass(frozen=True)
@@ -18,10 +21,15 @@ class Mosquitto:
     host: str
     port: int
     log: Path
+    process: subprocess.Popen[bytes]
 
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
+
+    def reload(self) -> None:
+        """What `systemctl reload mosquitto` does: SIGHUP, the files are read again."""
+        self.process.send_signal(signal.SIGHUP)
 
 
 def mosquitto_binary() -> str:
@@ -32,7 +40,8 @@ def mosquitto_binary() -> str:
 
 
 @contextmanager
-def running_mosquitto(folder: Path) -> Iterator[Mosquitto]:
+def running_mosquitto(folder: Path, settings: Sequence[str] = ANONYMOUS) -> Iterator[Mosquitto]:
+    """Mosquitto with ``settings`` (anonymous access by default) on a free loopback port."""
     port = free_port()
     config = folder / "mosquitto.conf"
     log = folder / "mosquitto.log"
@@ -40,14 +49,14 @@ def running_mosquitto(folder: Path) -> Iterator[Mosquitto]:
         "\n".join(
             [
                 f"listener {port} 127.0.0.1",
-                # Started as root, mosquitto would become the `mosquitto` user, who cannot
-                # write in the test's folder: stay who we are.
+                # Started as root, mosquitto would become the `mosquitto` user, who can neither
+                # write in the test's folder nor read 0600 files: stay who we are.
                 f"user {getpass.getuser()}",
-                "allow_anonymous true",
                 "persistence false",
                 "set_tcp_nodelay true",
                 # The platform's session must not lose queued QoS 1 messages while it is away.
                 "max_queued_messages 100000",
+                *settings,
                 f"log_dest file {log}",
                 "log_type error",
                 "log_type warning",
@@ -63,7 +72,7 @@ def running_mosquitto(folder: Path) -> Iterator[Mosquitto]:
     )
     try:
         wait_for_port(port)
-        yield Mosquitto(host="127.0.0.1", port=port, log=log)
+        yield Mosquitto(host="127.0.0.1", port=port, log=log, process=process)
     finally:
         process.terminate()
         try:
