@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 from collections.abc import Callable, Coroutine, Iterator
@@ -128,6 +129,7 @@ async def run_service(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        settle_heap()
         try:
             async with asyncio.TaskGroup() as tasks:
                 if connection is not None and ingest is not None:
@@ -168,6 +170,15 @@ async def run_service(
     finally:
         engine.dispose()
     log.info("service.stopped")
+
+
+def settle_heap() -> None:
+    """Take what start-up built (modules, models, the app: some 130 000 objects) out of the
+    garbage collector's way. A full collection scans them all otherwise, and stops ingest for
+    ~100 ms on a small machine: an SOS arriving then waits as long. They live as long as the
+    process anyway."""
+    gc.collect()
+    gc.freeze()
 
 
 def _listen(host: str, port: int) -> socket.socket:

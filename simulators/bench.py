@@ -47,8 +47,7 @@ if TYPE_CHECKING:
     from rich.live import Live
 
     from anxin.settings import Settings
-    from ingest.mqtt import Delivery
-    from ingest.pipeline import BatchResult
+    from ingest.mqtt import Delivery, MqttConnection
 
 DEVICE_MODEL = "sos-pendant"
 # How long a phase may take to count its last messages once the publisher is done.
@@ -57,10 +56,8 @@ DRAIN_S = 30.0
 FEED_EVERY_S = 0.02
 # At most this many messages a second in a flood, whatever the duration: bounds every run.
 FLOOD_CAP_PER_S = 200_000
-
-
-class BenchInterrupted(Exception):
-    """Ctrl-C: the bench stopped early."""
+# Where `python -m simulators.bench_publisher` finds the package, installed or not.
+_SOURCE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +66,8 @@ class BenchOptions:
     rate: float = 2000.0
     devices: int = 1000
     protocol: Literal["5", "3.1.1"] | None = None  # None: as configured (ANXIN_MQTT_PROTOCOL)
+    # aiomqtt's own default, the cheaper of the two for paho underneath.
+    baseline_protocol: Literal["5", "3.1.1"] = "3.1.1"
     qos: int = 0
     messages: int | None = None
     sos_interval_s: float = 0.1
@@ -133,6 +132,7 @@ class BenchReport:
                 "rate": self.options.rate,
                 "devices": self.options.devices,
                 "protocol": self.protocol,
+                "baseline_protocol": self.options.baseline_protocol,
                 "qos": self.options.qos,
                 "messages": self.options.messages,
                 "sos_interval_s": self.options.sos_interval_s,
@@ -177,42 +177,51 @@ class _Count:
         self.last_ns = time.monotonic_ns()
 
 
-def _counting_pipeline_class() -> type[Any]:
-    from ingest.pipeline import IngestPipeline
+class _StoredCount(_Count):
+    """What anxin committed: counted when the ingest service acknowledges a stored batch
+    (it calls ``connection.ack`` for every batch, right after the commit)."""
 
-    class CountingPipeline(IngestPipeline):
-        """anxin's pipeline, counting what it committed and when each SOS was committed."""
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+        self.sos_committed: dict[str, list[int]] = {}
 
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.count = _Count()
-            self.batches: list[int] = []
-            self.sos_committed: dict[str, list[int]] = {}
+    def stored(self, deliveries: Sequence[Delivery]) -> None:
+        self.add(len(deliveries))
+        self.batches.append(len(deliveries))
+        for delivery in deliveries:
+            if delivery.topic.endswith("/sos"):
+                device = delivery.topic.rsplit("/", 2)[-2]
+                self.sos_committed.setdefault(device, []).append(self.last_ns)
 
-        def store(self, deliveries: Sequence[Delivery]) -> BatchResult:
-            result = super().store(deliveries)
-            self.count.add(len(deliveries))
-            self.batches.append(len(deliveries))
-            now = self.count.last_ns
-            for delivery in deliveries:
-                if delivery.topic.endswith("/sos"):
-                    device = delivery.topic.rsplit("/", 2)[-2]
-                    self.sos_committed.setdefault(device, []).append(now)
-            return result
 
-    return CountingPipeline
+def _count_acks(connection: MqttConnection, count: _StoredCount) -> None:
+    """Have ``connection.ack`` count what it is given, after doing its work."""
+    acknowledge = connection.ack
+
+    def counted_ack(deliveries: Sequence[Delivery]) -> None:
+        acknowledge(deliveries)
+        count.stored(deliveries)
+
+    setattr(connection, "ack", counted_ack)  # noqa: B010 - an instance attribute, on purpose
 
 
 # The display
 
 
 class _Display:
-    """A live line per phase on a terminal (standard error), nothing otherwise."""
+    """A live line per phase on a terminal (standard error), nothing otherwise.
+
+    Drawn four times a second at most: it shares the event loop with what it measures.
+    """
+
+    EVERY_S = 0.25
 
     def __init__(self, enabled: bool) -> None:
         self._live: Live | None = None
         self._console: Console | None = None
         self._rows: dict[str, str] = {}
+        self._drawn_at = 0.0
         if enabled:
             from rich.console import Console
             from rich.live import Live
@@ -227,17 +236,29 @@ class _Display:
 
     def __exit__(self, *_exc: object) -> None:
         if self._live is not None:
+            self._draw(hint=False)
             self._live.stop()
 
-    def show(self, phase: str, text: str) -> None:
+    def show(self, phase: str, text: str, final: bool = False) -> None:
         if self._live is None:
             return
+        self._rows[phase] = text
+        now = time.monotonic()
+        if final or now - self._drawn_at >= self.EVERY_S:
+            self._drawn_at = now
+            self._draw(hint=True)
+
+    def _draw(self, hint: bool) -> None:
         from rich.text import Text
 
-        self._rows[phase] = text
-        lines = [f"[bold]{name:<9}[/bold] {row}" for name, row in self._rows.items()]
-        lines.append("[dim]Ctrl-C stops the bench[/dim]")
-        self._live.update(Text.from_markup("\n".join(lines)), refresh=True)
+        if self._live is None:
+            return
+        lines = [
+            Text.assemble((f"{name:<9}", "bold"), f" {row}") for name, row in self._rows.items()
+        ]
+        if hint:
+            lines.append(Text("Ctrl-C stops the bench", style="dim"))
+        self._live.update(Text("\n").join(lines), refresh=True)
 
     def note(self, text: str) -> None:
         if self._console is not None:
@@ -271,18 +292,23 @@ async def _drive_publisher(
         stdout=asyncio.subprocess.PIPE,
         # Our Ctrl-C is for us; the publisher stops when its standard input closes.
         start_new_session=True,
-        cwd=str(Path(__file__).resolve().parent.parent),
+        cwd=_SOURCE_ROOT,
     )
-    assert process.stdin is not None and process.stdout is not None
+    if process.stdin is None or process.stdout is None:
+        raise RuntimeError("the publisher's pipes are missing")
     run = _PublisherRun()
     reader = asyncio.create_task(_read_publisher(process.stdout, run))
     started = time.monotonic()
     drain_until: float | None = None
     try:
+        told = -1
         while not stop.is_set():
-            process.stdin.write(f"{counted()}\n".encode())
-            with contextlib.suppress(ConnectionError):
-                await process.stdin.drain()
+            now_counted = counted()
+            if run.report is None and now_counted != told and not process.stdin.is_closing():
+                told = now_counted
+                process.stdin.write(f"{now_counted}\n".encode())
+                with contextlib.suppress(ConnectionError):
+                    await process.stdin.drain()
             on_progress(run, time.monotonic() - started)
             if run.report is not None or reader.done():
                 if done(run):
@@ -302,7 +328,7 @@ async def _drive_publisher(
         except TimeoutError:
             process.kill()
             await process.wait()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
+        with contextlib.suppress(Exception):  # its output ends with the process
             await asyncio.wait_for(reader, timeout=5)
     if run.report is None and run.error is None and not stop.is_set():
         run.error = f"the publisher exited with {process.returncode} before reporting"
@@ -356,12 +382,12 @@ async def _flood_phase(
     stop: asyncio.Event,
     display: _Display,
 ) -> PhaseResult:
-    from simulators.bench_broker import process_cpu_s
+    from simulators.bench_broker import machine_busy_s, process_cpu_s
 
     plan = _flood_plan(setup, options, f"anxin-bench-pub-{name}-{os.getpid()}")
     start_count = count.value
     broker_cpu = process_cpu_s(setup.broker_pid)
-    cpu = _cpu_s()
+    cpu, machine = _cpu_s(), machine_busy_s()
     rate = _RateMeter()
 
     def progress(run: _PublisherRun, elapsed: float) -> None:
@@ -380,7 +406,7 @@ async def _flood_phase(
         progress,
     )
     result = PhaseResult(name=name, cpu_s=_cpu_s() - cpu)
-    broker_after = process_cpu_s(setup.broker_pid)
+    broker_after, machine_after = process_cpu_s(setup.broker_pid), machine_busy_s()
     if broker_cpu is not None and broker_after is not None:
         result.broker_cpu_s = round(broker_after - broker_cpu, 3)
     result.counted = count.value - start_count
@@ -392,9 +418,25 @@ async def _flood_phase(
         result.seconds = round((count.last_ns - first_ns) / 1e9, 3)
         result.msgs_per_s = round(result.counted / result.seconds, 1)
     result.cpu_s = round(result.cpu_s or 0.0, 3)
+    _other_load(result, machine, machine_after)
+    display.show(
+        name,
+        f"{result.counted:,} of {result.published:,} in {result.seconds:.2f} s: "
+        f"{result.msgs_per_s:,.0f} msg/s",
+        final=True,
+    )
     if run.error:
         result.extra["error"] = run.error
     return result
+
+
+def _other_load(result: PhaseResult, before: float | None, after: float | None) -> None:
+    """CPU seconds the rest of the machine used meanwhile: a busy machine skews the figures."""
+    if before is None or after is None:
+        return
+    ours = (result.cpu_s or 0) + (result.broker_cpu_s or 0) + (result.publisher_cpu_s or 0)
+    result.extra["machine_busy_s"] = round(after - before, 3)
+    result.extra["other_processes_cpu_s"] = round(max(0.0, after - before - ours), 3)
 
 
 class _RateMeter:
@@ -432,7 +474,7 @@ def _thread_cpu_s() -> dict[str, float]:
 
 
 async def _baseline_phase(
-    setup: _Setup, options: BenchOptions, protocol: str, stop: asyncio.Event, display: _Display
+    setup: _Setup, options: BenchOptions, stop: asyncio.Event, display: _Display
 ) -> PhaseResult:
     try:
         import aiomqtt
@@ -441,7 +483,11 @@ async def _baseline_phase(
             "the baseline needs aiomqtt (pip install -e '.[dev]'), or pass --no-baseline"
         ) from exc
     count = _Count()
-    version = aiomqtt.ProtocolVersion.V5 if protocol == "5" else aiomqtt.ProtocolVersion.V311
+    version = (
+        aiomqtt.ProtocolVersion.V5
+        if options.baseline_protocol == "5"
+        else aiomqtt.ProtocolVersion.V311
+    )
     async with aiomqtt.Client(
         setup.host,
         setup.port,
@@ -475,28 +521,21 @@ async def _anxin_phases(
     display: _Display,
     report: BenchReport,
 ) -> None:
-    from alerting.engine import RulesEngine
     from alerting.feed import AlertFeed
     from anxin.database import open_database
-    from anxin.service import broker_connection, message_decoder
+    from anxin.service import broker_connection, ingest_service, message_decoder, settle_heap
     from devices.clock import system_clock
     from ingest.mqtt import BrokerAddress
-    from ingest.service import IngestService
 
     engine, sessions = open_database(database_url)
     decoder = message_decoder(settings)
     broker = BrokerAddress(host=setup.host, port=setup.port)
+    # Built as `anxin ingest` builds them.
     connection = broker_connection(settings, broker, system_clock, decoder.subscriptions())
-    pipeline = _counting_pipeline_class()(
-        sessions=sessions, decoder=decoder, engine=RulesEngine(), clock=system_clock
-    )
-    service = IngestService(
-        connection=connection,
-        pipeline=pipeline,
-        feed=AlertFeed(),
-        topic_prefix=settings.mqtt_topic_prefix,
-        max_batch=settings.ingest_max_batch,
-    )
+    service = ingest_service(settings, connection, decoder, sessions, AlertFeed(), system_clock)
+    count = _StoredCount()
+    _count_acks(connection, count)
+    settle_heap()  # as `anxin ingest` does before it starts
     await connection.start()
     running = asyncio.create_task(service.run(), name="ingest")
     try:
@@ -506,9 +545,9 @@ async def _anxin_phases(
         if stop.is_set():
             return
         threads_before = _thread_cpu_s()
-        anxin = await _flood_phase("anxin", setup, options, pipeline.count, stop, display)
+        anxin = await _flood_phase("anxin", setup, options, count, stop, display)
         threads_after = _thread_cpu_s()
-        batches = pipeline.batches
+        batches = count.batches
         anxin.extra.update(
             batches=len(batches),
             mean_batch=round(sum(batches) / len(batches), 1) if batches else 0,
@@ -521,7 +560,7 @@ async def _anxin_phases(
         report.phases.append(anxin)
         if stop.is_set():
             return
-        await _sos_phase(setup, options, pipeline, stop, display, report)
+        await _sos_phase(setup, options, count, stop, display, report)
     finally:
         service.stop()
         with contextlib.suppress(Exception):
@@ -533,12 +572,12 @@ async def _anxin_phases(
 async def _sos_phase(
     setup: _Setup,
     options: BenchOptions,
-    pipeline: Any,
+    count: _StoredCount,
     stop: asyncio.Event,
     display: _Display,
     report: BenchReport,
 ) -> None:
-    from simulators.bench_broker import process_cpu_s
+    from simulators.bench_broker import machine_busy_s, process_cpu_s
 
     plan = PublisherPlan(
         host=setup.host,
@@ -553,15 +592,17 @@ async def _sos_phase(
         sos_interval_s=options.sos_interval_s,
         client_id=f"anxin-bench-pub-sos-{os.getpid()}",
     )
-    count: _Count = pipeline.count
-    committed: dict[str, list[int]] = pipeline.sos_committed
+    committed = count.sos_committed
     committed.clear()
-    start_count = count.value
-    cpu, broker_cpu = _cpu_s(), process_cpu_s(setup.broker_pid)
+    start_count, start_batches = count.value, len(count.batches)
+    cpu, broker_cpu, machine = _cpu_s(), process_cpu_s(setup.broker_pid), machine_busy_s()
 
     def sos_done(run: _PublisherRun) -> bool:
-        sent = (run.report or {}).get("sos", [])
-        return sum(len(times) for times in committed.values()) >= len(sent)
+        # Every SOS committed, and every heartbeat stored too.
+        report = run.report or {}
+        sent = len(report.get("sos", []))
+        stored = sum(len(times) for times in committed.values())
+        return stored >= sent and count.value - start_count >= report.get("published", 0) + sent
 
     def progress(run: _PublisherRun, elapsed: float) -> None:
         stored = sum(len(times) for times in committed.values())
@@ -573,8 +614,8 @@ async def _sos_phase(
 
     run = await _drive_publisher(plan, lambda: count.value - start_count, sos_done, stop, progress)
     data = run.report or {}
-    sent: list[tuple[str, int]] = [tuple(item) for item in data.get("sos", [])]  # type: ignore[misc]
-    acks: list[tuple[str, int]] = [tuple(item) for item in data.get("acks", [])]  # type: ignore[misc]
+    sent: list[tuple[str, int]] = [(str(d), int(t)) for d, t in data.get("sos", [])]
+    acks: list[tuple[str, int]] = [(str(d), int(t)) for d, t in data.get("acks", [])]
     report.sos_sent = len(sent)
     report.sos_latency_ms = _pair(sent, committed)
     ack_times: dict[str, list[int]] = {}
@@ -593,9 +634,23 @@ async def _sos_phase(
     broker_after = process_cpu_s(setup.broker_pid)
     if broker_cpu is not None and broker_after is not None:
         phase.broker_cpu_s = round(broker_after - broker_cpu, 3)
+    _other_load(phase, machine, machine_busy_s())
+    batches = count.batches[start_batches:]
+    phase.extra.update(
+        batches=len(batches),
+        mean_batch=round(sum(batches) / len(batches), 1) if batches else 0,
+        largest_batch=max(batches, default=0),
+    )
     if run.error:
         phase.extra["error"] = run.error
     report.phases.append(phase)
+    latencies = report.sos_latency_ms
+    display.show(
+        "sos",
+        f"{len(latencies)} of {len(sent)} SOS committed: "
+        f"p50 {percentile(latencies, 50)} ms, p99 {percentile(latencies, 99)} ms",
+        final=True,
+    )
 
 
 def _pair(sent: Sequence[tuple[str, int]], seen: dict[str, list[int]]) -> list[float]:
@@ -653,7 +708,9 @@ async def run_bench(
         display.note(f"registering {len(devices):,} devices in {database_url}")
         await asyncio.to_thread(_register_devices, database_url, devices)
         with running_broker(work) as broker:
-            display.note(f"mosquitto on {broker.url} (pid {broker.pid}), MQTT {protocol}")
+            display.note(
+                f"mosquitto on {broker.url} (pid {broker.pid}); anxin speaks MQTT {protocol}"
+            )
             from anxin.service import message_decoder
 
             setup = _Setup(
@@ -665,9 +722,7 @@ async def run_bench(
                 subscriptions=message_decoder(settings).subscriptions(),
             )
             if options.baseline and not stop.is_set():
-                report.phases.append(
-                    await _baseline_phase(setup, options, protocol, stop, display)
-                )
+                report.phases.append(await _baseline_phase(setup, options, stop, display))
             if not stop.is_set():
                 await _anxin_phases(settings, setup, database_url, options, stop, display, report)
     report.interrupted = stop.is_set()
@@ -707,13 +762,14 @@ def summary(report: BenchReport) -> str:
         return f"{value:.1f} ms" if value is not None else "n/a"
 
     lines = [
-        f"anxin bench ingest: {report.options.devices:,} devices, MQTT {report.protocol}, "
+        f"anxin bench ingest: {report.options.devices:,} devices, MQTT {report.protocol} "
+        f"(baseline {report.options.baseline_protocol}), "
         f"heartbeats QoS {report.options.qos}, {report.options.duration_s:g} s a phase",
     ]
     for phase in report.phases:
         if phase.name == "sos":
             continue
-        cpu = f", anxin side CPU {phase.cpu_s:.1f} s" if phase.cpu_s is not None else ""
+        cpu = f", {phase.cpu_s:.1f} CPU-s in this process" if phase.cpu_s is not None else ""
         lines.append(
             f"  {phase.name:<9} {rate(phase.msgs_per_s):>14}  "
             f"({phase.counted:,} of {phase.published:,} in {phase.seconds:.2f} s{cpu})"
@@ -758,8 +814,12 @@ def ingest_command(
     ] = 1000,
     protocol: Annotated[
         str | None,
-        typer.Option("--protocol", help="MQTT version of both subscribers: 5 or 3.1.1."),
+        typer.Option("--protocol", help="anxin's MQTT version, 5 or 3.1.1 (default: configured)."),
     ] = None,
+    baseline_protocol: Annotated[
+        str,
+        typer.Option("--baseline-protocol", help="The aiomqtt baseline's MQTT version."),
+    ] = "3.1.1",
     qos: Annotated[int, typer.Option("--qos", min=0, max=1, help="QoS of the heartbeats.")] = 0,
     messages: Annotated[
         int | None,
@@ -776,8 +836,9 @@ def ingest_command(
     from anxin.logs import configure_logging
 
     settings: Settings = ctx.obj
-    if protocol not in (None, "5", "3.1.1"):
-        raise typer.BadParameter("5 or 3.1.1", param_hint="--protocol")
+    for given, hint in ((protocol, "--protocol"), (baseline_protocol, "--baseline-protocol")):
+        if given not in (None, "5", "3.1.1"):
+            raise typer.BadParameter("5 or 3.1.1", param_hint=hint)
     # anxin's own log lines would tear the display; warnings and errors still show.
     configure_logging(settings.log_format, "warning")
     options = BenchOptions(
@@ -785,6 +846,7 @@ def ingest_command(
         rate=rate,
         devices=devices,
         protocol=protocol,  # type: ignore[arg-type]
+        baseline_protocol=baseline_protocol,  # type: ignore[arg-type]
         qos=qos,
         messages=messages,
         sos_interval_s=sos_interval,

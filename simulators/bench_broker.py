@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,9 +73,12 @@ def stop_process(process: subprocess.Popen[bytes], within_s: float = 5.0) -> Non
 
 
 @contextlib.contextmanager
-def running_broker(folder: Path, host: str = "127.0.0.1") -> Iterator[BenchBroker]:
-    """Mosquitto configured like deploy/mosquitto.conf where it matters for throughput."""
-    port = free_port(host)
+def running_broker(
+    folder: Path, host: str = "127.0.0.1", port: int | None = None, settings: Sequence[str] = ()
+) -> Iterator[BenchBroker]:
+    """Mosquitto configured like deploy/mosquitto.conf where it matters for throughput, on
+    ``port`` or a free one, with more ``settings`` lines if given."""
+    port = port or free_port(host)
     config, log = folder / "mosquitto.conf", folder / "mosquitto.log"
     config.write_text(
         "\n".join(
@@ -89,6 +92,7 @@ def running_broker(folder: Path, host: str = "127.0.0.1") -> Iterator[BenchBroke
                 "set_tcp_nodelay true",
                 "max_queued_messages 1000000",
                 "max_inflight_messages 2000",
+                *settings,
                 f"log_dest file {log}",
                 "log_type error",
                 "log_type warning",
@@ -103,7 +107,7 @@ def running_broker(folder: Path, host: str = "127.0.0.1") -> Iterator[BenchBroke
         stderr=subprocess.DEVNULL,
         # Our Ctrl-C is for us: we stop the broker ourselves, after the client.
         start_new_session=True,
-        preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl, before exec
+        preexec_fn=die_with_parent(),  # started before any thread: only prctl, then exec
     )
     try:
         _wait_for_port(host, port, process, log)
@@ -136,3 +140,13 @@ def process_cpu_s(pid: int, thread: int | None = None) -> float | None:
         return None
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float | None:
+    """CPU seconds all cores of the machine have been busy since boot (Linux)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")

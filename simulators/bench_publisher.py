@@ -105,7 +105,7 @@ class _Incoming:
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         self.buffer += data
-        packets = []
+        packets: list[tuple[int, bytes]] = []
         while len(self.buffer) >= 2:
             length, multiplier, pos = 0, 1, 1
             while True:
