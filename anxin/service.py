@@ -124,7 +124,12 @@ async def run_service(
                 else None
             )
             server = _api_server(settings, engine, sessions, feed, readiness, clock, downlink)
-            listener = _listen(settings.api_host, settings.api_port)
+        else:
+            # Ingest or scheduler alone: health, readiness and metrics on the same port.
+            server = _api_server(
+                settings, engine, sessions, feed, readiness, clock, None, health_only=True
+            )
+        listener = _listen(settings.api_host, settings.api_port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -246,6 +251,8 @@ def _api_server(
     readiness: dict[str, ReadinessCheck],
     clock: Clock,
     downlink: DeviceDownlink | None,
+    *,
+    health_only: bool = False,
 ) -> uvicorn.Server:
     tokens = TokenService(
         token_secret(settings), lifetime=timedelta(hours=settings.token_lifetime_hours)
@@ -260,7 +267,7 @@ def _api_server(
         downlink=downlink,
     )
     config = uvicorn.Config(
-        create_app(context),
+        create_app(context, health_only=health_only),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,

@@ -13,10 +13,14 @@ Authenticate with `POST /api/v1/auth/token`, then send `Authorization: Bearer <t
 """
 
 
-def create_app(context: ApiContext) -> FastAPI:
+def create_app(context: ApiContext, *, health_only: bool = False) -> FastAPI:
+    """The API; ``health_only``: just /healthz, /readyz and /metrics (ingest and scheduler
+    processes, so that operators can watch every process the same way)."""
     app = FastAPI(title="anxin", version="1", description=DESCRIPTION)
     app.state.context = context
     app.include_router(health.router)
+    if health_only:
+        return app
     app.include_router(auth.router)
     app.include_router(alerts.router)
     app.include_router(elders.router)
