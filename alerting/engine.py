@@ -218,7 +218,7 @@ class _Run:
         detail = {"zone": event.zone} if event.zone else {}
         if event.contact_id:
             detail["cid"] = event.contact_id
-        if _quieted(self.state.device, event.type):
+        if _quieted(self.state.device, technical=event.type in TECHNICAL_EVENTS):
             return
         if event.type in EMERGENCY_EVENTS:
             alert = EMERGENCY_EVENTS[event.type]
@@ -258,7 +258,7 @@ class _Run:
             self.note(AlertType.FALL, "cancel_after_window", {})
 
     def temperature(self, event: TelemetryReport) -> None:
-        if _quieted(self.state.device, "heat"):
+        if _quieted(self.state.device, technical=False):
             return
         value = event.metrics.get("temperature_c")
         if value is None:
@@ -276,7 +276,7 @@ class _Run:
 
     def battery(self, event: DeviceEvent, level: float) -> None:
         device = self.state.device
-        if _quieted(device, "low_battery"):
+        if _quieted(device, technical=True):
             return
         model = self.engine.catalogue.get(device.model) if device else None
         if model is None or model.battery is None:
@@ -292,13 +292,13 @@ class _Run:
             self.resolve(AlertType.LOW_BATTERY, f"battery at {level}%")
 
 
-def _quieted(device: DeviceInfo | None, event_type: str) -> bool:
+def _quieted(device: DeviceInfo | None, *, technical: bool) -> bool:
     """A retired device raises no alarms but an SOS; one in maintenance no technical ones."""
     if device is None:
         return False
     if device.status == DeviceStatus.RETIRED.value:
         return True
-    return device.status == DeviceStatus.MAINTENANCE.value and event_type in TECHNICAL_EVENTS
+    return technical and device.status == DeviceStatus.MAINTENANCE.value
 
 
 def _sign_of_life(event: DeviceEvent) -> bool:

@@ -150,15 +150,7 @@ def raise_or_coalesce(session: Session, decision: RaiseAlert, now: datetime) -> 
 
 
 def _coalesce(session: Session, decision: RaiseAlert, now: datetime) -> AlertChange | None:
-    row = session.scalars(
-        select(AlertRow)
-        .where(
-            AlertRow.device_id == decision.device_id,
-            AlertRow.type == decision.type.value,
-            AlertRow.status.in_(_OPEN),
-        )
-        .with_for_update()
-    ).one_or_none()
+    row = _open_row(session, decision.device_id, decision.type)
     if row is None:
         return None
     if not decision.counted or (decision.seq is not None and decision.seq == row.last_seq):

@@ -134,7 +134,7 @@ def record_sightings(session: Session, sightings: Iterable[Sighting]) -> None:
     """Move each device's last-seen time forward (never back): one statement for the batch."""
     latest: dict[str, Sighting] = {}
     for sighting in sightings:
-        latest[sighting.device_id] = _merge(latest.get(sighting.device_id), sighting)
+        latest[sighting.device_id] = merge_sightings(latest.get(sighting.device_id), sighting)
     if not latest:
         return
     table = cast(Table, DeviceRow.__table__)  # declared as FromClause; it is our Table
@@ -158,7 +158,7 @@ def record_sightings(session: Session, sightings: Iterable[Sighting]) -> None:
     )
 
 
-def _merge(earlier: Sighting | None, later: Sighting) -> Sighting:
+def merge_sightings(earlier: Sighting | None, later: Sighting) -> Sighting:
     """Fold two sightings of one device: the latest time, the latest known values."""
     if earlier is None:
         return later

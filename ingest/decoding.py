@@ -78,14 +78,7 @@ class MessageDecoder:
         lookup: Callable[[str], ZigbeeDevice | None] = zigbee_devices.get
         for delivery in deliveries:
             if self._zigbee_base and delivery.topic.startswith(self._zigbee_base + "/"):
-                name = zigbee2mqtt.parse_topic(delivery.topic, self._zigbee_base)
-                previous = (
-                    result.zigbee_states.get(
-                        name.friendly_name, self._zigbee_states.get(name.friendly_name)
-                    )
-                    if name is not None
-                    else None
-                )
+                previous = self._previous_state(delivery.topic, result)
                 decoded = zigbee2mqtt.decode(
                     delivery.topic,
                     delivery.payload,
@@ -108,6 +101,16 @@ class MessageDecoder:
                 )
             )
         return result
+
+    def _previous_state(self, topic: str, pending: BatchDecoding) -> ZigbeeState | None:
+        """The state this batch left for the name, else the one committed before it."""
+        parsed = zigbee2mqtt.parse_topic(topic, self._zigbee_base or "")
+        if parsed is None:
+            return None
+        name = parsed.friendly_name
+        if name in pending.zigbee_states:
+            return pending.zigbee_states[name]
+        return self._zigbee_states.get(name)
 
     def commit(self, decoding: BatchDecoding) -> None:
         """The batch is stored: remember its Zigbee2MQTT states."""

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from devices.clock import Clock
-from devices.registry import DeviceInfo, Sighting, find_devices
+from devices.registry import DeviceInfo, Sighting, find_devices, merge_sightings
 
 
 class DeviceCache:
@@ -72,14 +72,4 @@ class SightingThrottle:
         """Call once the sightings are committed."""
         for sighting in sightings:
             last = self._written.get(sighting.device_id)
-            if last is None or sighting.seen_at >= last.seen_at:
-                self._written[sighting.device_id] = Sighting(
-                    device_id=sighting.device_id,
-                    seen_at=sighting.seen_at,
-                    battery=sighting.battery
-                    if sighting.battery is not None
-                    else (last.battery if last else None),
-                    online=sighting.online
-                    if sighting.online is not None
-                    else (last.online if last else None),
-                )
+            self._written[sighting.device_id] = merge_sightings(last, sighting)

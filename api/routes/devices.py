@@ -10,8 +10,8 @@ from fastapi import APIRouter, HTTPException, Query, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
-from sqlalchemy.exc import IntegrityError
 
+from api.commit import commit_or_conflict
 from api.deps import Context, CurrentUser, DbSession, DeviceEditor, RegistryAdmin
 from api.pagination import decode_cursor, encode_cursor
 from api.tokens import Principal
@@ -116,7 +116,7 @@ def create_device(
     _check_elder(session, user, body.elder_id)
     device = DeviceRow(**body.model_dump(exclude={"status"}), status=body.status.value)
     session.add(device)
-    _commit(session)
+    commit_or_conflict(session, "zigbee_name is already another device's")
     return DeviceOut.model_validate(device)
 
 
@@ -165,7 +165,7 @@ def update_device(
         _check_elder(session, user, changes["elder_id"])
     for name, value in changes.items():
         setattr(device, name, value.value if isinstance(value, DeviceStatus) else value)
-    _commit(session)
+    commit_or_conflict(session, "zigbee_name is already another device's")
     return DeviceOut.model_validate(device)
 
 
@@ -215,13 +215,3 @@ def _check_elder(session: DbSession, user: Principal, elder_id: int | None) -> N
     elder = session.get(ElderRow, elder_id)
     if elder is None or not in_scope(elder.community, user.scope):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="no such elder")
-
-
-def _commit(session: DbSession) -> None:
-    try:
-        session.commit()
-    except IntegrityError as exc:
-        session.rollback()
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, detail="zigbee_name is already another device's"
-        ) from exc

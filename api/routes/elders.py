@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
+from api.commit import commit_or_conflict
 from api.deps import DbSession, PeopleReader, RegistryAdmin
 from api.pagination import decode_int_cursor, encode_cursor
 from api.tokens import Principal
@@ -135,7 +135,7 @@ def create_elder(body: ElderIn, session: DbSession, user: RegistryAdmin) -> Elde
     )
     elder.contacts = _contacts(body.contacts)
     session.add(elder)
-    _commit(session)
+    commit_or_conflict(session, "an elder with this external_id exists")
     return ElderOut.model_validate(elder)
 
 
@@ -162,7 +162,7 @@ def update_elder(
         elder.categories = [c.value for c in body.categories]
     if body.contacts is not None:
         elder.contacts = _contacts(body.contacts)
-    _commit(session)
+    commit_or_conflict(session, "an elder with this external_id exists")
     return ElderOut.model_validate(elder)
 
 
@@ -186,13 +186,3 @@ def _check_scope(user: Principal, community: str | None) -> None:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, detail=f"community must be within your scope {user.scope}"
         )
-
-
-def _commit(session: DbSession) -> None:
-    try:
-        session.commit()
-    except IntegrityError as exc:
-        session.rollback()
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, detail="an elder with this external_id exists"
-        ) from exc

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -11,7 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.ports import free_port, wait_for_port
+from simulators.bench_broker import free_port, mosquitto_binary
+from tests.support.ports import wait_for_port
 
 ANONYMOUS = ("allow_anonymous true",)
 
@@ -30,13 +30,6 @@ class Mosquitto:
     def reload(self) -> None:
         """What `systemctl reload mosquitto` does: SIGHUP, the files are read again."""
         self.process.send_signal(signal.SIGHUP)
-
-
-def mosquitto_binary() -> str:
-    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
-        if candidate and Path(candidate).exists():
-            return candidate
-    raise RuntimeError("mosquitto is not installed: `make test` installs it (apt-get)")
 
 
 @contextmanager

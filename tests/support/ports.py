@@ -3,12 +3,9 @@ from __future__ import annotations
 import socket
 import time
 
+from simulators.bench_broker import free_port
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+__all__ = ["free_port", "wait_for_port"]
 
 
 def wait_for_port(port: int, within_s: float = 10.0, host: str = "127.0.0.1") -> None:

@@ -22,7 +22,6 @@ from alerting.model import AlertType, Category, Priority
 from alerting.rules import RuleSet
 from devices.events import (
     AvailabilityChanged,
-    DeviceEvent,
     Heartbeat,
     SensorEvent,
     SosPressed,
@@ -330,11 +329,6 @@ def test_a_ten_press_sos_burst_is_ten_occurrences_of_one_alert() -> None:
         current = result.state
     assert len(raised(decisions)) == 10  # the store counts them into one alert
     assert list(current.open_alerts) == [AlertType.SOS]
-
-
-def test_events_are_typed_for_every_decision() -> None:
-    event: DeviceEvent = sensor("smoke")
-    assert isinstance(engine.evaluate(state(), event, NOW).decisions[0], RecordSighting)
 
 
 def with_status(status: str, model: str = "smoke-detector") -> DeviceState:
