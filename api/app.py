@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from api.deps import ApiContext
 from api.routes import alerts, auth, dead_letters, devices, elders, health
+from api.routes.console import mount_console
 
 DESCRIPTION = """
 anxin (安心) serves the 12349 elderly-care hotline: the alert queue that dispatchers work.
@@ -26,4 +27,5 @@ def create_app(context: ApiContext, *, health_only: bool = False) -> FastAPI:
     app.include_router(elders.router)
     app.include_router(devices.router)
     app.include_router(dead_letters.router)
+    mount_console(app)
     return app
