@@ -80,6 +80,7 @@ def test_a_dispatcher_sees_an_sos_arrive_claims_and_resolves_it(
         detail = page.locator("#detail")
         expect(detail.locator(".elder-name")).to_have_text("张桂兰")
         expect(detail.locator(".elder")).to_contain_text("幸福社区3号楼2单元401")
+        expect(detail.locator(".elder")).to_contain_text("备用钥匙在邻居王芳家")
         expect(detail.locator(".elder .chip")).to_have_text(["高龄", "独居"])
         expect(detail.locator(".contact-list li")).to_have_text(
             ["李明家属13900139001", "王芳邻居13700137002"]
@@ -94,6 +95,16 @@ def test_a_dispatcher_sees_an_sos_arrive_claims_and_resolves_it(
         expect(detail.get_by_role("button", name="处理完成")).to_be_in_viewport()
         assert fits_the_screen(page)
         page.screenshot(path=artifacts / "01-claimed.png")
+
+        detail.get_by_role("button", name="确认/通知设备").click()
+        expect(detail.locator(".detail-title")).to_contain_text("已通知设备")
+        assert next_ack(acks, "help_coming")
+
+        detail.get_by_role("button", name="升级").click()
+        detail.get_by_label("升级原因").fill("老人无应答，请主管决定是否呼叫120")
+        detail.get_by_role("button", name="确认升级").click()
+        expect(detail.locator(".detail-title")).to_contain_text("已升级")
+        expect(detail.locator(".timeline-list li").last).to_contain_text("老人无应答")
 
         detail.get_by_role("button", name="处理完成").click()
         expect(detail.get_by_role("radio")).to_have_count(9)
@@ -133,7 +144,13 @@ def test_a_dispatcher_sees_an_sos_arrive_claims_and_resolves_it(
         "resolved_by_phone",
         "wang",
     )
-    assert [e["action"] for e in stored["timeline"]] == ["created", "claimed", "resolved"]
+    assert [e["action"] for e in stored["timeline"]] == [
+        "created",
+        "claimed",
+        "acknowledged",
+        "escalated",
+        "resolved",
+    ]
 
 
 def test_without_the_stream_the_queue_polls_and_works_by_keyboard(

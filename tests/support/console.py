@@ -32,9 +32,9 @@ AudioScheduledSourceNode.prototype.start = function (...args) {
 
 # One elder with two devices, one contact a row: contacts in calling order.
 FLEET_CSV = """\
-device_id,model,elder_id,elder_name,elder_phone,address,community,categories,contact_name,contact_phone,contact_relation,room
-pendant-1,sos-pendant,E001,张桂兰,13800138001,幸福社区3号楼2单元401,张家口市/张北县/花园街道/幸福社区,独居;高龄,李明,13900139001,子女,卧室
-smoke-1,smoke-detector,E001,张桂兰,13800138001,,,,王芳,13700137002,邻居,厨房
+device_id,model,elder_id,elder_name,elder_phone,address,community,categories,contact_name,contact_phone,contact_relation,room,medical_notes,key_safe_note
+pendant-1,sos-pendant,E001,张桂兰,13800138001,幸福社区3号楼2单元401,张家口市/张北县/花园街道/幸福社区,独居;高龄,李明,13900139001,子女,卧室,高血压，服用降压药,备用钥匙在邻居王芳家
+smoke-1,smoke-detector,E001,张桂兰,13800138001,,,,王芳,13700137002,邻居,厨房,,
 """
 
 
