@@ -39,8 +39,7 @@ export class AlertQueue {
     const fresh = [];
     const next = new Map();
     for (const item of items) {
-      const closedAt = this.closed.get(item.id);
-      if (closedAt && Date.parse(closedAt) >= Date.parse(item.updated_at)) continue;
+      if (this.closedSince(item)) continue;
       const known = this.alerts.get(item.id);
       if (!known) fresh.push(item);
       next.set(item.id, newer(item, known) ? item : known);
@@ -55,6 +54,7 @@ export class AlertQueue {
   apply(alert) {
     const known = this.alerts.get(alert.id);
     if (!newer(alert, known)) return OPEN_STATUSES.has(known.status);
+    if (this.closedSince(alert)) return false;
     if (OPEN_STATUSES.has(alert.status)) {
       this.alerts.set(alert.id, alert);
       this.closed.delete(alert.id);
@@ -66,6 +66,12 @@ export class AlertQueue {
       this.closed.delete(this.closed.keys().next().value);
     }
     return false;
+  }
+
+  /** Known closed by a change at least as recent as this state of the alert. */
+  closedSince(alert) {
+    const closedAt = this.closed.get(alert.id);
+    return closedAt !== undefined && Date.parse(closedAt) >= Date.parse(alert.updated_at);
   }
 
   sorted(category = "") {
