@@ -172,6 +172,8 @@ def test_without_the_stream_the_queue_polls_and_works_by_keyboard(
         mosquitto_pub(mosquitto.port, "anxin/v1/pendant-1/sos", SOS)
         row = page.locator('.alert-row[data-device-id="pendant-1"]')
         expect(row).to_be_visible(timeout=10_000)
+        expect(page.locator("#announcer")).to_contain_text("新的紧急告警：SOS 紧急呼叫")
+        assert page.evaluate("window.__tones") > 0, "no tone was played"
 
         open_button = row.get_by_role("button", name=OPEN_SOS)
         open_button.focus()
