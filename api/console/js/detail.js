@@ -196,7 +196,10 @@ function headerOf(alert) {
     h(
       "dl",
       { class: "facts inline" },
-      fact(t("detail.created"), `${clock(alert.created_at)}（${age(alert.created_at)}）`),
+      fact(
+        t("detail.created"),
+        t("detail.when", { time: clock(alert.created_at), age: age(alert.created_at) }),
+      ),
       fact(t("detail.count"), String(alert.count)),
       alert.claimed_by ? fact(t("detail.held_by"), alert.claimed_by) : null,
       alert.attributes?.trigger
