@@ -14,6 +14,8 @@ const WORKERS = new Set(["dispatcher", "supervisor", "admin"]);
 const AGE_REFRESH_MS = 15000;
 // Elders looked up for the queue rows (name and community), kept at most this many.
 const ELDER_CACHE = 2000;
+// Elder look-ups in flight at once.
+const ELDER_FETCHES = 4;
 // Several changes of the open alert within this time: its detail is fetched once.
 const DETAIL_REFRESH_MS = 150;
 
@@ -110,6 +112,9 @@ function start(token, user) {
     queue,
     detail,
     elders: new Map(),
+    elderWaiting: [],
+    elderFetching: 0,
+    drawPending: false,
     selectedId: null,
     detailTimer: null,
     detailRequest: 0,
@@ -213,16 +218,39 @@ function elderOf(elderId) {
   if (elders.has(elderId)) return elders.get(elderId);
   if (elders.size >= ELDER_CACHE) elders.delete(elders.keys().next().value);
   elders.set(elderId, null);
-  const current = session;
-  current.api
-    .get(`elders/${elderId}`)
-    .then((elder) => {
-      if (session !== current) return;
-      elders.set(elderId, elder);
-      drawQueue();
-    })
-    .catch(() => {}); // not allowed or gone: the row keeps showing the device
+  session.elderWaiting.push(elderId);
+  fetchElders(session);
   return null;
+}
+
+/** A few look-ups at a time, so that a long queue does not fire hundreds of requests. */
+function fetchElders(current) {
+  while (current.elderFetching < ELDER_FETCHES && current.elderWaiting.length) {
+    const elderId = current.elderWaiting.shift();
+    current.elderFetching += 1;
+    current.api
+      .get(`elders/${elderId}`)
+      .then((elder) => {
+        current.elders.set(elderId, elder);
+        if (session === current) drawQueueSoon();
+      })
+      .catch(() => {}) // not allowed or gone: the row keeps showing the device
+      .finally(() => {
+        current.elderFetching -= 1;
+        if (session === current) fetchElders(current);
+      });
+  }
+}
+
+/** Many answers in a row draw the queue once. */
+function drawQueueSoon() {
+  if (session.drawPending) return;
+  session.drawPending = true;
+  requestAnimationFrame(() => {
+    if (!session) return;
+    session.drawPending = false;
+    drawQueue();
+  });
 }
 
 // One alert.
