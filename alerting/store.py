@@ -19,6 +19,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     and_,
+    func,
     or_,
     select,
     text,
@@ -250,6 +251,54 @@ def get_timeline(session: Session, alert_id: int) -> list[AlertEventRow]:
             .where(AlertEventRow.alert_id == alert_id)
             .order_by(AlertEventRow.id)
         )
+    )
+
+
+# Reading the timeline as a log: every change to any alert, in the order of its row ids. The
+# SSE stream (api/) follows it, so a change made by any process reaches every dispatcher.
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TimelineItem:
+    event: AlertEventRow
+    alert: AlertRow
+    # The community of the alert's elder (None: no elder), for scope checks.
+    community: str | None
+
+
+def latest_event_id(session: Session) -> int:
+    """The newest timeline row's id; 0 when there is none."""
+    return int(session.scalar(select(func.max(AlertEventRow.id))) or 0)
+
+
+def timeline_after(
+    session: Session, after_id: int, *, limit: int, also: Sequence[int] = ()
+) -> list[TimelineItem]:
+    """Timeline rows with an id above ``after_id`` (and those of ``also``), oldest first, each
+    with its alert as it is now."""
+    wanted = AlertEventRow.id > after_id
+    if also:
+        wanted = or_(wanted, AlertEventRow.id.in_(sorted(also)))
+    rows = session.execute(
+        select(AlertEventRow, AlertRow, ElderRow.community)
+        .join(AlertRow, AlertRow.id == AlertEventRow.alert_id)
+        .outerjoin(ElderRow, ElderRow.id == AlertRow.elder_id)
+        .where(wanted)
+        .order_by(AlertEventRow.id)
+        .limit(limit)
+    )
+    return [TimelineItem(event=e, alert=a, community=c) for e, a, c in rows]
+
+
+def skip_to_newest(session: Session, after_id: int, most: int) -> int | None:
+    """If more than ``most`` timeline rows follow ``after_id``: the id after which only the
+    newest ``most`` follow. None when there are ``most`` or fewer."""
+    return session.scalar(
+        select(AlertEventRow.id)
+        .where(AlertEventRow.id > after_id)
+        .order_by(AlertEventRow.id.desc())
+        .offset(most)
+        .limit(1)
     )
 
 

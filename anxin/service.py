@@ -15,7 +15,6 @@ from typing import Any
 import structlog
 import uvicorn
 from paho.mqtt.enums import MQTTProtocolVersion
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.engine import RulesEngine
@@ -28,6 +27,7 @@ from anxin.settings import ConfigError, Settings
 from api.app import create_app
 from api.deps import ApiContext, ReadinessCheck
 from api.downlink import DeviceDownlink, MqttDownlink
+from api.streaming import StreamSettings, TimelineWatch
 from api.tokens import TokenService
 from devices.clock import Clock, system_clock
 from devices.codec import NativeCodec
@@ -108,6 +108,7 @@ async def run_service(
         await asyncio.to_thread(require_current_schema, engine)
         # Everything that can fail on bad configuration fails here, before any task starts.
         feed = AlertFeed()
+        streams = TimelineWatch(stream_settings(settings))
         readiness: dict[str, ReadinessCheck] = {"database": lambda: database_reachable(engine)}
         connection = ingest = server = listener = None
         if broker is not None and roles.ingest:
@@ -123,11 +124,13 @@ async def run_service(
                 if connection is not None
                 else None
             )
-            server = _api_server(settings, engine, sessions, feed, readiness, clock, downlink)
+            server = _api_server(
+                settings, sessions, feed, readiness, clock, downlink, streams=streams
+            )
         else:
             # Ingest or scheduler alone: health, readiness and metrics on the same port.
             server = _api_server(
-                settings, engine, sessions, feed, readiness, clock, None, health_only=True
+                settings, sessions, feed, readiness, clock, None, streams=streams, health_only=True
             )
         listener = _listen(settings.api_host, settings.api_port)
         stop = asyncio.Event()
@@ -166,6 +169,7 @@ async def run_service(
                 if ingest is not None:
                     ingest.stop()
                 if server is not None:
+                    streams.close()  # open alert streams end, so the server can stop
                     server.should_exit = True
         finally:
             if connection is not None:
@@ -243,15 +247,24 @@ def ingest_service(
     )
 
 
+def stream_settings(settings: Settings) -> StreamSettings:
+    return StreamSettings(
+        keepalive_s=settings.sse_keepalive_s,
+        poll_s=settings.sse_poll_s,
+        max_streams=settings.sse_max_streams,
+        backlog=settings.sse_backlog,
+    )
+
+
 def _api_server(
     settings: Settings,
-    engine: Engine,
     sessions: sessionmaker[Session],
     feed: AlertFeed,
     readiness: dict[str, ReadinessCheck],
     clock: Clock,
     downlink: DeviceDownlink | None,
     *,
+    streams: TimelineWatch,
     health_only: bool = False,
 ) -> uvicorn.Server:
     tokens = TokenService(
@@ -265,6 +278,7 @@ def _api_server(
         readiness=readiness,
         catalogue=settings.catalogue,
         downlink=downlink,
+        streams=streams,
     )
     config = uvicorn.Config(
         create_app(context, health_only=health_only),
@@ -273,5 +287,7 @@ def _api_server(
         log_config=None,
         access_log=False,
         lifespan="off",
+        # Streams end on stop (streams.close()); this bounds any other slow response.
+        timeout_graceful_shutdown=5,
     )
     return _EmbeddedServer(config)

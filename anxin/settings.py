@@ -55,6 +55,13 @@ class Settings(BaseSettings):
 
     ingest_max_batch: Annotated[int, Field(ge=1, le=100_000)] = 1000
 
+    # The alert stream (SSE): keep-alive comment interval; how often the API looks for changes
+    # made by other processes; open streams per API process; events replayed on resume.
+    sse_keepalive_s: Annotated[float, Field(gt=0, le=300)] = 15.0
+    sse_poll_s: Annotated[float, Field(ge=0.05, le=30)] = 0.5
+    sse_max_streams: Annotated[int, Field(ge=1, le=10_000)] = 200
+    sse_backlog: Annotated[int, Field(ge=1, le=100_000)] = 1000
+
     # Zigbee2MQTT gateways' base topic; "" turns the adapter off.
     zigbee2mqtt_base_topic: str = "zigbee2mqtt"
     # Changes to the device-model catalogue, e.g. {"sos-pendant": {"heartbeat_s": 600}}

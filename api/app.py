@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.deps import ApiContext
-from api.routes import alerts, auth, dead_letters, devices, elders, health
+from api.routes import alert_stream, alerts, auth, dead_letters, devices, elders, health
 from api.routes.console import mount_console
 
 DESCRIPTION = """
@@ -23,6 +23,8 @@ def create_app(context: ApiContext, *, health_only: bool = False) -> FastAPI:
     if health_only:
         return app
     app.include_router(auth.router)
+    # Before the alerts router: /alerts/stream is not an /alerts/{alert_id}.
+    app.include_router(alert_stream.router)
     app.include_router(alerts.router)
     app.include_router(elders.router)
     app.include_router(devices.router)

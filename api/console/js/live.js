@@ -65,6 +65,8 @@ export class LiveQueue {
     for (const name of ["alert.created", "alert.updated"]) {
       source.addEventListener(name, (event) => this.receive(name, event));
     }
+    // A resumed stream that was too far behind skipped events: read the whole queue again.
+    source.addEventListener("alerts.resync", () => this.snapshot());
     source.addEventListener("error", () => {
       if (source.readyState === EventSource.CLOSED) {
         // Refused (not found, not allowed, not an event stream): the browser gives up.
