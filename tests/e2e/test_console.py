@@ -1,6 +1,7 @@
 """A dispatcher works an SOS in the console, in a real headless Chromium at 1366×768:
-mosquitto_pub → real Mosquitto → ``anxin serve`` → the alert appears on the open page without a
-reload → claim → resolve with an outcome → the device hears ``resolved`` over MQTT."""
+mosquitto_pub → real Mosquitto → ``anxin serve`` → the alert stream → the alert appears on the
+open page without a reload → claim → resolve with an outcome → the device hears ``resolved``
+over MQTT. And the same without the stream, by polling."""
 
 from __future__ import annotations
 
@@ -61,6 +62,8 @@ def test_a_dispatcher_sees_an_sos_arrive_claims_and_resolves_it(
     ):
         log_in(page, setup, "wang", PASSWORD)
         expect(page.get_by_text("暂无待处理告警")).to_be_visible()
+        expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+        expect(page.locator("#connection")).to_have_text("实时")
         page.evaluate("window.__sameDocument = true")
 
         mosquitto_pub(mosquitto.port, "anxin/v1/pendant-1/sos", SOS)

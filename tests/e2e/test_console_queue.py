@@ -88,26 +88,32 @@ TELEMETRY = [
     for h, v in [(1, 72), (2, 75), (3, 110), (4, 96)]
 ] + [{"time": "2026-11-22T04:00:00Z", "metric": "temperature_c", "value": 21.5}]
 
+# The shape of the API's alert detail (api/alert_views.py), with telemetry as a telemetry
+# store would fill it.
 PROFILE = {
     "elder": {
+        "id": 7,
         "name": "刘秀英",
         "phone": "13800138009",
         "address": "花园街道8号",
         "community": "张家口市/张北县/花园街道/康乐社区",
+        "location": None,
         "categories": ["disabled", "empty_nest"],
-        "notes": "高血压，独自在家",
+        "medical_notes": "高血压，独自在家",
+        "key_safe_note": None,
     },
     "device": {
-        "device_id": "pendant-1",
+        "id": "pendant-1",
         "model": "sos-pendant",
         "room": "客厅",
+        "status": "active",
         "battery": 64,
         "online": True,
         "last_seen_at": "2026-11-22T04:00:00Z",
     },
     "contacts": [
-        {"name": "刘强", "phone": "13900139009", "relation": "family"},
-        {"name": "社区小陈", "phone": "13700137009", "relation": "community_worker"},
+        {"position": 2, "name": "社区小陈", "phone": "13700137009", "relation": "community_worker"},
+        {"position": 1, "name": "刘强", "phone": "13900139009", "relation": "family"},
     ],
     "telemetry": TELEMETRY,
 }
@@ -116,8 +122,8 @@ PROFILE = {
 def test_the_detail_draws_the_profile_and_telemetry_the_api_sends(
     tmp_path: Path, browser: Browser
 ) -> None:
-    """The alert detail as the API gives it once it carries elder, device, contacts and
-    telemetry: the real answer, with those fields added on its way to the page."""
+    """The real detail answer with an elder, device, contacts (out of order: the page orders
+    them by position) and telemetry put in on its way to the page."""
     setup = anxin_env(tmp_path / "anxin")
     setup.add_user("wang", PASSWORD)
     alert_id = store_alerts(setup)["pendant-1"]
