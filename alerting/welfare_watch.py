@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -73,11 +74,37 @@ class Device:
     elder_id: int | None
 
 
+class Watermark:
+    """How far a pass has read a table by a time column: rows at or after the mark, less the
+    ones already read at exactly the mark (many rows share a time; a row committed later with
+    the same time is still read)."""
+
+    def __init__(self) -> None:
+        self._mark: datetime | None = None
+        self._read_at_mark: set[object] = set()
+
+    def since(self, session: Session, query: Any, column: Any) -> list[tuple[Any, Any]]:
+        """(key, value) of the rows new since the last call; ``query`` selects key, time,
+        value."""
+        if self._mark is not None:
+            query = query.where(column >= self._mark)
+        fresh = []
+        for key, at, value in session.execute(query):
+            if at == self._mark and key in self._read_at_mark:
+                continue
+            fresh.append((key, value))
+            if self._mark is None or at > self._mark:
+                self._mark, self._read_at_mark = at, set()
+            if at == self._mark:
+                self._read_at_mark.add(key)
+        return fresh
+
+
 class WelfareWatch:
     def __init__(self, engine: RulesEngine, catalogue: Catalogue, batch: int = 500) -> None:
         self._engine, self._catalogue, self._batch = engine, catalogue, batch
-        self._elders_seen: datetime | None = None
-        self._devices_seen: datetime | None = None
+        self._elders_mark = Watermark()
+        self._devices_mark = Watermark()
         # Deadlines read (due or followed) in all passes: what the cost test counts.
         self.examined = 0
 
@@ -102,22 +129,20 @@ class WelfareWatch:
     def _follow(self, session: Session, now: datetime) -> None:
         """Start watching elders edited and devices added since the last pass (all of them
         on the first pass: the one time the whole registry is read)."""
-        elders_q = select(ElderRow.id, ElderRow.updated_at)
-        if self._elders_seen is not None:
-            elders_q = elders_q.where(ElderRow.updated_at >= self._elders_seen)
         touched: set[int] = set()
-        for elder_id, updated in session.execute(elders_q):
-            touched.add(elder_id)
-            self._elders_seen = max(self._elders_seen or updated, updated)
-        devices_q = select(DeviceRow.id, DeviceRow.elder_id, DeviceRow.created_at)
-        if self._devices_seen is not None:
-            devices_q = devices_q.where(DeviceRow.created_at >= self._devices_seen)
+        for elder_id, _ in self._elders_mark.since(
+            session, select(ElderRow.id, ElderRow.updated_at, ElderRow.id), ElderRow.updated_at
+        ):
+            touched.add(int(elder_id))
         added: list[str] = []
-        for device_id, owner, created in session.execute(devices_q):
-            added.append(device_id)
+        for device_id, owner in self._devices_mark.since(
+            session,
+            select(DeviceRow.id, DeviceRow.created_at, DeviceRow.elder_id),
+            DeviceRow.created_at,
+        ):
+            added.append(str(device_id))
             if owner is not None:
-                touched.add(owner)
-            self._devices_seen = max(self._devices_seen or created, created)
+                touched.add(int(owner))
         ids = sorted(touched)
         for start in range(0, len(ids), CHUNK):
             self._watch_elders(session, ids[start : start + CHUNK], now)
