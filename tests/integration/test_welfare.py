@@ -7,8 +7,10 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +19,7 @@ from alerting.engine import RulesEngine
 from alerting.platform import PulseRow, beat
 from alerting.scheduler import Scheduler
 from alerting.store import AlertEventRow, AlertRow, get_timeline
+from anxin.database import open_database, upgrade
 from devices.catalogue import CATALOGUE
 from devices.codec import NativeCodec
 from devices.elders import ElderRow
@@ -24,6 +27,9 @@ from devices.registry import DeviceRow
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
 from ingest.pipeline import IngestPipeline
+from tests.support.mosquitto import Mosquitto
+from tests.support.mqtt import mosquitto_pub
+from tests.support.service import anxin_env, running_anxin, wait_until
 
 # 08:00 in Shanghai.
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
@@ -275,3 +281,53 @@ def test_deadline_work_does_not_grow_with_the_fleet(sessions: sessionmaker[Sessi
     print(f"\nstatements (scheduler, ingest), deadlines examined: {small} vs {large}")
     assert small == large
     assert small[2] == 0  # a quiet fleet: no deadline read at all
+
+
+# Seven seconds of silence, no quiet hours: the rule runs in the test's real time.
+FAST_RULES = """
+[welfare]
+inactivity_h = 0.002
+quiet_from = "00:00"
+quiet_until = "00:00"
+"""
+
+
+def test_through_a_real_broker_silence_alerts_and_an_opened_door_resolves_it(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(FAST_RULES)
+    setup = anxin_env(tmp_path / "anxin", ANXIN_MQTT_URL=mosquitto.url, ANXIN_RULES_FILE=str(rules))
+    setup.add_user("dispatcher1", "correct horse battery")
+    engine, sessions = open_database(setup.env["ANXIN_DATABASE_URL"])
+    upgrade(engine)
+    with sessions.begin() as session:
+        # Wanders, and for this elder the night is all day long.
+        welfare = {"wandering": True, "night_from": "00:00:00", "night_until": "23:59:59"}
+        elder = ElderRow(name="测试", categories=[], welfare=welfare)
+        session.add(elder)
+        session.flush()
+        session.add_all(
+            [
+                DeviceRow(id="m1", model="pir-motion", elder_id=elder.id),
+                DeviceRow(id="c1", model="door-contact", elder_id=elder.id),
+            ]
+        )
+    engine.dispose()
+
+    def alerts(token: str) -> dict[str, str]:
+        response = httpx.get(
+            f"{setup.api_url}/api/v1/alerts?status=all",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        response.raise_for_status()
+        return {a["type"]: a["status"] for a in response.json()["items"]}
+
+    with running_anxin(setup):
+        token = setup.token("dispatcher1", "correct horse battery")
+        mosquitto_pub(mosquitto.port, "anxin/v1/m1/event", '{"type": "motion"}', qos=1)
+        found = wait_until(lambda: alerts(token).get("inactivity"), within_s=40)
+        assert found == "new"
+        mosquitto_pub(mosquitto.port, "anxin/v1/c1/event", '{"type": "door_open"}', qos=1)
+        wait_until(lambda: alerts(token).get("inactivity") == "resolved" or None)
+        assert alerts(token)["night_door"] == "new"
