@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
+from prometheus_client import Counter, Gauge
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -47,6 +48,9 @@ from devices.elders import ElderRow, welfare_key
 from devices.registry import DeviceRow, DeviceStatus
 
 log = structlog.get_logger(__name__)
+
+FIRED = Counter("anxin_deadlines_fired_total", "Time-rule deadlines that raised an alert", ["rule"])
+DUE = Gauge("anxin_deadlines_due", "Deadlines due at the last scheduler pass (at most its batch)")
 
 # A subject that cannot be judged now (its sensors in maintenance) is looked at again then.
 RECHECK = timedelta(hours=1)
@@ -117,7 +121,12 @@ class WelfareWatch:
         if outages.down_since is not None:
             return []  # nobody can tell a quiet elder from a deaf platform
         changes = []
-        for row in due_deadlines(session, now, self._batch):
+        due = due_deadlines(session, now, self._batch)
+        DUE.set(len(due))
+        if len(due) == self._batch:
+            # More are due than one pass takes: the rest, the next pass (earliest first).
+            log.warning("scheduler.deadlines_backlog", batch=self._batch)
+        for row in due:
             self.examined += 1
             change = self._fire(session, row, now, outages)
             if change is not None:
@@ -260,6 +269,7 @@ class WelfareWatch:
                 # Another day missed while the alert is open: counted on it.
                 alert = replace(alert, device_id=already.device_id)
         change = raise_or_coalesce(session, alert, now)
+        FIRED.labels(rule.value).inc()
         log.warning(
             "scheduler.welfare_alert",
             type=alert.type.value,
