@@ -54,7 +54,7 @@ class WelfareValues(BaseModel):
         "quiet_from", "quiet_until", "checkin_by", "night_from", "night_until", "up_by"
     )
     @classmethod
-    def _minutes(cls, value: time | None) -> time | None:
+    def _local(cls, value: time | None) -> time | None:
         if value is not None and value.tzinfo is not None:
             raise ValueError("a local time of day without an offset, e.g. 09:30")
         return value
