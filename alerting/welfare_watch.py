@@ -79,28 +79,31 @@ class Device:
 
 
 class Watermark:
-    """How far a pass has read a table by a time column: rows at or after the mark, less the
-    ones already read at exactly the mark (many rows share a time; a row committed later with
-    the same time is still read)."""
+    """How far a pass has read a table by a time column. Each pass reads again the rows of the
+    last ``lag`` before the mark, less those already read with the same time: a row whose
+    transaction committed late (a long import) still has an earlier time, and many rows may
+    share one."""
 
-    def __init__(self) -> None:
+    def __init__(self, lag: timedelta = timedelta(minutes=2)) -> None:
+        self._lag = lag
         self._mark: datetime | None = None
-        self._read_at_mark: set[object] = set()
+        self._read: dict[object, datetime] = {}
 
     def since(self, session: Session, query: Any, column: Any) -> list[tuple[Any, Any]]:
         """(key, value) of the rows new since the last call; ``query`` selects key, time,
         value."""
         if self._mark is not None:
-            query = query.where(column >= self._mark)
+            query = query.where(column >= self._mark - self._lag)
         fresh = []
         for key, at, value in session.execute(query):
-            if at == self._mark and key in self._read_at_mark:
+            if self._read.get(key) == at:
                 continue
             fresh.append((key, value))
-            if self._mark is None or at > self._mark:
-                self._mark, self._read_at_mark = at, set()
-            if at == self._mark:
-                self._read_at_mark.add(key)
+            self._read[key] = at
+            self._mark = at if self._mark is None else max(self._mark, at)
+        if self._mark is not None:
+            horizon = self._mark - self._lag
+            self._read = {k: at for k, at in self._read.items() if at >= horizon}
         return fresh
 
 
