@@ -331,3 +331,27 @@ def test_through_a_real_broker_silence_alerts_and_an_opened_door_resolves_it(
         mosquitto_pub(mosquitto.port, "anxin/v1/c1/event", '{"type": "door_open"}', qos=1)
         wait_until(lambda: alerts(token).get("inactivity") == "resolved" or None)
         assert alerts(token)["night_door"] == "new"
+
+
+def test_a_batch_of_heartbeats_costs_the_welfare_rules_no_statement(
+    sessions: sessionmaker[Session],
+) -> None:
+    home = Home(sessions)
+    home.elder({f"m{n}": "pir-motion" for n in range(10)})
+    beats = [
+        Delivery(
+            topic=f"anxin/v1/m{n}/heartbeat",
+            payload=b"{}",
+            qos=1,
+            retain=False,
+            mid=n,
+            connection=1,
+            received_at=home.now,
+        )
+        for n in range(10)
+    ]
+    with counting(sessions) as statements:
+        home.pipeline.store(beats)
+    assert statements
+    assert not [s for s in statements if "welfare_deadlines" in s]
+    assert not [s for s in statements if "alerts.elder_id" in s]
