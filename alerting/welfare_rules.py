@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from devices.catalogue import Catalogue, DeviceModel
+from devices.catalogue import DeviceModel
 from devices.elders import ElderCategory
 
 Hours = Annotated[float, Field(ge=0, le=168)]
@@ -167,11 +167,3 @@ def watches_activity(model: DeviceModel | None) -> bool:
 
 def can_check_in(model: DeviceModel | None) -> bool:
     return model is not None and "checkin" in model.events
-
-
-def activity_models(catalogue: Catalogue) -> frozenset[str]:
-    return frozenset(name for name, model in catalogue.items() if watches_activity(model))
-
-
-def checkin_models(catalogue: Catalogue) -> frozenset[str]:
-    return frozenset(name for name, model in catalogue.items() if can_check_in(model))
