@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from alerting.model import ALERT_KINDS, AlertType, Priority
+from alerting.welfare_rules import WelfareRules
 from devices.elders import ElderCategory
 
 
@@ -61,6 +62,7 @@ class RuleSet(_Strict):
     temperature: TemperatureRule = TemperatureRule()
     battery: BatteryRule = BatteryRule()
     rate_limit: RateLimit = RateLimit()
+    welfare: WelfareRules = WelfareRules()
     # Alert type → priority, replacing the contract's defaults.
     priority: dict[AlertType, Priority] = Field(default_factory=dict)
     # Elder category → alert type → priority: who is more at risk gets a louder alert.

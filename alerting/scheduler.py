@@ -1,5 +1,6 @@
-"""The scheduler: time rules fired from what the database says. Today: link supervision
-(``device_offline``) with the outage guard; inactivity, check-ins and escalation come next.
+"""The scheduler: time rules fired from what the database says: link supervision
+(``device_offline``) with the outage guard, and the welfare and periodic-test deadlines
+(alerting/welfare_watch.py); escalation comes next.
 
 Its deadlines are derived from stored facts (devices' last-seen times, open alerts), so a
 restart rebuilds them and neither loses nor double-fires one: an alert already open is not
@@ -22,6 +23,7 @@ from alerting.model import OPEN_STATUSES, AlertType
 from alerting.platform import load_outages
 from alerting.store import AlertChange, AlertRow, raise_or_coalesce
 from alerting.supervision import LinkSupervisor
+from alerting.welfare_watch import WelfareWatch
 from devices.catalogue import Catalogue
 from devices.clock import Clock
 from devices.registry import DeviceRow, DeviceStatus, find_devices
@@ -42,6 +44,7 @@ class Scheduler:
         self._sessions, self._engine, self._catalogue = sessions, engine, catalogue
         self._clock, self._feed = clock, feed
         self.supervisor = LinkSupervisor()
+        self.welfare = WelfareWatch(engine, catalogue)
         self._watermark: datetime | None = None
 
     def step(self) -> list[AlertChange]:
@@ -55,9 +58,10 @@ class Scheduler:
                 for device_id in self.supervisor.due(now, outages)
                 if (change := self._device_silent(session, device_id, now)) is not None
             ]
+            welfare = self.welfare.step(session, now, outages)
         for change in changes:
             log.warning("scheduler.device_offline", device_id=change.device_id)
-        return changes
+        return changes + welfare
 
     async def run(self, stop: asyncio.Event, every_s: float = 5.0) -> None:
         while not stop.is_set():

@@ -395,3 +395,60 @@ def _open_row(session: Session, device_id: str, alert: AlertType) -> AlertRow | 
         )
         .with_for_update()
     ).one_or_none()
+
+
+# Welfare alerts are the elder's: the movement that ends an inactivity alert may come from
+# another of the elder's devices than the one the alert was raised on.
+ELDER_ALERTS = frozenset(
+    {AlertType.INACTIVITY, AlertType.CHECKIN_MISSED, AlertType.BED_NOT_VACATED}
+)
+
+
+def open_elder_alerts(session: Session, elder_ids: Sequence[int]) -> dict[int, set[AlertType]]:
+    """The open per-elder welfare alerts of these elders."""
+    found: dict[int, set[AlertType]] = {}
+    ids = sorted(set(elder_ids))
+    if not ids:
+        return found
+    rows = session.execute(
+        select(AlertRow.elder_id, AlertRow.type).where(
+            AlertRow.elder_id.in_(ids),
+            AlertRow.type.in_(sorted(a.value for a in ELDER_ALERTS)),
+            AlertRow.status.in_(_OPEN),
+        )
+    )
+    for elder_id, kind in rows:
+        if elder_id is not None:
+            found.setdefault(elder_id, set()).add(AlertType(kind))
+    return found
+
+
+def open_elder_alert(session: Session, elder_id: int, alert: AlertType) -> AlertRow | None:
+    return session.scalars(
+        select(AlertRow)
+        .where(
+            AlertRow.elder_id == elder_id,
+            AlertRow.type == alert.value,
+            AlertRow.status.in_(_OPEN),
+        )
+        .order_by(AlertRow.id)
+        .limit(1)
+    ).one_or_none()
+
+
+def close_elder_alert(
+    session: Session, *, elder_id: int, alert: AlertType, now: datetime, reason: str
+) -> AlertChange | None:
+    """Resolve the elder's open welfare alert of this type, by the system."""
+    row = open_elder_alert(session, elder_id, alert)
+    if row is None:
+        return None
+    return close_open(
+        session,
+        device_id=row.device_id,
+        alert=alert,
+        status=AlertStatus.RESOLVED,
+        now=now,
+        actor="system",
+        reason=reason,
+    )

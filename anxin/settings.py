@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -113,6 +113,16 @@ class Settings(BaseSettings):
         except RulesError as exc:
             raise ValueError(str(exc)) from exc
         return value
+
+    @model_validator(mode="after")
+    def _rules_name_known_models(self) -> Settings:
+        named = self.rules.welfare.test_days_by_model
+        unknown = sorted(set(named) - set(self.catalogue))
+        if unknown:
+            raise ValueError(
+                f"rules: welfare.test_days_by_model: unknown device model {', '.join(unknown)}"
+            )
+        return self
 
     @property
     def catalogue(self) -> Catalogue:

@@ -94,6 +94,18 @@ def test_a_bad_rules_file_is_one_clear_line(
     )
 
 
+def test_rules_may_name_only_models_of_the_catalogue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[welfare.test_days_by_model]\nsmoke-detector = 30\nteleporter = 3\n")
+    monkeypatch.setenv("ANXIN_RULES_FILE", str(rules))
+    with pytest.raises(ConfigError, match="unknown device model teleporter"):
+        load_settings()
+    rules.write_text("[welfare.test_days_by_model]\nsmoke-detector = 30\n")
+    assert load_settings().rules.welfare.test_days_by_model == {"smoke-detector": 30}
+
+
 def test_catalogue_overrides_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANXIN_DEVICE_MODELS", '{"sos-pendant": {"heartbeat_s": 600}}')
     assert load_settings().catalogue["sos-pendant"].heartbeat_s == 600
