@@ -17,7 +17,8 @@ from tests.support.service import anxin_env, running_anxin
 
 pytestmark = pytest.mark.e2e
 
-# What the timeline's `action` may say (contract.md, "Timeline actions").
+# What the timeline's `action` may say (contract.md, "Timeline actions"; `door_closed` from the
+# night-door rule).
 TIMELINE_ACTIONS = [
     "created",
     "coalesced",
@@ -32,6 +33,7 @@ TIMELINE_ACTIONS = [
     "resolved",
     "note",
     "device_not_told",
+    "door_closed",
 ]
 
 NAMES: dict[str, list[str]] = {
