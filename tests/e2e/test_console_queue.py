@@ -168,3 +168,20 @@ def test_the_detail_draws_the_profile_and_telemetry_the_api_sends(
     assert xs == sorted(xs)
     assert ys.index(min(ys)) == 2, "110 is the highest reading, drawn highest"
     assert registry_reads == [], "the detail carried the profile: no registry reads needed"
+
+
+def test_an_engineer_sees_the_queue_but_no_people_and_no_actions(
+    tmp_path: Path, browser: Browser
+) -> None:
+    setup = anxin_env(tmp_path / "anxin")
+    setup.add_user("zhao", PASSWORD, role="engineer")
+    alert_id = store_alerts(setup)["pendant-1"]
+    with running_anxin(setup, command="api"), console_page(browser) as page:
+        log_in(page, setup, "zhao", PASSWORD)
+        row = page.locator(f'.alert-row[data-alert-id="{alert_id}"]')
+        expect(row.locator('[data-role="claim"]')).to_have_count(0)
+        row.locator('[data-role="select"]').click()
+        detail = page.locator("#detail")
+        expect(detail.locator(".read-only")).to_have_text("您的角色只能查看告警")
+        expect(detail.locator(".action-bar button:enabled")).to_have_count(0)
+        expect(detail.locator(".location")).to_contain_text("未上报位置")

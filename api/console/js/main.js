@@ -274,7 +274,7 @@ async function loadDetail(alertId) {
   const current = session;
   const request = ++current.detailRequest;
   try {
-    const detail = await withProfile(current.api, await current.api.get(`alerts/${alertId}`));
+    const detail = withProfile(await current.api.get(`alerts/${alertId}`));
     // A later selection or refresh wins over this one.
     if (session !== current || request !== current.detailRequest) return;
     if (current.selectedId !== alertId) return;
@@ -286,29 +286,9 @@ async function loadDetail(alertId) {
   }
 }
 
-/**
- * The elder, contacts and device of an alert. The alert detail carries them; from a server
- * whose detail does not, they are read from the registry.
- */
-async function withProfile(api, alert) {
-  const detail = { ...alert };
-  if (!("elder" in detail)) {
-    detail.elder = detail.elder_id == null ? null : await optional(api.get(`elders/${detail.elder_id}`));
-  }
-  if (!("contacts" in detail)) detail.contacts = detail.elder?.contacts ?? [];
-  if (!("device" in detail)) {
-    detail.device = await optional(api.get(`devices/${encodeURIComponent(detail.device_id)}`));
-  }
-  detail.telemetry ??= [];
-  return detail;
-}
-
-async function optional(promise) {
-  try {
-    return await promise;
-  } catch {
-    return null;
-  }
+/** The alert detail as the page draws it: elder, device, contacts and telemetry may be absent. */
+function withProfile(alert) {
+  return { elder: null, device: null, contacts: [], telemetry: [], ...alert };
 }
 
 async function act(action, alertId, body) {
@@ -319,18 +299,7 @@ async function act(action, alertId, body) {
   current.queue.apply(answer);
   drawQueue();
   if (current.selectedId === alertId) {
-    // The answer is the alert and its timeline; the profile already shown stays.
-    const shown = current.detail.detail ?? {};
-    current.detail.show(
-      {
-        ...answer,
-        elder: answer.elder ?? shown.elder ?? null,
-        contacts: answer.contacts ?? shown.contacts ?? [],
-        device: answer.device ?? shown.device ?? null,
-        telemetry: answer.telemetry ?? shown.telemetry ?? [],
-      },
-      current.user,
-    );
+    current.detail.show(withProfile(answer), current.user);
     if (!OPEN_STATUSES.has(answer.status)) els.queueList.querySelector('[data-role="select"]')?.focus();
   }
 }
