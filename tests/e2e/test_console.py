@@ -198,3 +198,23 @@ def test_without_the_stream_the_queue_polls_and_works_by_keyboard(
         page.keyboard.press("Enter")
         expect(detail.locator(".timeline-list li").last).to_contain_text("备注wang已联系李明")
         page.screenshot(path=artifacts / "05-polling-note.png")
+
+
+def test_an_sos_sent_while_the_server_restarts_reaches_the_open_page(
+    mosquitto: Mosquitto, tmp_path: Path, browser: Browser
+) -> None:
+    """The page stays open across a restart of ``anxin serve``: it says the connection is lost,
+    comes back by itself, and shows the SOS the broker kept for anxin meanwhile."""
+    setup = serving(mosquitto, tmp_path)
+    with console_page(browser) as page:
+        with running_anxin(setup):
+            log_in(page, setup, "wang", PASSWORD)
+            expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+        expect(page.locator("#connection")).to_have_attribute("data-mode", "offline")
+        expect(page.locator("#connection")).to_have_text("连接中断")
+        mosquitto_pub(mosquitto.port, "anxin/v1/pendant-1/sos", SOS)
+        with running_anxin(setup):
+            row = page.locator('.alert-row[data-device-id="pendant-1"]')
+            expect(row).to_be_visible(timeout=15_000)
+            expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+            expect(page.get_by_role("heading", name="告警队列")).to_be_visible()
