@@ -1,5 +1,6 @@
 """The scheduler: time rules fired from what the database says. Today: link supervision
-(``device_offline``) with the outage guard; inactivity, check-ins and escalation come next.
+(``device_offline``) with the outage guard, and the escalation of unclaimed alerts
+(alerting/escalation.py); inactivity and check-ins come next.
 
 Its deadlines are derived from stored facts (devices' last-seen times, open alerts), so a
 restart rebuilds them and neither loses nor double-fires one: an alert already open is not
@@ -17,6 +18,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.engine import RulesEngine, device_silent
+from alerting.escalation import Escalator
 from alerting.feed import AlertFeed
 from alerting.model import OPEN_STATUSES, AlertType
 from alerting.platform import load_outages
@@ -38,9 +40,13 @@ class Scheduler:
         catalogue: Catalogue,
         clock: Clock,
         feed: AlertFeed | None = None,
+        escalator: Escalator | None = None,
     ) -> None:
         self._sessions, self._engine, self._catalogue = sessions, engine, catalogue
         self._clock, self._feed = clock, feed
+        # Unclaimed alerts (alerting/escalation.py): in a transaction of its own, so neither
+        # part's failure undoes the other's work.
+        self._escalator = escalator
         self.supervisor = LinkSupervisor()
         self._watermark: datetime | None = None
 
@@ -57,6 +63,9 @@ class Scheduler:
             ]
         for change in changes:
             log.warning("scheduler.device_offline", device_id=change.device_id)
+        if self._escalator is not None:
+            with self._sessions.begin() as session:
+                changes += self._escalator.step(session, now)
         return changes
 
     async def run(self, stop: asyncio.Event, every_s: float = 5.0) -> None:
