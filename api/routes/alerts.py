@@ -62,6 +62,13 @@ class AlertOut(BaseModel):
     outcome: Outcome | None
     location: dict[str, Any] | None
     attributes: dict[str, Any]
+    # Escalation: when it last entered the queue unclaimed (its claim deadline counts from
+    # here), when the system escalated it, how many reminders followed, when the elder's
+    # contacts were told.
+    queued_at: datetime
+    escalated_at: datetime | None
+    reminders: int
+    contacts_notified_at: datetime | None
 
 
 class AlertPage(BaseModel):

@@ -5,13 +5,7 @@ timeline; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,48 +26,10 @@ from alerting.outbox import DeliveryStatus, OutboxRow, OutboxWorker
 from alerting.rules import RuleSet
 from tests.support.desk import Desk, add_elder
 from tests.support.ports import free_port
+from tests.support.webhook import receiver
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 SECRET = "a-webhook-secret-of-32-characters"
-
-
-@dataclass
-class Receiver:
-    """An HTTP endpoint that answers with the statuses it is given, then 200."""
-
-    url: str
-    answers: list[int] = field(default_factory=list)
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-
-
-@contextmanager
-def receiver() -> Iterator[Receiver]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    state = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}/hook")
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            with lock:
-                state.received.append((dict(self.headers.items()), body))
-                status = state.answers.pop(0) if state.answers else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server.RequestHandlerClass = Handler
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def webhook(url: str, attempts: int = 2) -> WebhookNotifier:
