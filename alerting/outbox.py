@@ -29,6 +29,7 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
+    delete,
     func,
     select,
     update,
@@ -45,6 +46,10 @@ from devices.sql import Base, UtcDateTime
 
 log = structlog.get_logger(__name__)
 
+# Delivered or given-up rows are kept this long (their result is on the timelines), then
+# deleted, so the table stays bounded.
+KEPT = timedelta(days=30)
+PRUNE_EVERY = timedelta(hours=1)
 NOTIFIED = "notified"
 NOTIFY_FAILED = "notify_failed"
 SYSTEM = "system"
@@ -132,6 +137,7 @@ class OutboxWorker:
     ) -> None:
         self._sessions, self._notifiers, self._rule = sessions, dict(notifiers), rule
         self._clock, self._feed, self._batch, self._lease = clock, feed, batch, lease
+        self._pruned_at: datetime | None = None
 
     def drain(self) -> list[AlertChange]:
         """Try each due notification once (at most ``batch``); the alerts whose timeline
@@ -170,7 +176,24 @@ class OutboxWorker:
             if not ok:
                 failing.add(item.channel)
         self._count_pending()
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            self.prune(now)
         return changes
+
+    def prune(self, now: datetime) -> int:
+        """Delete rows done (sent or failed) more than ``KEPT`` ago; how many."""
+        self._pruned_at = now
+        with self._sessions.begin() as session:
+            result = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    delete(OutboxRow).where(
+                        OutboxRow.status != DeliveryStatus.PENDING.value,
+                        OutboxRow.done_at < now - KEPT,
+                    )
+                ),
+            )
+        return result.rowcount
 
     async def run(self, stop: asyncio.Event, every_s: float = 1.0) -> None:
         while not stop.is_set():

@@ -220,3 +220,16 @@ def test_no_personal_data_in_the_outbox_logs(
     assert "outbox." in text
     for secret in ("张秀英", "13900139001", "联系人1", "13800138000"):
         assert secret not in text
+
+
+def test_delivered_rows_are_pruned_after_30_days(sessions: sessionmaker[Session]) -> None:
+    desk, _ = escalated_desk(sessions)
+    with receiver() as hook:
+        outbox = worker(desk, hook.url)
+        outbox.drain()
+        assert [r.status for r in desk.outbox()] == ["sent"]
+        desk.now += timedelta(days=29)
+        assert outbox.prune(desk.now) == 0
+        desk.now += timedelta(days=1, seconds=1)
+        assert outbox.prune(desk.now) == 1
+    assert desk.outbox() == []
