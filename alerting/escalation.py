@@ -102,13 +102,15 @@ class Escalator:
             for row in due:
                 deadline = policy.claim_deadline(level, row.queued_at)
                 assert deadline is not None  # noqa: S101 - only escalating levels are asked
+                # Still due: not claimed, and not released again since (a release moves
+                # queued_at to its time).
                 won = _compare_and_set(
                     session,
                     [
                         AlertRow.id == row.id,
                         AlertRow.status == _NEW,
                         AlertRow.claimed_by.is_(None),
-                        AlertRow.queued_at == row.queued_at,
+                        AlertRow.queued_at <= policy.cutoff(now, level.claim_within),
                     ],
                     status=_ESCALATED,
                     escalated_at=now,

@@ -118,7 +118,6 @@ class _Due:
     payload: dict[str, Any]
     summary: dict[str, Any]
     attempts: int
-    next_attempt_at: datetime
 
 
 class OutboxWorker:
@@ -153,7 +152,6 @@ class OutboxWorker:
                     payload=dict(r.payload),
                     summary=dict(r.summary),
                     attempts=r.attempts,
-                    next_attempt_at=r.next_attempt_at,
                 )
                 for r in session.scalars(
                     select(OutboxRow)
@@ -218,7 +216,8 @@ class OutboxWorker:
                     .where(
                         OutboxRow.id == item.id,
                         OutboxRow.status == DeliveryStatus.PENDING.value,
-                        OutboxRow.next_attempt_at == item.next_attempt_at,
+                        # Still due: another worker's lease moves it into the future.
+                        OutboxRow.next_attempt_at <= now,
                     )
                     .values(next_attempt_at=now + self._lease)
                     .execution_options(synchronize_session=False)

@@ -7,8 +7,12 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+from alembic import command
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting import lifecycle
@@ -18,10 +22,15 @@ from alerting.notifiers import Channel, MemoryNotifier
 from alerting.outbox import OutboxWorker
 from alerting.rules import RuleSet
 from alerting.store import AlertRow
+from anxin.database import alembic_config, open_database, upgrade
 from tests.support.desk import ALL_CHANNELS, HOUR, MINUTE, T0, Desk, add_elder
 
 T = TypeVar("T")
 WITHIN_S = 20.0
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    command.downgrade(alembic_config(engine), revision)
 
 
 def test_an_unclaimed_critical_alert_is_escalated_at_60_s_not_59(
@@ -310,3 +319,39 @@ def test_two_schedulers_escalate_once(sessions: sessionmaker[Session]) -> None:
     for alert_id in alert_ids:
         assert desk.actions(alert_id) == ["created", "escalated"]
     assert len(desk.outbox()) == 5
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_migration_puts_open_alerts_in_the_queue_since_they_were_raised(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'anxin.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    engine, sessions = open_database(url)
+    try:
+        upgrade(engine, "0001")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO alerts (device_id, type, category, priority, priority_rank,"
+                    " status, count, created_at, updated_at, occurred_at, last_occurred_at,"
+                    " attributes) VALUES ('p1', 'sos', 'emergency', 'critical', 0, 'new', 1,"
+                    " :t, :t, :t, :t, '{}')"
+                ),
+                {"t": T0.replace(tzinfo=None) if backend == "sqlite" else T0},
+            )
+        upgrade(engine)
+        with sessions() as session:
+            (row,) = session.scalars(select(AlertRow)).all()
+        assert (row.queued_at, row.reminders, row.escalated_at) == (T0, 0, None)
+        # And it is escalated like any other.
+        desk = Desk(sessions)
+        desk.at(60)
+        assert desk.alert(row.id).status == "escalated"
+        downgrade(engine, "0001")
+        upgrade(engine)
+    finally:
+        engine.dispose()
