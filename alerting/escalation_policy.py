@@ -109,11 +109,13 @@ def digest_text(count: int, late: bool) -> str:
 
 
 def contact_text(elder_name: str, alert: AlertType, created_at: datetime) -> str:
-    """The message an elder's contact gets (SMS, or read out by a voice call)."""
+    """The message an elder's contact gets (SMS, or read out by a voice call). It goes out
+    because no dispatcher has taken the call yet, so it promises no one is on the way: "the
+    platform has it and is arranging help; please call the elder or go and look"."""
     local = created_at.astimezone(CST)
     return (
         f"【安心】您的家人{elder_name}于{local:%m月%d日%H:%M}发出{TYPE_ZH[alert]}，"
-        "平台已收到，工作人员正在处理。请尽快与老人联系或前往查看。如需帮助请拨打12349。"
+        "平台已收到，正在安排处理。请您尽快与老人联系或前往查看。如需帮助请拨打12349。"
     )
 
 
