@@ -128,7 +128,9 @@ class ContactGateway(Protocol):
 
     Configured with ``ANXIN_NOTIFY_CONTACT_GATEWAY=package.module:factory``, a callable with no
     arguments that returns the gateway. Raise ``PermanentDeliveryError`` for a message the
-    provider will never take (an invalid number), anything else to be retried.
+    provider will never take (an invalid number), anything else to be retried. The message of a
+    ``DeliveryError`` is logged and shown on the alert's timeline, so it must not quote the
+    phone number or a name; of any other exception only the class is kept.
     """
 
     def send(self, message: ContactMessage) -> None: ...

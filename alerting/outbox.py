@@ -39,7 +39,14 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from alerting.escalation_rules import NotifyRule
 from alerting.feed import AlertFeed
 from alerting.metrics import NOTIFICATIONS, OUTBOX_PENDING
-from alerting.notifiers import Channel, Kind, Notification, Notifier, PermanentDeliveryError
+from alerting.notifiers import (
+    Channel,
+    DeliveryError,
+    Kind,
+    Notification,
+    Notifier,
+    PermanentDeliveryError,
+)
 from alerting.store import AlertChange, AlertEventRow, AlertRow, ChangeKind
 from devices.clock import Clock
 from devices.sql import Base, UtcDateTime
@@ -240,9 +247,9 @@ class OutboxWorker:
             try:
                 notifier.notify(notification)
             except PermanentDeliveryError as exc:
-                error, final = str(exc)[:200] or type(exc).__name__, True
+                error, final = describe_failure(exc), True
             except Exception as exc:  # any failure of the port is retried, within the bound
-                error = str(exc)[:200] or type(exc).__name__
+                error = describe_failure(exc)
                 final = attempts >= self._rule.max_attempts
         done = self._clock()
         with self._sessions.begin() as session:
@@ -323,3 +330,12 @@ class OutboxWorker:
                 .where(OutboxRow.status == DeliveryStatus.PENDING.value)
             )
         OUTBOX_PENDING.set(pending or 0)
+
+
+def describe_failure(exc: Exception) -> str:
+    """What the log and the timeline say of a failure. A DeliveryError's message is written for
+    that (``HTTP 503``); any other exception, from a gateway's own code, may quote a phone
+    number or a name, so only its class is kept."""
+    if isinstance(exc, DeliveryError) and str(exc):
+        return str(exc)[:200]
+    return type(exc).__name__

@@ -204,3 +204,12 @@ def test_a_gateway_is_named_module_colon_factory() -> None:
         gateway_factory("no_such_module_here:make")
     with pytest.raises(ValueError, match="no callable"):
         gateway_factory(f"{__name__}:T0")
+
+
+def test_a_gateways_own_error_is_reported_by_its_class_only() -> None:
+    from alerting.notifiers import DeliveryError
+    from alerting.outbox import describe_failure
+
+    assert describe_failure(DeliveryError("HTTP 503")) == "HTTP 503"
+    assert describe_failure(ValueError("no such number 13900139001")) == "ValueError"
+    assert describe_failure(PermanentDeliveryError("")) == "PermanentDeliveryError"
