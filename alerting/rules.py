@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from alerting.escalation_rules import EscalationRule, NotifyRule
 from alerting.model import ALERT_KINDS, AlertType, Priority
 from alerting.welfare_rules import WelfareRules
 from devices.elders import ElderCategory
@@ -63,6 +64,9 @@ class RuleSet(_Strict):
     battery: BatteryRule = BatteryRule()
     rate_limit: RateLimit = RateLimit()
     welfare: WelfareRules = WelfareRules()
+    # Unclaimed alerts: escalation and reminders; who is notified when (escalation_rules.py).
+    escalation: EscalationRule = EscalationRule()
+    notify: NotifyRule = NotifyRule()
     # Alert type → priority, replacing the contract's defaults.
     priority: dict[AlertType, Priority] = Field(default_factory=dict)
     # Elder category → alert type → priority: who is more at risk gets a louder alert.

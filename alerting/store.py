@@ -38,6 +38,11 @@ _OPEN = sorted(s.value for s in OPEN_STATUSES)
 _OPEN_SQL = "status IN (" + ", ".join(f"'{s}'" for s in _OPEN) + ")"
 
 
+def _created_at(context: Any) -> Any:
+    """A new alert enters the queue when it is created."""
+    return context.get_current_parameters()["created_at"]
+
+
 class AlertRow(Base):
     __tablename__ = "alerts"
 
@@ -63,6 +68,15 @@ class AlertRow(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The device's seq of the last occurrence counted, to recognise redeliveries.
     last_seq: Mapped[int | None] = mapped_column(BigInteger)
+    # Escalation (alerting/escalation.py). When the alert last entered the queue unclaimed:
+    # raised, or released by a dispatcher; its claim deadline counts from here.
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_created_at)
+    # Escalated because nobody claimed it in time; the last escalation or reminder, and how
+    # many reminders followed; when the elder's contacts were told.
+    escalated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reminders: Mapped[int] = mapped_column(SmallInteger, default=0)
+    contacts_notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     timeline: Mapped[list[AlertEventRow]] = relationship(
         back_populates="alert", order_by="AlertEventRow.id", lazy="raise"
@@ -70,6 +84,10 @@ class AlertRow(Base):
 
     __table_args__ = (
         Index("ix_alerts_queue", "status", "priority_rank", "created_at", "id"),
+        # The escalation pass's range scans: unclaimed alerts by claim deadline, escalated
+        # ones by their last reminder.
+        Index("ix_alerts_unclaimed", "status", "priority_rank", "queued_at"),
+        Index("ix_alerts_reminded", "status", "priority_rank", "reminded_at"),
         # At most one open alert per device and type: repeats coalesce into it.
         Index(
             "uq_alerts_open_device_type",

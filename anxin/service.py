@@ -18,7 +18,10 @@ from paho.mqtt.enums import MQTTProtocolVersion
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.engine import RulesEngine
+from alerting.escalation import Escalator
 from alerting.feed import AlertFeed
+from alerting.notifiers import Channel, GatewayNotifier, Notifier, WebhookNotifier, load_gateway
+from alerting.outbox import OutboxWorker
 from alerting.scheduler import Scheduler
 from anxin.database import database_reachable, open_database, require_current_schema
 from anxin.leader import run_when_leader
@@ -147,15 +150,11 @@ async def run_service(
                         keep_pulse(sessions, connection, clock, stop), name="ingest-pulse"
                     )
                 if roles.scheduler:
-                    scheduler = Scheduler(
-                        sessions=sessions,
-                        engine=RulesEngine(settings.rules, settings.catalogue),
-                        catalogue=settings.catalogue,
-                        clock=clock,
-                        feed=feed,
-                    )
                     tasks.create_task(
-                        run_when_leader(engine, scheduler.run, stop), name="scheduler"
+                        run_when_leader(
+                            engine, scheduler_role(settings, sessions, feed, clock), stop
+                        ),
+                        name="scheduler",
                     )
                 if server is not None and listener is not None:
                     tasks.create_task(server.serve(sockets=[listener]), name="api")
@@ -179,6 +178,57 @@ async def run_service(
     finally:
         engine.dispose()
     log.info("service.stopped")
+
+
+def notifiers(settings: Settings) -> dict[Channel, Notifier]:
+    """The configured notification channels: the webhook for the supervisors, and for the
+    contacts the SMS/voice gateway if one is named, else the webhook too."""
+    channels: dict[Channel, Notifier] = {}
+    if settings.notify_webhook_url is not None:
+        secret = settings.notify_webhook_secret
+        webhook = WebhookNotifier(
+            settings.notify_webhook_url,
+            secret=secret.get_secret_value() if secret is not None else None,
+            timeout_s=settings.notify_webhook_timeout_s,
+        )
+        channels[Channel.SUPERVISORS] = channels[Channel.CONTACTS] = webhook
+    if settings.notify_contact_gateway is not None:
+        try:
+            gateway = load_gateway(settings.notify_contact_gateway)
+        except Exception as exc:  # the operator's code: say which setting, in one line
+            raise ConfigError(f"ANXIN_NOTIFY_CONTACT_GATEWAY: {exc}") from exc
+        channels[Channel.CONTACTS] = GatewayNotifier(gateway)
+    return channels
+
+
+def scheduler_role(
+    settings: Settings, sessions: sessionmaker[Session], feed: AlertFeed, clock: Clock
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """The leader's work: the time rules (with escalation) and the notification outbox, side
+    by side, so a slow webhook never holds up a deadline."""
+    rules = settings.rules
+    channels = notifiers(settings)
+    scheduler = Scheduler(
+        sessions=sessions,
+        engine=RulesEngine(rules, settings.catalogue),
+        catalogue=settings.catalogue,
+        clock=clock,
+        feed=feed,
+        escalator=Escalator(
+            escalation=rules.escalation, notify=rules.notify, channels=frozenset(channels)
+        ),
+    )
+    outbox = OutboxWorker(
+        sessions=sessions, notifiers=channels, rule=rules.notify, clock=clock, feed=feed
+    )
+
+    async def lead(stop: asyncio.Event) -> None:
+        log.info("scheduler.notify_channels", channels=sorted(c.value for c in channels))
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(scheduler.run(stop), name="scheduler-steps")
+            tasks.create_task(outbox.run(stop), name="notification-outbox")
+
+    return lead
 
 
 def settle_heap() -> None:

@@ -51,6 +51,13 @@ class AlertOut(BaseModel):
         description="The SOS location; null for engineers (it is where the elder lives)."
     )
     attributes: dict[str, Any]
+    # Escalation: when it last entered the queue unclaimed (its claim deadline counts from
+    # here), when the system escalated it, how many reminders followed, when the elder's
+    # contacts were told.
+    queued_at: datetime
+    escalated_at: datetime | None
+    reminders: int
+    contacts_notified_at: datetime | None
 
 
 class TimelineEntry(BaseModel):

@@ -177,7 +177,8 @@ def claim_alert(
 ) -> AlertDetail:
     """Take the alert: status `claimed`, `claimed_by` you. If two dispatchers claim at once,
     exactly one gets it; the other gets 409 naming who holds it. Claiming an alert you already
-    hold changes nothing."""
+    hold changes nothing. An alert the system escalated because nobody claimed it in time
+    (`escalated`, no holder) is claimed the same way; the reminders stop."""
     return _act(
         session,
         context,

@@ -112,3 +112,31 @@ def test_catalogue_overrides_are_checked(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("ANXIN_DEVICE_MODELS", '{"teleporter": {"heartbeat_s": 600}}')
     with pytest.raises(ConfigError, match="ANXIN_DEVICE_MODELS: unknown device model"):
         load_settings()
+
+
+def test_the_notification_webhook_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().notify_webhook_url is None
+    monkeypatch.setenv("ANXIN_NOTIFY_WEBHOOK_URL", "https://hooks.example.cn/anxin?token=abc")
+    monkeypatch.setenv("ANXIN_NOTIFY_WEBHOOK_SECRET", "s" * 32)
+    settings = load_settings()
+    assert settings.notify_webhook_url == "https://hooks.example.cn/anxin?token=abc"
+    monkeypatch.setenv("ANXIN_NOTIFY_WEBHOOK_URL", "ftp://secret@hooks.example.cn/")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith("ANXIN_NOTIFY_WEBHOOK_URL: must be an http://")
+    assert "secret" not in str(caught.value)  # a URL may carry a token: never echoed
+    monkeypatch.setenv("ANXIN_NOTIFY_WEBHOOK_URL", "https://hooks.example.cn/")
+    monkeypatch.setenv("ANXIN_NOTIFY_WEBHOOK_SECRET", "short-secret")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert (
+        str(caught.value)
+        == "ANXIN_NOTIFY_WEBHOOK_SECRET: needs at least 16 characters (try: openssl rand -hex 32)"
+    )
+    monkeypatch.delenv("ANXIN_NOTIFY_WEBHOOK_SECRET")
+    monkeypatch.setenv("ANXIN_NOTIFY_CONTACT_GATEWAY", "no_such_gateway_module:make")
+    with pytest.raises(
+        ConfigError,
+        match="ANXIN_NOTIFY_CONTACT_GATEWAY='no_such_gateway_module:make': cannot import",
+    ):
+        load_settings()
