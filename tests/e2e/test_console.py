@@ -73,7 +73,7 @@ def test_a_dispatcher_sees_an_sos_arrive_claims_and_resolves_it(
         expect(row).to_contain_text("SOS 紧急呼叫")
         expect(row).to_contain_text("危急")
         expect(row).to_contain_text("张桂兰 · 幸福社区")
-        expect(row).to_have_class("alert-row cat-emergency prio-critical status-new")
+        expect(row).to_have_class("alert-row cat-emergency prio-critical status-new unclaimed")
         expect(page.locator("#announcer")).to_contain_text("新的紧急告警：SOS 紧急呼叫")
         assert page.evaluate("window.__tones") > 0, "no tone was played"
         expect(page).to_have_title("(1) 安心 12349 调度台")

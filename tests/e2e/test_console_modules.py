@@ -17,8 +17,8 @@ from tests.support.service import anxin_env, running_anxin
 
 pytestmark = pytest.mark.e2e
 
-# What the timeline's `action` may say (contract.md, "Timeline actions"; `door_closed` from the
-# night-door rule).
+# What the timeline's `action` may say (contract.md, "Timeline actions", the system's escalation
+# entries included; `door_closed` from the night-door rule).
 TIMELINE_ACTIONS = [
     "created",
     "coalesced",
@@ -34,6 +34,11 @@ TIMELINE_ACTIONS = [
     "note",
     "device_not_told",
     "door_closed",
+    "escalation_reminder",
+    "contacts_notifying",
+    "contacts_not_notified",
+    "notified",
+    "notify_failed",
 ]
 
 NAMES: dict[str, list[str]] = {

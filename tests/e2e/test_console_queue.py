@@ -3,6 +3,7 @@ device, contacts, telemetry), in a real Chromium against ``anxin api`` on a real
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ import pytest
 from playwright.sync_api import Browser, Request, Route, expect
 
 from alerting.decisions import RaiseAlert
+from alerting.escalation import Escalator
 from alerting.model import AlertType, Category, Priority
+from alerting.rules import RuleSet
 from alerting.store import raise_or_coalesce
 from anxin.database import open_database, upgrade
 from tests.support.console import console_page, log_in
@@ -185,3 +188,42 @@ def test_an_engineer_sees_the_queue_but_no_people_and_no_actions(
         expect(detail.locator(".read-only")).to_have_text("您的角色只能查看告警")
         expect(detail.locator(".action-bar button:enabled")).to_have_count(0)
         expect(detail.locator(".location")).to_contain_text("未上报位置")
+
+
+def test_an_alert_the_system_escalated_is_claimed_in_one_click(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """Nobody took the SOS in time: the scheduler's escalation (run here once, as the scheduler
+    of `anxin serve` would) leaves it escalated and unheld; it still waits to be taken."""
+    setup = anxin_env(tmp_path / "anxin")
+    setup.add_user("wang", PASSWORD)
+    alert_id = store_alerts(setup)["pendant-1"]
+    rules = RuleSet()
+    engine, sessions = open_database(setup.env["ANXIN_DATABASE_URL"])
+    with sessions.begin() as session:
+        escalator = Escalator(escalation=rules.escalation, notify=rules.notify)
+        escalated = {change.alert_id for change in escalator.step(session, datetime.now(UTC))}
+    engine.dispose()
+    assert alert_id in escalated
+
+    with running_anxin(setup, command="api"), console_page(browser) as page:
+        log_in(page, setup, "wang", PASSWORD)
+        row = page.locator(f'.alert-row[data-alert-id="{alert_id}"]')
+        expect(row).to_contain_text("已升级")
+        expect(row).to_have_class(re.compile(r"\bunclaimed\b"))
+        expect(page).to_have_title("(6) 安心 12349 调度台")
+        row.get_by_role("button", name=re.compile("^认领")).click()
+        detail = page.locator("#detail")
+        expect(detail.locator(".detail-title")).to_contain_text("已认领")
+        entries = detail.locator(".timeline-list li")
+        expect(entries.last).to_contain_text("认领wang")
+        expect(detail.locator('.timeline-list li[data-action="escalated"]')).to_contain_text(
+            "升级system"
+        )
+        actions = [entries.nth(i).get_attribute("data-action") for i in range(entries.count())]
+        expect(row).not_to_have_class(re.compile(r"\bunclaimed\b"))
+        expect(page).to_have_title("(5) 安心 12349 调度台")
+
+    assert actions[0] == "created"
+    assert actions[-1] == "claimed"
+    assert "escalated" in actions

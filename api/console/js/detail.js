@@ -8,6 +8,7 @@ import { telemetryCharts } from "./chart.js";
 import { h } from "./dom.js";
 import { age, clock, number } from "./format.js";
 import { OUTCOMES, label, t } from "./i18n.js";
+import { unclaimed } from "./queue.js";
 
 const WORKERS = new Set(["dispatcher", "supervisor", "admin"]);
 const OVERRIDERS = new Set(["supervisor", "admin"]);
@@ -21,7 +22,7 @@ export function allowed(action, alert, user) {
   const mine = alert.claimed_by === user.username || OVERRIDERS.has(user.role);
   switch (action) {
     case "claim":
-      return alert.status === "new";
+      return unclaimed(alert);
     case "release":
     case "resolve":
       return HELD.includes(alert.status) && mine;
@@ -391,7 +392,13 @@ function describe(entry) {
     case "escalated":
     case "cancelled":
     case "auto_resolved":
+    case "contacts_not_notified":
       return d.reason ?? "";
+    case "escalation_reminder":
+      return d.reminder ? `${d.reminder}/${d.of ?? "?"}` : "";
+    case "notified":
+    case "notify_failed":
+      return [d.channel, d.error].filter(Boolean).join(" · ");
     case "resolved":
       return [d.outcome ? label("outcome", d.outcome) : "", d.note ?? ""].filter(Boolean).join(" · ");
     case "coalesced":

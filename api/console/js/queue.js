@@ -2,6 +2,11 @@
 // orders it, kept in that order as events arrive.
 
 export const OPEN_STATUSES = new Set(["new", "claimed", "acknowledged", "escalated"]);
+
+/** Waiting for someone to take it: new, or escalated by the system because nobody did. */
+export function unclaimed(alert) {
+  return !alert.claimed_by && (alert.status === "new" || alert.status === "escalated");
+}
 const PRIORITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 };
 // Alerts known to be closed, so that a snapshot older than the event cannot bring one back.
 const CLOSED_MEMORY = 2000;
@@ -81,7 +86,7 @@ export class AlertQueue {
 
   unclaimedCount() {
     let n = 0;
-    for (const alert of this.alerts.values()) if (alert.status === "new") n += 1;
+    for (const alert of this.alerts.values()) if (unclaimed(alert)) n += 1;
     return n;
   }
 }

@@ -1,10 +1,11 @@
 // The queue on the page: one row per open alert, coloured by category, most urgent on top.
-// Each row is a button that opens the alert; a new alert has its own "claim" button, so taking
-// a call is one click.
+// Each row is a button that opens the alert; an alert nobody holds has its own "claim" button,
+// so taking a call is one click.
 
 import { h } from "./dom.js";
 import { age } from "./format.js";
 import { label, t } from "./i18n.js";
+import { unclaimed } from "./queue.js";
 
 /**
  * Draws `alerts` (already sorted) into `list`. `elderOf(id)` answers a known elder or null.
@@ -49,7 +50,9 @@ function row(alert, { now, selected, elder, canClaim, onSelect, onClaim }) {
   return h(
     "li",
     {
-      class: `alert-row cat-${alert.category} prio-${alert.priority} status-${alert.status}`,
+      class: `alert-row cat-${alert.category} prio-${alert.priority} status-${alert.status}${
+        unclaimed(alert) ? " unclaimed" : ""
+      }`,
       dataset: { alertId: id, deviceId: alert.device_id, type: alert.type },
     },
     h(
@@ -70,7 +73,7 @@ function row(alert, { now, selected, elder, canClaim, onSelect, onClaim }) {
       h("span", { class: "row-status" }, holder),
       h("time", { class: "row-age", datetime: alert.created_at }, age(alert.created_at, now)),
     ),
-    canClaim && alert.status === "new"
+    canClaim && unclaimed(alert)
       ? h(
           "button",
           {
