@@ -27,6 +27,7 @@ def at(seconds: float) -> datetime:
 @pytest.fixture
 def world(sessions: sessionmaker[Session]) -> Iterator[ApiWorld]:
     with api_world(sessions, clock=lambda: T0 + HOUR) as running:
+        assert running.registry is not None
         with sessions.begin() as session:
             known_history(session, running.registry.zhang, running.registry.zhao)
         yield running
