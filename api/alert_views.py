@@ -28,8 +28,30 @@ WITHHELD = "(withheld)"
 _WRITTEN_TEXT = {"note": ("text",), "escalated": ("reason",), "resolved": ("note",)}
 
 
+ALERT_EXAMPLE: dict[str, Any] = {
+    "id": 12,
+    "device_id": "pendant-0017",
+    "elder_id": 3,
+    "type": "sos",
+    "category": "emergency",
+    "priority": "critical",
+    "status": "claimed",
+    "count": 2,
+    "created_at": "2026-11-22T03:00:00Z",
+    "updated_at": "2026-11-22T03:00:41Z",
+    "occurred_at": "2026-11-22T02:59:59Z",
+    "last_occurred_at": "2026-11-22T03:00:20Z",
+    "claimed_at": "2026-11-22T03:00:41Z",
+    "claimed_by": "wang",
+    "resolved_at": None,
+    "outcome": None,
+    "location": {"room": "卧室"},
+    "attributes": {"trigger": "button", "seq": 88},
+}
+
+
 class AlertOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [ALERT_EXAMPLE]})
 
     id: int
     device_id: str
@@ -100,6 +122,65 @@ class DeviceBrief(BaseModel):
 
 
 class AlertDetail(AlertOut):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **ALERT_EXAMPLE,
+                    "elder": {
+                        "id": 3,
+                        "name": "张秀英",
+                        "phone": "13800138000",
+                        "address": "花园街3号",
+                        "community": "张家口市/张北县/花园街道/幸福社区",
+                        "location": None,
+                        "categories": ["living_alone", "advanced_age"],
+                        "medical_notes": "高血压",
+                        "key_safe_note": "钥匙在门口花盆下",
+                    },
+                    "device": {
+                        "id": "pendant-0017",
+                        "model": "sos-pendant",
+                        "room": "卧室",
+                        "status": "active",
+                        "battery": 81.0,
+                        "online": True,
+                        "last_seen_at": "2026-11-22T03:00:20Z",
+                    },
+                    "contacts": [
+                        {
+                            "position": 1,
+                            "name": "李明",
+                            "phone": "13900139000",
+                            "relation": "family",
+                        }
+                    ],
+                    "timeline": [
+                        {
+                            "at": "2026-11-22T03:00:00Z",
+                            "action": "created",
+                            "actor": "device:pendant-0017",
+                            "detail": {"trigger": "button", "seq": 87},
+                        },
+                        {
+                            "at": "2026-11-22T03:00:20Z",
+                            "action": "coalesced",
+                            "actor": "device:pendant-0017",
+                            "detail": {"count": 2},
+                        },
+                        {
+                            "at": "2026-11-22T03:00:41Z",
+                            "action": "claimed",
+                            "actor": "wang",
+                            "detail": {},
+                        },
+                    ],
+                    "telemetry": [],
+                }
+            ]
+        }
+    )
+
     elder: ElderBrief | None = Field(
         description="The alert's elder; null when it has none, and for engineers."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.deps import ApiContext
+from api.problems import UNAUTHORIZED
 from api.routes import alert_stream, alerts, auth, dead_letters, devices, elders, health, stats
 
 DESCRIPTION = """
@@ -24,9 +25,6 @@ def create_app(context: ApiContext, *, health_only: bool = False) -> FastAPI:
     app.include_router(auth.router)
     # Before the alerts router: /alerts/stream is not an /alerts/{alert_id}.
     app.include_router(alert_stream.router)
-    app.include_router(alerts.router)
-    app.include_router(elders.router)
-    app.include_router(devices.router)
-    app.include_router(dead_letters.router)
-    app.include_router(stats.router)
+    for routes in (alerts, elders, devices, dead_letters, stats):
+        app.include_router(routes.router, responses={401: UNAUTHORIZED})
     return app

@@ -288,3 +288,50 @@ def _event_of(reader: SseReader, alert_id: int) -> bool:
     while True:
         if reader.next().json()["alert"]["id"] == alert_id:
             return True
+
+
+def test_every_endpoint_is_documented_with_examples(served: Served) -> None:
+    spec = httpx.get(f"{served.url}/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+
+    def has_example(schema: dict[str, Any]) -> bool:
+        if "$ref" in schema:
+            return has_example(schemas[schema["$ref"].rsplit("/", 1)[-1]])
+        if schema.get("examples"):
+            return True
+        items = schema.get("properties", {}).get("items")  # a page: its items' example
+        return items is not None and has_example(items.get("items", {}))
+
+    missing = []
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, operation in operations.items():
+            name = f"{method.upper()} {path}"
+            responses = operation["responses"]
+            ok = next(code for code in responses if code.startswith("2"))
+            content = responses[ok]["content"]
+            if not any(
+                "example" in media or has_example(media.get("schema", {}))
+                for media in content.values()
+            ):
+                missing.append(f"{name} {ok}")
+            for code, response in responses.items():
+                if code.startswith("4") and code != "422":
+                    media = response.get("content", {}).get("application/json", {})
+                    if "example" not in media:
+                        missing.append(f"{name} {code}")
+            if path != "/api/v1/auth/token" and "401" not in responses:
+                missing.append(f"{name} 401")
+    refusing = {str(c) for c in CALLS if c.allowed != EVERYONE}
+    for call_name in refusing:
+        method, path = call_name.split(" ")
+        documented = {
+            p.replace("{alert_id}", "{id}")
+            .replace("{elder_id}", "{id}")
+            .replace("{device_id}", "{id}"): ops
+            for p, ops in spec["paths"].items()
+        }
+        if "403" not in documented[path][method.lower()]["responses"]:
+            missing.append(f"{call_name} 403")
+    assert missing == []
