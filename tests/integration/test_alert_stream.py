@@ -8,18 +8,34 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from alerting import lifecycle
 from anxin.database import open_database, upgrade
+from api.streaming import StreamSettings, TimelineWatch
+from api.tokens import Principal
+from api.users import Role
 from devices.registry import DeviceRow
-from tests.support.api_world import SECRET, Sse, add_registry, add_users, event_stream
+from tests.support.api_world import (
+    SECRET,
+    Sse,
+    add_registry,
+    add_users,
+    api_context,
+    event_stream,
+    raise_alert,
+    serving,
+)
 from tests.support.mosquitto import Mosquitto, running_mosquitto
 from tests.support.mqtt import mosquitto_pub
 from tests.support.service import AnxinEnv, anxin_env, running_anxin, wait_until
+
+T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -244,3 +260,35 @@ def test_the_api_stops_promptly_with_a_stream_open(tmp_path: Path) -> None:
                 stream.next(within_s=5)
     assert status == 0
     assert took < 3.0
+
+
+def test_a_change_committed_late_still_reaches_the_stream(postgres_url: str) -> None:
+    """On PostgreSQL a timeline row's id is taken at insert and seen at commit: a transaction
+    that took id N and commits after the one that took N + 1 must not be skipped."""
+    engine, sessions = open_database(postgres_url)
+    upgrade(engine)
+    with sessions.begin() as session:
+        add_users(session)
+        registry = add_registry(session)
+        slow_alert = raise_alert(session, "p-zhang", registry.zhang, T0)
+        fast_alert = raise_alert(session, "p-zhao", registry.zhao, T0)
+    context = api_context(sessions, streams=TimelineWatch(StreamSettings(poll_s=0.1)))
+    principal = Principal(username="dispatcher", role=Role.DISPATCHER, scope="")
+    headers = {"Authorization": f"Bearer {context.tokens.issue(principal, datetime.now(UTC))}"}
+    try:
+        with (
+            serving(context) as url,
+            event_stream(f"{url}/api/v1/alerts/stream", headers) as stream,
+            sessions() as slow,
+        ):
+            lifecycle.add_note(slow, slow_alert, actor="slow", now=T0, text="first")
+            slow.flush()  # its id is taken, the row not yet visible
+            with sessions.begin() as fast:
+                lifecycle.add_note(fast, fast_alert, actor="fast", now=T0, text="second")
+            second = stream.next()
+            slow.commit()
+            first = stream.next()
+    finally:
+        engine.dispose()
+    assert [e.json()["event"]["detail"]["text"] for e in (second, first)] == ["second", "first"]
+    assert int(first.id or 0) < int(second.id or 0)
