@@ -7,6 +7,7 @@ dispatchers write (notes, escalation reasons, resolution notes) is withheld from
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -221,8 +222,13 @@ def alert_in_scope(session: Session, alert: AlertRow, scope: str) -> bool:
 
 
 def alert_detail(
-    session: Session, row: AlertRow, timeline: list[AlertEventRow], user: Principal
+    session: Session,
+    row: AlertRow,
+    timeline: list[AlertEventRow],
+    user: Principal,
+    telemetry: Sequence[Mapping[str, Any]] = (),
 ) -> AlertDetail:
+    """``telemetry``: the device's recent points, when a telemetry store is configured."""
     people = user.role in SEES_PEOPLE
     elder = session.get(ElderRow, row.elder_id) if people and row.elder_id is not None else None
     device = session.get(DeviceRow, row.device_id)
@@ -232,4 +238,5 @@ def alert_detail(
         device=DeviceBrief.model_validate(device) if device is not None else None,
         contacts=[ContactBrief.model_validate(c) for c in elder.contacts] if elder else [],
         timeline=[timeline_view(e, user) for e in timeline],
+        telemetry=[dict(point) for point in telemetry],
     )
