@@ -161,6 +161,11 @@ class TimelineWatch:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), at_most_s)
 
+    async def rest(self, at_most_s: float) -> None:
+        """Wait ``at_most_s``, or less if the watch closes (the process stops)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), at_most_s)
+
     def _wake(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()

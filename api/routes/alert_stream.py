@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio.to_thread
+import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, status
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.exc import SQLAlchemyError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
@@ -25,6 +27,8 @@ from api.problems import problem
 from api.streaming import EVENTS_SENT, STREAMS_RESYNCED, StreamsBusy, TimelineCursor
 from api.tokens import InvalidTokenError, Principal
 from devices.elders import in_scope
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -141,9 +145,14 @@ async def _events(
         )
     cursor = TimelineCursor(start, gap_grace_s=settings.gap_grace_s)
     while not watch.closing:
-        ids, visible = await anyio.to_thread.run_sync(
-            _read, context, user, cursor.after, cursor.gaps, settings.batch
-        )
+        try:
+            ids, visible = await anyio.to_thread.run_sync(
+                _read, context, user, cursor.after, cursor.gaps, settings.batch
+            )
+        except SQLAlchemyError as exc:  # the database is away: keep the stream, try again
+            log.warning("sse.read_failed", error=repr(exc)[:300])
+            await watch.rest(settings.poll_s * 4)
+            continue
         cursor.advance(ids)
         for event_id, kind, data in visible:
             EVENTS_SENT.inc()
