@@ -198,16 +198,21 @@ class AlertDetail(AlertOut):
     )
 
 
-def alert_view(row: AlertRow, user: Principal) -> AlertOut:
+def sees_people(user: Principal) -> bool:
+    return user.role in SEES_PEOPLE
+
+
+def alert_view(row: AlertRow, user: Principal | bool) -> AlertOut:
+    """The alert for ``user`` (or for anyone who does, or does not, see people)."""
     alert = AlertOut.model_validate(row)
-    if user.role not in SEES_PEOPLE:
+    if not (user if isinstance(user, bool) else sees_people(user)):
         alert.location = None
     return alert
 
 
-def timeline_view(entry: AlertEventRow, user: Principal) -> TimelineEntry:
+def timeline_view(entry: AlertEventRow, user: Principal | bool) -> TimelineEntry:
     view = TimelineEntry.model_validate(entry)
-    if user.role not in SEES_PEOPLE:
+    if not (user if isinstance(user, bool) else sees_people(user)):
         keys = _WRITTEN_TEXT.get(view.action, ())
         view.detail = {k: (WITHHELD if k in keys else v) for k, v in view.detail.items()}
     return view
@@ -229,7 +234,7 @@ def alert_detail(
     telemetry: Sequence[Mapping[str, Any]] = (),
 ) -> AlertDetail:
     """``telemetry``: the device's recent points, when a telemetry store is configured."""
-    people = user.role in SEES_PEOPLE
+    people = sees_people(user)
     elder = session.get(ElderRow, row.elder_id) if people and row.elder_id is not None else None
     device = session.get(DeviceRow, row.device_id)
     return AlertDetail(
