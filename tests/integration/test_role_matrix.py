@@ -335,3 +335,21 @@ def test_every_endpoint_is_documented_with_examples(served: Served) -> None:
         if "403" not in documented[path][method.lower()]["responses"]:
             missing.append(f"{call_name} 403")
     assert missing == []
+
+
+def test_a_supervisor_lists_the_escalations(served: Served) -> None:
+    escalated = served.new_alert(claimed_by="dispatcher")
+    handed_up = httpx.post(
+        f"{served.url}/api/v1/alerts/{escalated}/escalate",
+        json={"reason": "无应答"},
+        headers=served.headers(D),
+    )
+    assert handed_up.status_code == 200
+    claimed = served.new_alert(claimed_by="dispatcher")
+    listed = httpx.get(
+        f"{served.url}/api/v1/alerts", params={"status": "escalated"}, headers=served.headers(S)
+    ).json()["items"]
+    ids = [a["id"] for a in listed]  # (the matrix escalated some too: one server per module)
+    assert escalated in ids
+    assert claimed not in ids
+    assert {a["status"] for a in listed} == {"escalated"}
