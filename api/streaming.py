@@ -207,13 +207,18 @@ class TimelineWatch:
             with sessions() as session:
                 return latest_event_id(session)
 
+        failing = False
         async with feed.listen() as news:
             while not self.closing:
                 try:
                     latest = await anyio.to_thread.run_sync(read)
+                    if failing:
+                        log.info("sse.watch_recovered")
+                    failing = False
                 except Exception as exc:  # the database is away: streams wait, and retry
-                    log.warning("sse.watch_failed", error=repr(exc))
-                    latest = self.latest
+                    if not failing:  # once per outage, not every poll
+                        log.warning("sse.watch_failed", error=repr(exc)[:300])
+                    failing, latest = True, self.latest
                 if latest != self.latest:
                     self.latest = latest
                     self._wake()
