@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from psycopg import sql
 
 from alerting import lifecycle
 from anxin.database import open_database, upgrade
@@ -33,6 +35,7 @@ from tests.support.api_world import (
 )
 from tests.support.mosquitto import Mosquitto, running_mosquitto
 from tests.support.mqtt import mosquitto_pub
+from tests.support.postgres import PostgresServer
 from tests.support.service import AnxinEnv, anxin_env, running_anxin, wait_until
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -329,3 +332,56 @@ def test_in_one_process_the_change_feed_wakes_the_stream(tmp_path: Path) -> None
     print(f"SOS to the stream in the same process: {took:.3f} s")
     assert created.event == "alert.created"
     assert took < 5.0
+
+
+def test_a_stream_outlives_a_database_outage(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """The database refuses every connection for a while: open streams stay open (keep-alives
+    go on), and the first change after it is back still arrives."""
+    database = postgres_url.rsplit("/", 1)[-1]
+    engine, sessions = open_database(postgres_url)
+    upgrade(engine)
+    with sessions.begin() as session:
+        add_users(session)
+        registry = add_registry(session)
+        alert_id = raise_alert(session, "p-zhang", registry.zhang, T0)
+    context = api_context(
+        sessions, streams=TimelineWatch(StreamSettings(poll_s=0.1, keepalive_s=0.2))
+    )
+    principal = Principal(username="dispatcher", role=Role.DISPATCHER, scope="")
+    headers = {"Authorization": f"Bearer {context.tokens.issue(principal, datetime.now(UTC))}"}
+
+    def connections(allowed: bool) -> None:
+        with psycopg.connect(postgres_server.url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
+                    sql.Identifier(database), sql.Literal(allowed)
+                )
+            )
+            if not allowed:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (database,),
+                )
+
+    try:
+        with (
+            serving(context) as url,
+            event_stream(f"{url}/api/v1/alerts/stream", headers) as stream,
+        ):
+            # After a keep-alive the stream has read and waits on the watch: only the watch,
+            # which must survive the outage, can wake it.
+            assert stream.next(comments=True).event == "comment"
+            connections(allowed=False)
+            # Several polls fail meanwhile (one every 0.1 s); the stream is still there.
+            for _ in range(5):
+                assert stream.next(comments=True).event == "comment"
+            connections(allowed=True)
+            with sessions.begin() as session:
+                lifecycle.add_note(session, alert_id, actor="wang", now=T0, text="back")
+            after = stream.next(within_s=15)
+    finally:
+        connections(allowed=True)
+        engine.dispose()
+    assert after.json()["event"]["detail"] == {"text": "back"}
