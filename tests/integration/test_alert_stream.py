@@ -266,7 +266,8 @@ def test_the_api_stops_promptly_with_a_stream_open(tmp_path: Path) -> None:
             with pytest.raises(EOFError):
                 stream.next(within_s=5)
     assert status == 0
-    assert took < 3.0
+    print(f"stopped in {took:.2f} s with a stream open")
+    assert took < 4.5  # not held up to uvicorn's 5 s graceful-shutdown bound
 
 
 def test_a_change_committed_late_still_reaches_the_stream(postgres_url: str) -> None:
