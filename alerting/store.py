@@ -196,6 +196,8 @@ def _log(
 
 class StatusFilter(StrEnum):
     OPEN = "open"
+    # The open alerts handed up: a supervisor's list.
+    ESCALATED = "escalated"
     RESOLVED = "resolved"
     ALL = "all"
 
@@ -233,6 +235,8 @@ def list_queue(
             query = query.where(within_community(prefix))
     if status is StatusFilter.OPEN:
         query = query.where(AlertRow.status.in_(_OPEN))
+    elif status is StatusFilter.ESCALATED:
+        query = query.where(AlertRow.status == AlertStatus.ESCALATED.value)
     elif status is StatusFilter.RESOLVED:
         query = query.where(AlertRow.status.not_in(_OPEN))
     if priority is not None:

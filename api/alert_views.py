@@ -7,6 +7,7 @@ dispatchers write (notes, escalation reasons, resolution notes) is withheld from
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,8 +29,30 @@ WITHHELD = "(withheld)"
 _WRITTEN_TEXT = {"note": ("text",), "escalated": ("reason",), "resolved": ("note",)}
 
 
+ALERT_EXAMPLE: dict[str, Any] = {
+    "id": 12,
+    "device_id": "pendant-0017",
+    "elder_id": 3,
+    "type": "sos",
+    "category": "emergency",
+    "priority": "critical",
+    "status": "claimed",
+    "count": 2,
+    "created_at": "2026-11-22T03:00:00Z",
+    "updated_at": "2026-11-22T03:00:41Z",
+    "occurred_at": "2026-11-22T02:59:59Z",
+    "last_occurred_at": "2026-11-22T03:00:20Z",
+    "claimed_at": "2026-11-22T03:00:41Z",
+    "claimed_by": "wang",
+    "resolved_at": None,
+    "outcome": None,
+    "location": {"room": "卧室"},
+    "attributes": {"trigger": "button", "seq": 88},
+}
+
+
 class AlertOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [ALERT_EXAMPLE]})
 
     id: int
     device_id: str
@@ -107,6 +130,65 @@ class DeviceBrief(BaseModel):
 
 
 class AlertDetail(AlertOut):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **ALERT_EXAMPLE,
+                    "elder": {
+                        "id": 3,
+                        "name": "张秀英",
+                        "phone": "13800138000",
+                        "address": "花园街3号",
+                        "community": "张家口市/张北县/花园街道/幸福社区",
+                        "location": None,
+                        "categories": ["living_alone", "advanced_age"],
+                        "medical_notes": "高血压",
+                        "key_safe_note": "钥匙在门口花盆下",
+                    },
+                    "device": {
+                        "id": "pendant-0017",
+                        "model": "sos-pendant",
+                        "room": "卧室",
+                        "status": "active",
+                        "battery": 81.0,
+                        "online": True,
+                        "last_seen_at": "2026-11-22T03:00:20Z",
+                    },
+                    "contacts": [
+                        {
+                            "position": 1,
+                            "name": "李明",
+                            "phone": "13900139000",
+                            "relation": "family",
+                        }
+                    ],
+                    "timeline": [
+                        {
+                            "at": "2026-11-22T03:00:00Z",
+                            "action": "created",
+                            "actor": "device:pendant-0017",
+                            "detail": {"trigger": "button", "seq": 87},
+                        },
+                        {
+                            "at": "2026-11-22T03:00:20Z",
+                            "action": "coalesced",
+                            "actor": "device:pendant-0017",
+                            "detail": {"count": 2},
+                        },
+                        {
+                            "at": "2026-11-22T03:00:41Z",
+                            "action": "claimed",
+                            "actor": "wang",
+                            "detail": {},
+                        },
+                    ],
+                    "telemetry": [],
+                }
+            ]
+        }
+    )
+
     elder: ElderBrief | None = Field(
         description="The alert's elder; null when it has none, and for engineers."
     )
@@ -123,16 +205,21 @@ class AlertDetail(AlertOut):
     )
 
 
-def alert_view(row: AlertRow, user: Principal) -> AlertOut:
+def sees_people(user: Principal) -> bool:
+    return user.role in SEES_PEOPLE
+
+
+def alert_view(row: AlertRow, user: Principal | bool) -> AlertOut:
+    """The alert for ``user`` (or for anyone who does, or does not, see people)."""
     alert = AlertOut.model_validate(row)
-    if user.role not in SEES_PEOPLE:
+    if not (user if isinstance(user, bool) else sees_people(user)):
         alert.location = None
     return alert
 
 
-def timeline_view(entry: AlertEventRow, user: Principal) -> TimelineEntry:
+def timeline_view(entry: AlertEventRow, user: Principal | bool) -> TimelineEntry:
     view = TimelineEntry.model_validate(entry)
-    if user.role not in SEES_PEOPLE:
+    if not (user if isinstance(user, bool) else sees_people(user)):
         keys = _WRITTEN_TEXT.get(view.action, ())
         view.detail = {k: (WITHHELD if k in keys else v) for k, v in view.detail.items()}
     return view
@@ -147,9 +234,14 @@ def alert_in_scope(session: Session, alert: AlertRow, scope: str) -> bool:
 
 
 def alert_detail(
-    session: Session, row: AlertRow, timeline: list[AlertEventRow], user: Principal
+    session: Session,
+    row: AlertRow,
+    timeline: list[AlertEventRow],
+    user: Principal,
+    telemetry: Sequence[Mapping[str, Any]] = (),
 ) -> AlertDetail:
-    people = user.role in SEES_PEOPLE
+    """``telemetry``: the device's recent points, when a telemetry store is configured."""
+    people = sees_people(user)
     elder = session.get(ElderRow, row.elder_id) if people and row.elder_id is not None else None
     device = session.get(DeviceRow, row.device_id)
     return AlertDetail(
@@ -158,4 +250,5 @@ def alert_detail(
         device=DeviceBrief.model_validate(device) if device is not None else None,
         contacts=[ContactBrief.model_validate(c) for c in elder.contacts] if elder else [],
         timeline=[timeline_view(e, user) for e in timeline],
+        telemetry=[dict(point) for point in telemetry],
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.deps import ApiContext
-from api.routes import alert_stream, alerts, auth, dead_letters, devices, elders, health
+from api.problems import UNAUTHORIZED
+from api.routes import alert_stream, alerts, auth, dead_letters, devices, elders, health, stats
 from api.routes.console import mount_console
 
 DESCRIPTION = """
@@ -25,9 +26,7 @@ def create_app(context: ApiContext, *, health_only: bool = False) -> FastAPI:
     app.include_router(auth.router)
     # Before the alerts router: /alerts/stream is not an /alerts/{alert_id}.
     app.include_router(alert_stream.router)
-    app.include_router(alerts.router)
-    app.include_router(elders.router)
-    app.include_router(devices.router)
-    app.include_router(dead_letters.router)
+    for routes in (alerts, elders, devices, dead_letters, stats):
+        app.include_router(routes.router, responses={401: UNAUTHORIZED})
     mount_console(app)
     return app

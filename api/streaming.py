@@ -6,7 +6,9 @@ with an increasing id, whichever process (ingest, scheduler, an API) wrote it. A
 reads the rows after the last id it sent. One ``TimelineWatch`` per process tells connections
 when there is something new: it reads the newest id every ``poll_s`` and at once when this
 process's change feed says it changed an alert, so N connections cost one small query per
-interval, not N.
+interval, not N. Connections that want the same rows at the same moment (all those that are
+live, after a change) share one read: the watch runs it once per "generation" (a new one at
+each poll and each change), so a change costs one query however many dispatchers watch.
 
 Ids are handed out when a row is inserted but become visible when its transaction commits, and
 on PostgreSQL two transactions may commit out of order. So a connection that sees ids 10 and 12
@@ -19,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import anyio.to_thread
 import structlog
@@ -112,6 +115,9 @@ class StreamSlot:
             release()
 
 
+T = TypeVar("T")
+
+
 class TimelineWatch:
     """One per process: the newest timeline id, for streams to wait on.
 
@@ -125,6 +131,9 @@ class TimelineWatch:
         self._closing = asyncio.Event()
         self._listeners = 0
         self._task: asyncio.Task[None] | None = None
+        # Reads shared by connections, for the current generation only.
+        self._generation = 0
+        self._reads: dict[tuple[int, Hashable], asyncio.Future[Any]] = {}
 
     @property
     def closing(self) -> bool:
@@ -161,7 +170,35 @@ class TimelineWatch:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), at_most_s)
 
+    async def rest(self, at_most_s: float) -> None:
+        """Wait ``at_most_s``, or less if the watch closes (the process stops)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), at_most_s)
+
+    async def shared_read(self, key: Hashable, read: Callable[[], T]) -> T:
+        """``read()`` on a worker thread, once for all who ask with the same ``key`` in this
+        generation; a later generation reads again (the database may have moved on)."""
+        slot = (self._generation, key)
+        future = self._reads.get(slot)
+        if future is None:
+            future = asyncio.ensure_future(anyio.to_thread.run_sync(read))
+            self._reads[slot] = future
+            # A failed read is not kept: the next caller tries again.
+            future.add_done_callback(
+                lambda done: (
+                    self._reads.pop(slot, None) if done.cancelled() or done.exception() else None
+                )
+            )
+        # Shielded: one connection going away does not cancel the read the others wait for.
+        result: T = await asyncio.shield(future)
+        return result
+
+    def _next_generation(self) -> None:
+        self._generation += 1
+        self._reads = {k: f for k, f in self._reads.items() if not f.done()}
+
     def _wake(self) -> None:
+        self._next_generation()
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
@@ -170,16 +207,23 @@ class TimelineWatch:
             with sessions() as session:
                 return latest_event_id(session)
 
+        failing = False
         async with feed.listen() as news:
             while not self.closing:
                 try:
                     latest = await anyio.to_thread.run_sync(read)
+                    if failing:
+                        log.info("sse.watch_recovered")
+                    failing = False
                 except Exception as exc:  # the database is away: streams wait, and retry
-                    log.warning("sse.watch_failed", error=repr(exc))
-                    latest = self.latest
+                    if not failing:  # once per outage, not every poll
+                        log.warning("sse.watch_failed", error=repr(exc)[:300])
+                    failing, latest = True, self.latest
                 if latest != self.latest:
                     self.latest = latest
                     self._wake()
+                else:
+                    self._next_generation()  # connections looking for gaps read anew
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(news.get(), self.settings.poll_s)
                 while not news.empty():  # a burst of changes: one read

@@ -8,23 +8,29 @@ leave to hand-written code. What to send, and when, is ``api/streaming.py``.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio.to_thread
+import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, status
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.exc import SQLAlchemyError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from alerting.store import TimelineItem, latest_event_id, skip_to_newest, timeline_after
-from api.alert_views import alert_view, timeline_view
+from api.alert_views import alert_view, sees_people, timeline_view
 from api.deps import TOKEN_URL, ApiContext, Context, unauthorized
 from api.problems import problem
 from api.streaming import EVENTS_SENT, STREAMS_RESYNCED, StreamsBusy, TimelineCursor
 from api.tokens import InvalidTokenError, Principal
 from devices.elders import in_scope
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -140,15 +146,28 @@ async def _events(
             data=json.dumps({"skipped_after": start}), event=RESYNC, id=str(start), sep="\n"
         )
     cursor = TimelineCursor(start, gap_grace_s=settings.gap_grace_s)
+    people = sees_people(user)
     while not watch.closing:
-        ids, visible = await anyio.to_thread.run_sync(
-            _read, context, user, cursor.after, cursor.gaps, settings.batch
-        )
-        cursor.advance(ids)
-        for event_id, kind, data in visible:
-            EVENTS_SENT.inc()
-            yield ServerSentEvent(data=data, event=kind, id=str(event_id), sep="\n")
-        if len(ids) == settings.batch:
+        after, gaps = cursor.after, tuple(cursor.gaps)
+        try:
+            rows = await watch.shared_read(
+                (after, gaps), functools.partial(_read, context, after, gaps, settings.batch)
+            )
+        except SQLAlchemyError as exc:  # the database is away: keep the stream, try again
+            log.warning("sse.read_failed", error=repr(exc)[:300])
+            await watch.rest(settings.poll_s * 4)
+            continue
+        cursor.advance(row.id for row in rows)
+        for row in rows:
+            if row.visible_to(user.scope):
+                EVENTS_SENT.inc()
+                yield ServerSentEvent(
+                    data=row.data if people else row.data_redacted,
+                    event=row.kind,
+                    id=str(row.id),
+                    sep="\n",
+                )
+        if len(rows) == settings.batch:
             continue  # more to read now
         # With gaps to look for, look again after a poll interval even if nothing is new.
         await watch.wait(cursor.after, settings.poll_s if cursor.gaps else 60.0)
@@ -166,38 +185,46 @@ def _start(context: ApiContext, resume_after: int | None, backlog: int) -> tuple
         return (newest, True) if newest is not None else (resume_after, False)
 
 
-def _read(
-    context: ApiContext, user: Principal, after: int, gaps: list[int], batch: int
-) -> tuple[list[int], list[tuple[int, str, str]]]:
-    """The ids read (all of them, for the cursor) and the events this user may see."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StreamRow:
+    """One timeline row ready to send: read and encoded once for every connection."""
+
+    id: int
+    kind: str
+    elder_id: int | None
+    community: str | None
+    data: str
+    # For those who see no personal data (engineers).
+    data_redacted: str
+
+    def visible_to(self, scope: str) -> bool:
+        if not scope:
+            return True
+        return self.elder_id is not None and in_scope(self.community, scope)
+
+
+def _read(context: ApiContext, after: int, gaps: tuple[int, ...], batch: int) -> list[StreamRow]:
     with context.sessions() as session:
-        items = timeline_after(session, after, limit=batch, also=gaps)
-        ids = [item.event.id for item in items]
-        visible = [
-            (item.event.id, _kind(item), _data(item, user))
-            for item in items
-            if _visible(item, user)
+        return [
+            StreamRow(
+                id=item.event.id,
+                kind=CREATED if item.event.action == "created" else UPDATED,
+                elder_id=item.alert.elder_id,
+                community=item.community,
+                data=_data(item, people=True),
+                data_redacted=_data(item, people=False),
+            )
+            for item in timeline_after(session, after, limit=batch, also=gaps)
         ]
-    return ids, visible
 
 
-def _visible(item: TimelineItem, user: Principal) -> bool:
-    if not user.scope:
-        return True
-    return item.alert.elder_id is not None and in_scope(item.community, user.scope)
-
-
-def _kind(item: TimelineItem) -> str:
-    return CREATED if item.event.action == "created" else UPDATED
-
-
-def _data(item: TimelineItem, user: Principal) -> str:
-    entry = timeline_view(item.event, user).model_dump(mode="json")
+def _data(item: TimelineItem, *, people: bool) -> str:
+    entry = timeline_view(item.event, people).model_dump(mode="json")
     event: dict[str, Any] = {
         "id": item.event.id,
         "alert_id": item.event.alert_id,
         **entry,
         "kind": entry["action"],
     }
-    alert = alert_view(item.alert, user).model_dump(mode="json")
+    alert = alert_view(item.alert, people).model_dump(mode="json")
     return json.dumps({"alert": alert, "event": event}, ensure_ascii=False)

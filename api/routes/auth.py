@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from api.deps import Context, DbSession
+from api.problems import problem
 from api.tokens import Principal
 from api.users import Role, authenticate
 
@@ -16,11 +17,19 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 class TokenOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"access_token": "eyJhbGciOi…", "token_type": "bearer"}]}
+    )
+
     access_token: str
     token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
 
 
-@router.post("/token", response_model=TokenOut)
+@router.post(
+    "/token",
+    response_model=TokenOut,
+    responses={401: problem("Wrong username or password.", "incorrect username or password")},
+)
 def issue_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], session: DbSession, context: Context
 ) -> TokenOut:

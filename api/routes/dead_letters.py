@@ -7,17 +7,35 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
 from api.deps import DbSession, Engineer
 from api.pagination import decode_int_cursor, encode_cursor
+from api.problems import problem, role_refused
 from ingest.dead_letters import DeadLetterRow
 
 router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
 
 
 class DeadLetterOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 5,
+                    "received_at": "2026-11-22T03:00:00Z",
+                    "topic": "anxin/v1/pendant-0017/event",
+                    "device_id": "pendant-0017",
+                    "reason": "unknown event type 'fire'",
+                    "size": 16,
+                    "payload": '{"type": "fire"}',
+                    "payload_b64": None,
+                }
+            ]
+        }
+    )
+
     id: int
     received_at: datetime
     topic: str
@@ -34,7 +52,11 @@ class DeadLetterPage(BaseModel):
     next_cursor: str | None
 
 
-@router.get("", response_model=DeadLetterPage)
+@router.get(
+    "",
+    response_model=DeadLetterPage,
+    responses={403: role_refused("dispatcher"), 400: problem("A bad cursor.", "invalid cursor")},
+)
 def list_dead_letters(
     session: DbSession,
     _user: Engineer,

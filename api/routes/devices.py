@@ -14,6 +14,7 @@ from sqlalchemy import Select, select
 from api.commit import commit_or_conflict
 from api.deps import Context, CurrentUser, DbSession, DeviceEditor, RegistryAdmin
 from api.pagination import decode_cursor, encode_cursor
+from api.problems import problem, role_refused
 from api.tokens import Principal
 from devices.csv_import import CsvFormatError, ImportReport, import_csv
 from devices.elders import ElderRow, in_scope, within_community
@@ -21,6 +22,8 @@ from devices.registry import DeviceRow, DeviceStatus
 from devices.topics import DEVICE_ID_PATTERN
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+
+_DEVICE_NOT_FOUND = problem("No such device, or not within your scope.", "device not found")
 
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 
@@ -44,7 +47,26 @@ class DevicePatch(DeviceFields):
 
 
 class DeviceOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "pendant-0017",
+                    "model": "sos-pendant",
+                    "elder_id": 3,
+                    "room": "卧室",
+                    "install_date": "2026-10-30",
+                    "zigbee_name": None,
+                    "status": "active",
+                    "last_seen_at": "2026-11-22T03:00:20Z",
+                    "online": True,
+                    "battery": 81.0,
+                    "created_at": "2026-10-30T09:12:00Z",
+                }
+            ]
+        },
+    )
 
     id: str
     model: str
@@ -70,6 +92,23 @@ class ImportProblem(BaseModel):
 
 
 class ImportOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "rows": 120,
+                    "elders_created": 60,
+                    "elders_updated": 0,
+                    "devices_created": 119,
+                    "devices_updated": 0,
+                    "contacts_added": 58,
+                    "encoding": "gb18030",
+                    "errors": [{"line": 14, "message": "unknown model 'sos-pendent'"}],
+                }
+            ]
+        }
+    )
+
     rows: int
     elders_created: int
     elders_updated: int
@@ -80,7 +119,9 @@ class ImportOut(BaseModel):
     errors: list[ImportProblem]
 
 
-@router.get("", response_model=DevicePage)
+@router.get(
+    "", response_model=DevicePage, responses={400: problem("A bad cursor.", "invalid cursor")}
+)
 def list_devices(
     session: DbSession,
     user: CurrentUser,
@@ -106,7 +147,15 @@ def list_devices(
     )
 
 
-@router.post("", response_model=DeviceOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=DeviceOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        403: role_refused("dispatcher"),
+        409: problem("The id or Zigbee name is taken.", "device pendant-0017 exists"),
+    },
+)
 def create_device(
     body: DeviceIn, session: DbSession, user: DeviceEditor, context: Context
 ) -> DeviceOut:
@@ -120,7 +169,15 @@ def create_device(
     return DeviceOut.model_validate(device)
 
 
-@router.post("/import", response_model=ImportOut)
+@router.post(
+    "/import",
+    response_model=ImportOut,
+    responses={
+        400: problem("The file cannot be read as a whole.", "missing column: model"),
+        403: role_refused("engineer"),
+        413: problem("Over 64 MiB.", "file too large"),
+    },
+)
 async def import_devices(
     file: UploadFile, session: DbSession, user: RegistryAdmin, context: Context
 ) -> ImportOut:
@@ -147,12 +204,26 @@ async def import_devices(
     )
 
 
-@router.get("/{device_id}", response_model=DeviceOut)
+@router.get(
+    "/{device_id}",
+    response_model=DeviceOut,
+    responses={404: problem("No such device, or not within your scope.", "device not found")},
+)
 def read_device(device_id: str, session: DbSession, user: CurrentUser) -> DeviceOut:
     return DeviceOut.model_validate(_visible(session, user, device_id))
 
 
-@router.patch("/{device_id}", response_model=DeviceOut)
+@router.patch(
+    "/{device_id}",
+    response_model=DeviceOut,
+    responses={
+        403: role_refused("dispatcher"),
+        404: problem("No such device, or not within your scope.", "device not found"),
+        409: problem(
+            "The Zigbee name is another device's.", "zigbee_name is already another device's"
+        ),
+    },
+)
 def update_device(
     device_id: str, body: DevicePatch, session: DbSession, user: DeviceEditor, context: Context
 ) -> DeviceOut:

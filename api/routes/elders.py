@@ -13,6 +13,7 @@ from alerting.welfare_rules import WelfareValues
 from api.commit import commit_or_conflict
 from api.deps import DbSession, PeopleReader, RegistryAdmin
 from api.pagination import decode_int_cursor, encode_cursor
+from api.problems import problem, role_refused
 from api.tokens import Principal
 from devices.elders import (
     ContactRelation,
@@ -25,6 +26,10 @@ from devices.elders import (
 )
 
 router = APIRouter(prefix="/api/v1/elders", tags=["elders"])
+
+_ELDER_NOT_FOUND = problem("No such elder, or not within your scope.", "elder not found")
+
+_DUPLICATE = problem("The external id is another elder's.", "an elder with this external_id exists")
 
 Phone = Annotated[str, Field(pattern=r"^\+?[0-9]{5,20}$", examples=["13800138000"])]
 
@@ -82,7 +87,35 @@ class ElderPatch(ElderFields):
 
 
 class ElderOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 3,
+                    "external_id": "ZB-000123",
+                    "name": "张秀英",
+                    "phone": "13800138000",
+                    "address": "花园街3号",
+                    "community": "张家口市/张北县/花园街道/幸福社区",
+                    "location": {"lat": 41.15, "lon": 114.7},
+                    "categories": ["living_alone", "advanced_age"],
+                    "medical_notes": "高血压",
+                    "key_safe_note": "钥匙在门口花盆下",
+                    "contacts": [
+                        {
+                            "position": 1,
+                            "name": "李明",
+                            "phone": "13900139000",
+                            "relation": "family",
+                        }
+                    ],
+                    "created_at": "2026-11-01T08:00:00Z",
+                    "updated_at": "2026-11-01T08:00:00Z",
+                }
+            ]
+        },
+    )
 
     id: int
     external_id: str | None
@@ -105,7 +138,11 @@ class ElderPage(BaseModel):
     next_cursor: str | None
 
 
-@router.get("", response_model=ElderPage)
+@router.get(
+    "",
+    response_model=ElderPage,
+    responses={403: role_refused("engineer"), 400: problem("A bad cursor.", "invalid cursor")},
+)
 def list_elders(
     session: DbSession,
     user: PeopleReader,
@@ -130,7 +167,20 @@ def list_elders(
     )
 
 
-@router.post("", response_model=ElderOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=ElderOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        403: problem(
+            "Only admins; a scoped admin only within the scope.",
+            "community must be within your scope 张家口市/张北县",
+        ),
+        409: problem(
+            "The external id is another elder's.", "an elder with this external_id exists"
+        ),
+    },
+)
 def create_elder(body: ElderIn, session: DbSession, user: RegistryAdmin) -> ElderOut:
     _check_scope(user, body.community)
     elder = ElderRow(
@@ -145,12 +195,29 @@ def create_elder(body: ElderIn, session: DbSession, user: RegistryAdmin) -> Elde
     return ElderOut.model_validate(elder)
 
 
-@router.get("/{elder_id}", response_model=ElderOut)
+@router.get(
+    "/{elder_id}",
+    response_model=ElderOut,
+    responses={
+        403: role_refused("engineer"),
+        404: _ELDER_NOT_FOUND,
+    },
+)
 def read_elder(elder_id: int, session: DbSession, user: PeopleReader) -> ElderOut:
     return ElderOut.model_validate(_visible(session, user, elder_id))
 
 
-@router.patch("/{elder_id}", response_model=ElderOut)
+@router.patch(
+    "/{elder_id}",
+    response_model=ElderOut,
+    responses={
+        403: role_refused("dispatcher"),
+        404: _ELDER_NOT_FOUND,
+        409: problem(
+            "The external id is another elder's.", "an elder with this external_id exists"
+        ),
+    },
+)
 def update_elder(
     elder_id: int, body: ElderPatch, session: DbSession, user: RegistryAdmin
 ) -> ElderOut:

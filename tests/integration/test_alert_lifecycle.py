@@ -35,12 +35,12 @@ from alerting.lifecycle import (
 from alerting.model import ALERT_KINDS, AlertStatus, AlertType, Outcome
 from alerting.store import AlertChange, AlertRow, ChangeKind, get_timeline, raise_or_coalesce
 from api.app import create_app
-from api.deps import ApiContext
 from api.downlink import DeviceDownlink, MqttDownlink
 from api.tokens import Principal, TokenService
 from api.users import Role
 from devices.elders import ElderRow
 from devices.payloads import AckPayload, AckStatus
+from tests.support.api_world import api_context
 
 T = TypeVar("T")
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -317,12 +317,10 @@ def running_api(sessions: sessionmaker[Session], downlink: DeviceDownlink | None
         session.add(elder)
         session.flush()
         elder_id = elder.id
-    clock, feed, tokens = Ticking(), RecordingFeed(), TokenService("k" * 40)
-    context = ApiContext(
-        sessions=sessions, tokens=tokens, feed=feed, clock=clock, downlink=downlink
-    )
+    clock, feed = Ticking(), RecordingFeed()
+    context = api_context(sessions, clock, feed, downlink=downlink)
     with TestClient(create_app(context)) as client:
-        yield Api(client, sessions, clock, downlink, feed, tokens, elder_id)
+        yield Api(client, sessions, clock, downlink, feed, context.tokens, elder_id)
 
 
 @pytest.fixture

@@ -10,27 +10,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.decisions import RaiseAlert
-from alerting.feed import AlertFeed
 from alerting.model import AlertType, Category, Priority
 from alerting.store import raise_or_coalesce
-from api.app import create_app
-from api.deps import ApiContext
-from api.tokens import TokenService
-from api.users import Role, UserRow, hash_password
+from api.users import Role
 from devices.events import Rejected
 from ingest.dead_letters import store_dead_letters
+from tests.support.api_world import ApiWorld, add_users, api_world
 
-PASSWORD = "a-good-password"
-HASH = hash_password(PASSWORD)
-USERS = {
-    "admin": (Role.ADMIN, ""),
-    "zhangbei_admin": (Role.ADMIN, "张家口市/张北县"),
-    "dispatcher": (Role.DISPATCHER, ""),
-    "zhangbei_dispatcher": (Role.DISPATCHER, "张家口市/张北县"),
-    "chongli_dispatcher": (Role.DISPATCHER, "张家口市/崇礼区"),
-    "engineer": (Role.ENGINEER, ""),
-    "supervisor": (Role.SUPERVISOR, ""),
-}
 ZHANG = {
     "name": "张秀英",
     "phone": "13800138000",
@@ -48,34 +34,19 @@ As = Callable[[str], dict[str, str]]
 
 
 @pytest.fixture
-def client(sessions: sessionmaker[Session]) -> Iterator[TestClient]:
-    with sessions.begin() as session:
-        for name, (role, scope) in USERS.items():
-            # One Argon2 hash for all (each costs ~0.2 s): save_user is tested elsewhere.
-            session.add(UserRow(username=name, password_hash=HASH, role=role.value, scope=scope))
-    context = ApiContext(
-        sessions=sessions,
-        tokens=TokenService("k" * 40),
-        feed=AlertFeed(),
-        clock=lambda: datetime.now(UTC),
-    )
-    with TestClient(create_app(context)) as test_client:
-        yield test_client
+def world(sessions: sessionmaker[Session]) -> Iterator[ApiWorld]:
+    with api_world(sessions, with_registry=False) as running:
+        yield running
 
 
 @pytest.fixture
-def as_(client: TestClient) -> As:
-    tokens: dict[str, str] = {}
+def client(world: ApiWorld) -> TestClient:
+    return world.client
 
-    def headers(user: str) -> dict[str, str]:
-        if user not in tokens:
-            response = client.post(
-                "/api/v1/auth/token", data={"username": user, "password": PASSWORD}
-            )
-            tokens[user] = response.json()["access_token"]
-        return {"Authorization": f"Bearer {tokens[user]}"}
 
-    return headers
+@pytest.fixture
+def as_(world: ApiWorld) -> As:
+    return world.headers
 
 
 def test_an_admin_registers_an_elder_and_dispatchers_read_them(client: TestClient, as_: As) -> None:
@@ -276,7 +247,7 @@ def test_a_scope_is_matched_as_text_not_as_a_pattern(
     client.post("/api/v1/elders", json=ZHANG, headers=as_("admin"))
     with sessions.begin() as session:
         for name, scope in (("wildcard", "张家口市/张北_"), ("wider", "张家口市/%")):
-            session.add(UserRow(username=name, password_hash=HASH, role="dispatcher", scope=scope))
+            add_users(session, {name: (Role.DISPATCHER, scope)})
     for user in ("wildcard", "wider"):
         assert client.get("/api/v1/elders", headers=as_(user)).json()["items"] == [], user
 

@@ -3,6 +3,7 @@ call the HTTP API; and a reader of Server-Sent Events."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import threading
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +30,7 @@ from api.users import Role, UserRow, hash_password
 from devices.clock import Clock
 from devices.elders import ContactRow, ElderRow
 from devices.registry import DeviceRow
+from tests.support.ports import free_port
 
 PASSWORD = "a-good-password"
 SECRET = "k" * 40
@@ -115,15 +118,22 @@ def raise_alert(
 
 @dataclass
 class ApiWorld:
-    """The app on real sessions, with USERS and a Registry; tokens issued directly."""
+    """The app on real sessions, with USERS and (unless left out) a Registry."""
 
     client: TestClient
     sessions: sessionmaker[Session]
     context: ApiContext
-    registry: Registry
+    registry: Registry | None
     tokens: TokenService = field(default_factory=lambda: TokenService(SECRET))
 
     def token(self, user: str) -> str:
+        """Issued directly for USERS (no Argon2 check); by logging in for anyone else."""
+        if user not in USERS:
+            response = self.client.post(
+                "/api/v1/auth/token", data={"username": user, "password": PASSWORD}
+            )
+            token: str = response.json()["access_token"]
+            return token
         role, scope = USERS[user]
         principal = Principal(username=user, role=role, scope=scope)
         return self.tokens.issue(principal, datetime.now(UTC))
@@ -133,12 +143,15 @@ class ApiWorld:
 
 
 def api_context(
-    sessions: sessionmaker[Session], clock: Clock | None = None, **more: Any
+    sessions: sessionmaker[Session],
+    clock: Clock | None = None,
+    feed: AlertFeed | None = None,
+    **more: Any,
 ) -> ApiContext:
     return ApiContext(
         sessions=sessions,
         tokens=TokenService(SECRET),
-        feed=AlertFeed(),
+        feed=feed or AlertFeed(),
         clock=clock or (lambda: datetime.now(UTC)),
         **more,
     )
@@ -146,14 +159,44 @@ def api_context(
 
 @contextmanager
 def api_world(
-    sessions: sessionmaker[Session], clock: Clock | None = None, **more: Any
+    sessions: sessionmaker[Session],
+    clock: Clock | None = None,
+    *,
+    with_registry: bool = True,
+    **more: Any,
 ) -> Iterator[ApiWorld]:
     with sessions.begin() as session:
         add_users(session)
-        registry = add_registry(session)
+        registry = add_registry(session) if with_registry else None
     context = api_context(sessions, clock, **more)
     with TestClient(create_app(context)) as client:
         yield ApiWorld(client, sessions, context, registry, context.tokens)
+
+
+@contextmanager
+def serving(context: ApiContext) -> Iterator[str]:
+    """The app on a real uvicorn server on a thread (streams need one: the TestClient waits for
+    a response to end); its base URL. Stopped as ``anxin`` stops it: streams first."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(context), host="127.0.0.1", port=port, log_config=None, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped"
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(context.streams.close)
+        server.should_exit = True
+        thread.join(timeout=20)
+        loop.close()
 
 
 # Server-Sent Events.

@@ -140,3 +140,20 @@ def test_the_notification_webhook_is_checked(monkeypatch: pytest.MonkeyPatch) ->
         match="ANXIN_NOTIFY_CONTACT_GATEWAY='no_such_gateway_module:make': cannot import",
     ):
         load_settings()
+
+
+def test_the_alert_stream_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from anxin.service import stream_settings
+
+    monkeypatch.setenv("ANXIN_SSE_KEEPALIVE_S", "5")
+    monkeypatch.setenv("ANXIN_SSE_MAX_STREAMS", "20")
+    streams = stream_settings(load_settings())
+    assert (streams.keepalive_s, streams.poll_s, streams.max_streams, streams.backlog) == (
+        5.0,
+        0.5,
+        20,
+        1000,
+    )
+    monkeypatch.setenv("ANXIN_SSE_MAX_STREAMS", "0")
+    with pytest.raises(ConfigError, match="ANXIN_SSE_MAX_STREAMS='0': Input should be greater"):
+        load_settings()
