@@ -65,6 +65,8 @@ class DeviceInfo:
     # The elder's categories (living_alone, disabled …): some rules weigh them.
     elder_categories: frozenset[str] = frozenset()
     status: str = DeviceStatus.ACTIVE.value
+    # The elder's community (tier path), a tag of the device's telemetry points.
+    community: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -83,7 +85,12 @@ def find_devices(session: Session, device_ids: Iterable[str]) -> dict[str, Devic
         return {}
     rows = session.execute(
         select(
-            DeviceRow.id, DeviceRow.model, DeviceRow.elder_id, DeviceRow.status, ElderRow.categories
+            DeviceRow.id,
+            DeviceRow.model,
+            DeviceRow.elder_id,
+            DeviceRow.status,
+            ElderRow.categories,
+            ElderRow.community,
         )
         .outerjoin(ElderRow, ElderRow.id == DeviceRow.elder_id)
         .where(DeviceRow.id.in_(ids))
@@ -95,6 +102,7 @@ def find_devices(session: Session, device_ids: Iterable[str]) -> dict[str, Devic
             elder_id=row.elder_id,
             elder_categories=frozenset(row.categories or ()),
             status=row.status,
+            community=row.community,
         )
         for row in rows
     }
