@@ -90,12 +90,15 @@ class TelemetryWriter:
             return
         overflow: list[list[Point]] = []
         with self._wake:
-            if not self._buffer:
+            was_empty = not self._buffer
+            if was_empty:
                 self._waiting_since = self._monotonic()
             self._buffer.extend(points)
             while len(self._buffer) > self._buffer_points:
                 overflow.append(self._take_locked())
-            if len(self._buffer) >= self._batch_size:
+            # The flusher sleeps until the next thing due: the first point's interval starts
+            # now, or a batch is full.
+            if was_empty or len(self._buffer) >= self._batch_size:
                 self._wake.notify()
         for batch in overflow:
             self._to_spool(batch)

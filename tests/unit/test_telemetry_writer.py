@@ -11,6 +11,7 @@ from ingest.telemetry.points import Point
 from ingest.telemetry.ports import BatchRefusedError, StoreUnavailableError
 from ingest.telemetry.spool import Spool
 from ingest.telemetry.writer import TelemetryWriter
+from tests.support.service import wait_until
 
 
 class MemoryStore:
@@ -198,9 +199,9 @@ def test_the_flusher_thread_writes_without_being_asked(store: MemoryStore, tmp_p
     w = TelemetryWriter(store, Spool(tmp_path, 1 << 20), batch_size=10, flush_interval_s=0.05)
     w.start()
     try:
-        w.submit(points(0, 25))
-        from tests.support.service import wait_until
-
-        wait_until(lambda: store.times() == list(range(25)) or None, within_s=5)
+        w.submit(points(0, 3))  # less than a batch: written after the interval
+        wait_until(lambda: store.times() == list(range(3)) or None, within_s=5)
+        w.submit(points(3, 25))
+        wait_until(lambda: store.times() == list(range(28)) or None, within_s=5)
     finally:
         w.stop()
