@@ -25,6 +25,7 @@ from anxin.database import database_reachable, open_database, require_current_sc
 from anxin.leader import run_when_leader
 from anxin.secrets import token_secret
 from anxin.settings import ConfigError, Settings
+from anxin.telemetry import telemetry_store, telemetry_writer
 from api.app import create_app
 from api.deps import ApiContext, ReadinessCheck
 from api.downlink import DeviceDownlink, MqttDownlink
@@ -36,6 +37,8 @@ from ingest.mqtt import BrokerAddress, MqttConnection, SessionOptions
 from ingest.pipeline import IngestPipeline
 from ingest.pulse import keep_pulse
 from ingest.service import IngestService
+from ingest.telemetry.ports import TelemetryReader
+from ingest.telemetry.writer import TelemetryWriter
 
 log = structlog.get_logger(__name__)
 
@@ -110,11 +113,18 @@ async def run_service(
         feed = AlertFeed()
         readiness: dict[str, ReadinessCheck] = {"database": lambda: database_reachable(engine)}
         connection = ingest = server = listener = None
+        # Reads and the readiness check; the writer has a client of its own, on its thread.
+        telemetry = telemetry_store(settings)
+        writer: TelemetryWriter | None = None
+        if telemetry is not None:
+            readiness["telemetry"] = telemetry.ping
         if broker is not None and roles.ingest:
             decoder = message_decoder(settings)
             connection = broker_connection(settings, broker, clock, decoder.subscriptions())
             readiness["broker"] = lambda: connection.connected if connection else False
-            ingest = ingest_service(settings, connection, decoder, sessions, feed, clock)
+            sink = telemetry_store(settings)
+            writer = telemetry_writer(settings, sink) if sink is not None else None
+            ingest = ingest_service(settings, connection, decoder, sessions, feed, clock, writer)
         if roles.api:
             # Acks from dispatchers' actions go out on ingest's connection. An API-only process
             # has none yet: the actions still work, the timeline says the device was not told.
@@ -123,11 +133,13 @@ async def run_service(
                 if connection is not None
                 else None
             )
-            server = _api_server(settings, engine, sessions, feed, readiness, clock, downlink)
+            server = _api_server(
+                settings, engine, sessions, feed, readiness, clock, downlink, telemetry
+            )
         else:
             # Ingest or scheduler alone: health, readiness and metrics on the same port.
             server = _api_server(
-                settings, engine, sessions, feed, readiness, clock, None, health_only=True
+                settings, engine, sessions, feed, readiness, clock, None, None, health_only=True
             )
         listener = _listen(settings.api_host, settings.api_port)
         stop = asyncio.Event()
@@ -135,6 +147,8 @@ async def run_service(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         settle_heap()
+        if writer is not None:
+            writer.start()
         try:
             async with asyncio.TaskGroup() as tasks:
                 if connection is not None and ingest is not None:
@@ -170,10 +184,15 @@ async def run_service(
         finally:
             if connection is not None:
                 await connection.stop()
+            if writer is not None:
+                # After ingest stopped: what is still in memory is written, or spooled.
+                await asyncio.to_thread(writer.stop)
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
     finally:
         engine.dispose()
+        if telemetry is not None:
+            telemetry.close()
     log.info("service.stopped")
 
 
@@ -227,6 +246,7 @@ def ingest_service(
     sessions: sessionmaker[Session],
     feed: AlertFeed,
     clock: Clock,
+    telemetry: TelemetryWriter | None = None,
 ) -> IngestService:
     pipeline = IngestPipeline(
         sessions=sessions,
@@ -240,6 +260,7 @@ def ingest_service(
         feed=feed,
         topic_prefix=settings.mqtt_topic_prefix,
         max_batch=settings.ingest_max_batch,
+        telemetry=telemetry.submit if telemetry is not None else None,
     )
 
 
@@ -251,6 +272,7 @@ def _api_server(
     readiness: dict[str, ReadinessCheck],
     clock: Clock,
     downlink: DeviceDownlink | None,
+    telemetry: TelemetryReader | None,
     *,
     health_only: bool = False,
 ) -> uvicorn.Server:
@@ -265,6 +287,7 @@ def _api_server(
         readiness=readiness,
         catalogue=settings.catalogue,
         downlink=downlink,
+        telemetry=telemetry,
     )
     config = uvicorn.Config(
         create_app(context, health_only=health_only),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.deps import ApiContext
-from api.routes import alerts, auth, dead_letters, devices, elders, health
+from api.routes import alerts, auth, dead_letters, devices, elders, health, telemetry
 
 DESCRIPTION = """
 anxin (安心) serves the 12349 elderly-care hotline: the alert queue that dispatchers work.
@@ -25,5 +25,6 @@ def create_app(context: ApiContext, *, health_only: bool = False) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(elders.router)
     app.include_router(devices.router)
+    app.include_router(telemetry.router)
     app.include_router(dead_letters.router)
     return app

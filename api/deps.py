@@ -16,6 +16,7 @@ from api.tokens import InvalidTokenError, Principal, TokenService
 from api.users import Role
 from devices.catalogue import CATALOGUE, Catalogue
 from devices.clock import Clock
+from ingest.telemetry.ports import TelemetryReader
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a password
 
@@ -34,6 +35,8 @@ class ApiContext:
     # Acks to devices. None: this process has no broker connection; alert actions still work
     # and the timeline records that the device was not told.
     downlink: DeviceDownlink | None = None
+    # Devices' telemetry in InfluxDB. None: no telemetry store is configured.
+    telemetry: TelemetryReader | None = None
 
 
 def get_context(request: Request) -> ApiContext:

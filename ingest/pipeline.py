@@ -40,6 +40,7 @@ from ingest.dead_letters import store_dead_letters
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
 from ingest.registry_cache import DeviceCache, SightingThrottle
+from ingest.telemetry.points import Point, points_of
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +70,8 @@ class BatchResult:
     rejected: list[Rejected] = field(default_factory=list)
     sightings: list[Sighting] = field(default_factory=list)
     recent: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
+    # Heartbeats' and telemetry's points, for InfluxDB once the batch is committed.
+    points: list[Point] = field(default_factory=list)
 
     @property
     def dead_letters(self) -> int:
@@ -80,6 +83,7 @@ class BatchResult:
         self.rejected += other.rejected
         self.sightings += other.sightings
         self.recent.update(other.recent)
+        self.points += other.points
 
 
 class IngestPipeline:
@@ -195,8 +199,11 @@ class IngestPipeline:
             if isinstance(event, Rejected):
                 result.rejected.append(event)
                 continue
-            evaluation = self._engine.evaluate(states[event.device_id], event, now)
+            state = states[event.device_id]
+            evaluation = self._engine.evaluate(state, event, now)
             states[event.device_id] = evaluation.state
+            if not any(isinstance(d, RejectMessage) for d in evaluation.decisions):
+                result.points += points_of(event, state.device)
             for decision in evaluation.decisions:
                 if isinstance(decision, RecordSighting):
                     sightings.append(decision.sighting)

@@ -149,14 +149,14 @@ async def import_devices(
 
 @router.get("/{device_id}", response_model=DeviceOut)
 def read_device(device_id: str, session: DbSession, user: CurrentUser) -> DeviceOut:
-    return DeviceOut.model_validate(_visible(session, user, device_id))
+    return DeviceOut.model_validate(visible_device(session, user, device_id))
 
 
 @router.patch("/{device_id}", response_model=DeviceOut)
 def update_device(
     device_id: str, body: DevicePatch, session: DbSession, user: DeviceEditor, context: Context
 ) -> DeviceOut:
-    device = _visible(session, user, device_id)
+    device = visible_device(session, user, device_id)
     changes = body.model_dump(exclude_unset=True)
     _refuse_null(changes, "model", "status")
     if changes.get("model") is not None:
@@ -184,7 +184,8 @@ def _scoped(query: Select[DeviceRow], user: Principal) -> Select[DeviceRow]:
     )
 
 
-def _visible(session: DbSession, user: Principal, device_id: str) -> DeviceRow:
+def visible_device(session: DbSession, user: Principal, device_id: str) -> DeviceRow:
+    """The device if the user's scope covers it (also for the telemetry route), else 404."""
     device = session.scalars(
         _scoped(select(DeviceRow), user).where(DeviceRow.id == device_id)
     ).first()

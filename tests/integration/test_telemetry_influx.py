@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,25 +14,12 @@ from ingest.telemetry.ports import BatchRefusedError, StoreUnavailableError
 from ingest.telemetry.sink_v1 import InfluxV1
 from ingest.telemetry.spool import Spool
 from ingest.telemetry.writer import TelemetryWriter
-from tests.support.influx import InfluxServer, running_influxd
+from tests.support.influx import InfluxServer
 from tests.support.service import wait_until
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in ms
-
-
-@pytest.fixture(scope="module")
-def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]:
-    with running_influxd(tmp_path_factory.mktemp("influxd")) as server:
-        yield server
-
-
-@pytest.fixture
-def database(influxd: InfluxServer, request: pytest.FixtureRequest) -> str:
-    name = f"t_{request.node.name[:40]}".replace("[", "_").replace("]", "_")
-    influxd.create_database(name)
-    return name
 
 
 texts = st.text(
@@ -51,14 +37,14 @@ texts = st.text(
 )
 @given(community=texts, metric=texts, note=texts)
 def test_names_and_values_come_back_as_written(
-    influxd: InfluxServer, database: str, community: str, metric: str, note: str
+    influxd: InfluxServer, influx_database: str, community: str, metric: str, note: str
 ) -> None:
     """Hypothesis writes Chinese text and every special character to influxd and reads it
     back: tags and field names come back as written (but the documented stand-ins for
     backslashes and line breaks), string fields exactly."""
     if sanitized(metric) in ("time", "note", "seen"):
         return
-    sink = InfluxV1(influxd.url, database)
+    sink = InfluxV1(influxd.url, influx_database)
     device = f"d{abs(hash((community, metric, note)))}"
     point = Point(
         "telemetry",
@@ -70,7 +56,7 @@ def test_names_and_values_come_back_as_written(
     assert encoded is not None
     sink.write(encoded.body)
     query = f"SELECT * FROM telemetry WHERE device_id = '{device}'"  # noqa: S608 - our own id
-    [series] = influxd.query(database, query)
+    [series] = influxd.query(influx_database, query)
     values = zip(series["columns"], series["values"][0], strict=True)  # type: ignore[call-overload]
     # Other examples' fields are columns too, empty on this row.
     row = {name: value for name, value in values if value is not None}
@@ -97,18 +83,18 @@ def _points(start: int, count: int) -> list[Point]:
     ]
 
 
-def _stored(influxd: InfluxServer, database: str) -> list[int]:
-    series = influxd.query(database, "SELECT seen FROM heartbeat")
+def _stored(influxd: InfluxServer, influx_database: str) -> list[int]:
+    series = influxd.query(influx_database, "SELECT seen FROM heartbeat")
     return [row[0] for s in series for row in s["values"]]  # type: ignore[attr-defined]
 
 
 def test_outage_nothing_lost_nothing_twice(
-    influxd: InfluxServer, database: str, tmp_path: Path
+    influxd: InfluxServer, influx_database: str, tmp_path: Path
 ) -> None:
     """Stop influxd, write N points, start it on the same port and data: all N are there, once."""
     n = 12_345
     writer = TelemetryWriter(
-        InfluxV1(influxd.url, database, timeout_s=2),
+        InfluxV1(influxd.url, influx_database, timeout_s=2),
         Spool(tmp_path / "spool", 64 << 20),
         batch_size=1000,
         flush_interval_s=0.1,
@@ -117,7 +103,7 @@ def test_outage_nothing_lost_nothing_twice(
     writer.start()
     try:
         writer.submit(_points(0, 500))
-        wait_until(lambda: len(_stored(influxd, database)) == 500 or None, within_s=20)
+        wait_until(lambda: len(_stored(influxd, influx_database)) == 500 or None, within_s=20)
         influxd.stop()
         for start in range(500, n, 1000):
             writer.submit(_points(start, min(1000, n - start)))
@@ -127,7 +113,7 @@ def test_outage_nothing_lost_nothing_twice(
         wait_until(lambda: writer.spool.points == 0 or None, within_s=60)
     finally:
         writer.stop()
-    stored = _stored(influxd, database)
+    stored = _stored(influxd, influx_database)
     assert len(stored) == n
     assert sorted(stored) == [T0 + i for i in range(n)]
     print(  # shown by `pytest -s`: the figures of the outage
@@ -137,13 +123,13 @@ def test_outage_nothing_lost_nothing_twice(
 
 
 def test_spool_survives_a_restart_of_anxin(
-    influxd: InfluxServer, database: str, tmp_path: Path
+    influxd: InfluxServer, influx_database: str, tmp_path: Path
 ) -> None:
     """Points spooled while influxd was down are written by the next process to start."""
     influxd.stop()
     try:
         first = TelemetryWriter(
-            InfluxV1(influxd.url, database, timeout_s=1),
+            InfluxV1(influxd.url, influx_database, timeout_s=1),
             Spool(tmp_path / "spool", 64 << 20),
             batch_size=100,
         )
@@ -152,7 +138,7 @@ def test_spool_survives_a_restart_of_anxin(
     finally:
         influxd.start()
     second = TelemetryWriter(
-        InfluxV1(influxd.url, database), Spool(tmp_path / "spool", 64 << 20), batch_size=100
+        InfluxV1(influxd.url, influx_database), Spool(tmp_path / "spool", 64 << 20), batch_size=100
     )
     assert second.spool.points == 250
     second.start()
@@ -160,18 +146,18 @@ def test_spool_survives_a_restart_of_anxin(
         wait_until(lambda: second.spool.points == 0 or None, within_s=20)
     finally:
         second.stop()
-    assert sorted(_stored(influxd, database)) == [T0 + i for i in range(250)]
+    assert sorted(_stored(influxd, influx_database)) == [T0 + i for i in range(250)]
 
 
-def test_errors_are_told_apart(influxd: InfluxServer, database: str) -> None:
+def test_errors_are_told_apart(influxd: InfluxServer, influx_database: str) -> None:
     with pytest.raises(StoreUnavailableError, match="404"):
         InfluxV1(influxd.url, "no_such_database").write(b"m f=1 1")
     with pytest.raises(BatchRefusedError, match="400"):
-        InfluxV1(influxd.url, database).write(b"m f=1 1\nthis is not line protocol")
+        InfluxV1(influxd.url, influx_database).write(b"m f=1 1\nthis is not line protocol")
     with pytest.raises(StoreUnavailableError, match="Connect"):
-        InfluxV1("http://127.0.0.1:9", database, timeout_s=1).write(b"m f=1 1")
-    assert InfluxV1(influxd.url, database).ping()
-    assert not InfluxV1("http://127.0.0.1:9", database).ping()
+        InfluxV1("http://127.0.0.1:9", influx_database, timeout_s=1).write(b"m f=1 1")
+    assert InfluxV1(influxd.url, influx_database).ping()
+    assert not InfluxV1("http://127.0.0.1:9", influx_database).ping()
 
 
 def test_create_database_with_retention_policy(influxd: InfluxServer) -> None:
@@ -184,8 +170,8 @@ def test_create_database_with_retention_policy(influxd: InfluxServer) -> None:
     assert rows["anxin"][-1] is True  # default
 
 
-def test_reader_returns_the_devices_points(influxd: InfluxServer, database: str) -> None:
-    store = InfluxV1(influxd.url, database)
+def test_reader_returns_the_devices_points(influxd: InfluxServer, influx_database: str) -> None:
+    store = InfluxV1(influxd.url, influx_database)
     tags = {"device_id": "w-9", "model": "smart-watch"}
     other = {"device_id": "w-10", "model": "smart-watch"}
     points = [
