@@ -107,14 +107,14 @@ async def run_service(
     if roles.ingest and broker is None:
         raise ConfigError("ANXIN_MQTT_URL is not set (only `anxin demo` embeds a broker)")
     engine, sessions = open_database(settings.database_url)
+    # Reads and the readiness check; the writer has a client of its own, on its thread.
+    telemetry = telemetry_store(settings)
     try:
         await asyncio.to_thread(require_current_schema, engine)
         # Everything that can fail on bad configuration fails here, before any task starts.
         feed = AlertFeed()
         readiness: dict[str, ReadinessCheck] = {"database": lambda: database_reachable(engine)}
         connection = ingest = server = listener = None
-        # Reads and the readiness check; the writer has a client of its own, on its thread.
-        telemetry = telemetry_store(settings)
         writer: TelemetryWriter | None = None
         if telemetry is not None:
             readiness["telemetry"] = telemetry.ping
@@ -285,6 +285,7 @@ def _api_server(
         feed=feed,
         clock=clock,
         readiness=readiness,
+        advisory_checks=frozenset({"telemetry"}),
         catalogue=settings.catalogue,
         downlink=downlink,
         telemetry=telemetry,

@@ -31,6 +31,9 @@ class ApiContext:
     feed: AlertFeed
     clock: Clock
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
+    # Checks that are reported but do not make the process unready: the telemetry store (its
+    # writer spools meanwhile; a load balancer must not take alerts away because of it).
+    advisory_checks: frozenset[str] = frozenset()
     catalogue: Catalogue = field(default_factory=lambda: CATALOGUE)
     # Acks to devices. None: this process has no broker connection; alert actions still work
     # and the timeline records that the device was not told.
