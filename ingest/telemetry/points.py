@@ -9,6 +9,7 @@ conflict; ``seen`` is the one integer.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -96,20 +97,33 @@ def usable_key(name: str) -> bool:
     return sanitized(name) not in _REFUSED_KEYS
 
 
+# Cached: a fleet repeats the same few names and communities in every batch.
+@functools.lru_cache(maxsize=65_536)
+def _key(text: str) -> str | None:
+    """``text`` escaped as a tag or field key; None if InfluxDB refuses it as a key."""
+    return text.translate(_KEY) if usable_key(text) else None
+
+
+@functools.lru_cache(maxsize=65_536)
+def _tag_value(text: str) -> str:
+    return text.translate(_KEY)
+
+
 def encode_line(point: Point) -> str | None:
     """One line of line protocol, or None when no field is left that InfluxDB would take
     (a non-finite number, a field called ``time`` or with no name)."""
     fields = ",".join(
-        f"{name.translate(_KEY)}={value}"
+        f"{key}={value}"
         for name, raw in point.fields.items()
-        if usable_key(name) and (value := _field_value(raw)) is not None
+        if (key := _key(name)) is not None and (value := _field_value(raw)) is not None
     )
     if not fields:
         return None
     tags = "".join(
-        f",{key.translate(_KEY)}={value.translate(_KEY)}"
-        for key, value in sorted(point.tags.items())
-        if value and usable_key(key)
+        f",{key}={escaped}"
+        for name, value in sorted(point.tags.items())
+        if value and (key := _key(name)) is not None
+        for escaped in (_tag_value(value),)
     )
     return f"{point.measurement.translate(_MEASUREMENT)}{tags} {fields} {point.time_ms}"
 

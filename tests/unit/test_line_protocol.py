@@ -141,6 +141,10 @@ def test_fields_influxdb_refuses_are_left_out() -> None:
     assert encode_line(point) == "m ok=3.0 9"
     assert encode_line(Point("m", {}, {"time": 1.0, "inf": float("inf")}, 9)) is None
     assert encode_batch([Point("m", {}, {"time": 1.0}, 9)]) is None
+    # Only as a key: a tag value "time" is fine; a tag key "time" is left out.
+    assert (
+        encode_line(Point("m", {"t": "time", "time": "x"}, {"ok": 1.0}, 9)) == "m,t=time ok=1.0 9"
+    )
 
 
 def test_tags_are_sorted_by_key() -> None:
