@@ -107,8 +107,9 @@ async def run_service(
     if roles.ingest and broker is None:
         raise ConfigError("ANXIN_MQTT_URL is not set (only `anxin demo` embeds a broker)")
     engine, sessions = open_database(settings.database_url)
-    # Reads and the readiness check; the writer has a client of its own, on its thread.
-    telemetry = telemetry_store(settings)
+    # Reads and the readiness check (for the roles that use telemetry); the writer has a
+    # client of its own, on its thread.
+    telemetry = telemetry_store(settings) if roles.ingest or roles.api else None
     try:
         await asyncio.to_thread(require_current_schema, engine)
         # Everything that can fail on bad configuration fails here, before any task starts.
@@ -186,7 +187,8 @@ async def run_service(
                 await connection.stop()
             if writer is not None:
                 # After ingest stopped: what is still in memory is written, or spooled.
-                await asyncio.to_thread(writer.stop)
+                # (Its thread may be in a request: wait out the request's timeout.)
+                await asyncio.to_thread(writer.stop, settings.influx_timeout_s + 5)
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
     finally:

@@ -119,16 +119,23 @@ def encode_line(point: Point) -> str | None:
     )
     if not fields:
         return None
-    tags = "".join(
-        f",{key}={escaped}"
-        for name, value in sorted(point.tags.items())
+    return f"{_series(point.measurement, tuple(point.tags.items()))} {fields} {point.time_ms}"
+
+
+@functools.lru_cache(maxsize=65_536)
+def _series(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    """The measurement and its tags, sorted by key; cached per device (its tags repeat)."""
+    escaped = "".join(
+        f",{key}={_tag_value(value)}"
+        for name, value in sorted(tags)
         if value and (key := _key(name)) is not None
-        for escaped in (_tag_value(value),)
     )
-    return f"{point.measurement.translate(_MEASUREMENT)}{tags} {fields} {point.time_ms}"
+    return measurement.translate(_MEASUREMENT) + escaped
 
 
 def _field_value(value: FieldValue) -> str | None:
+    if type(value) is float:  # the common case first
+        return repr(value) if math.isfinite(value) else None
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
