@@ -8,10 +8,15 @@ In the same run and on fresh databases of the same influxd:
 - anxin: TelemetryWriter with its flusher thread, from ``submit`` of the points (as ingest
   hands them over) until influxd has accepted the last batch; encoding included;
 - encoding alone, for the share of the cost that is anxin's own.
+
+Each is run three times, alternating, and the median printed with the load average: on a shared
+machine single runs vary by half.
 """
 
 from __future__ import annotations
 
+import os
+import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +35,7 @@ from tests.support.service import wait_until
 POINTS = 200_000
 DEVICES = 10_000
 T0 = 1_767_225_600_000
+RUNS = 3
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +64,8 @@ def _count(influxd: InfluxServer, database: str) -> int:
     return int(series[0]["values"][0][1]) if series else 0  # type: ignore[index]
 
 
-def baseline(influxd: InfluxServer, points: list[Point], batch_size: int) -> float:
-    database = f"bench_baseline_{batch_size}"
+def baseline(influxd: InfluxServer, points: list[Point], batch_size: int, run: int) -> float:
+    database = f"bench_baseline_{batch_size}_{run}"
     influxd.create_database(database)
     bodies = []
     for start in range(0, len(points), batch_size):
@@ -79,14 +85,14 @@ def baseline(influxd: InfluxServer, points: list[Point], batch_size: int) -> flo
 
 
 def anxin_writer(
-    influxd: InfluxServer, points: list[Point], batch_size: int, folder: Path
+    influxd: InfluxServer, points: list[Point], batch_size: int, run: int, folder: Path
 ) -> float:
-    database = f"bench_anxin_{batch_size}"
+    database = f"bench_anxin_{batch_size}_{run}"
     influxd.create_database(database)
     written_before = metrics.TELEMETRY_POINTS_WRITTEN._value.get()
     writer = TelemetryWriter(
         InfluxV1(influxd.url, database, timeout_s=60),
-        Spool(folder / f"spool-{batch_size}", 1 << 30),
+        Spool(folder / f"spool-{batch_size}-{run}", 1 << 30),
         batch_size=batch_size,
         buffer_points=len(points),
     )
@@ -118,12 +124,18 @@ def test_telemetry_writer_throughput(influxd: InfluxServer, tmp_path: Path) -> N
     encoding = len(points) / (time.perf_counter() - started)
     print(f"\n{POINTS} heartbeat points of {DEVICES} devices; influxd 1.6 on loopback")
     print(f"line protocol encoding alone: {encoding:,.0f} points/s")
+    print(f"median of {RUNS} runs, baseline and anxin alternating; load average {_load()}")
     print(f"{'batch size':>10} {'baseline httpx POST':>22} {'anxin writer':>16} {'ratio':>7}")
     for batch_size in (1000, DEFAULT_BATCH_SIZE, 10_000):
-        bare = baseline(influxd, points, batch_size)
-        ours = anxin_writer(influxd, points, batch_size, tmp_path)
+        bare, ours = [], []
+        for run in range(RUNS):
+            bare.append(baseline(influxd, points, batch_size, run))
+            ours.append(anxin_writer(influxd, points, batch_size, run, tmp_path))
+        b, o = statistics.median(bare), statistics.median(ours)
         default = " (default)" if batch_size == DEFAULT_BATCH_SIZE else ""
-        print(
-            f"{batch_size:>10} {bare:>16,.0f} pts/s {ours:>10,.0f} pts/s {ours / bare:>7.2f}"
-            f"{default}"
-        )
+        print(f"{batch_size:>10} {b:>16,.0f} pts/s {o:>10,.0f} pts/s {o / b:>7.2f}{default}")
+    print(f"load average after: {_load()}")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
