@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from anxin.settings import Settings
+from anxin.settings import ConfigError, Settings
 from ingest.telemetry.ports import TelemetrySink
 from ingest.telemetry.sink_v1 import InfluxV1
 from ingest.telemetry.sink_v2 import InfluxV2
@@ -33,7 +33,12 @@ def telemetry_store(settings: Settings) -> InfluxV1 | InfluxV2 | None:
 
 
 def telemetry_writer(settings: Settings, sink: TelemetrySink) -> TelemetryWriter:
-    spool = Spool(settings.telemetry_spool_dir, int(settings.influx_spool_max_mb * 1024 * 1024))
+    folder = settings.telemetry_spool_dir
+    try:
+        spool = Spool(folder, int(settings.influx_spool_max_mb * 1024 * 1024))
+    except OSError as exc:
+        problem = f"cannot use the telemetry spool folder {folder}: {exc.strerror}"
+        raise ConfigError(problem) from exc
     return TelemetryWriter(
         sink,
         spool,
