@@ -255,6 +255,7 @@ def ingest_service(
         decoder=decoder,
         engine=RulesEngine(settings.rules, settings.catalogue),
         clock=clock,
+        telemetry_points=telemetry is not None,
     )
     return IngestService(
         connection=connection,

@@ -96,9 +96,12 @@ class IngestPipeline:
         decoder: MessageDecoder,
         engine: RulesEngine,
         clock: Clock = system_clock,
+        telemetry_points: bool = True,
     ) -> None:
         self._sessions, self._decoder, self._engine = sessions, decoder, engine
         self._clock = clock
+        # Without a telemetry store, no points are made (a few µs a message saved).
+        self._telemetry_points = telemetry_points
         self._devices = DeviceCache(clock)
         self._sightings = SightingThrottle()
         # Recent occurrences per device, for the engine's rate limit (kept once committed).
@@ -202,7 +205,9 @@ class IngestPipeline:
             state = states[event.device_id]
             evaluation = self._engine.evaluate(state, event, now)
             states[event.device_id] = evaluation.state
-            if not any(isinstance(d, RejectMessage) for d in evaluation.decisions):
+            if self._telemetry_points and not any(
+                isinstance(d, RejectMessage) for d in evaluation.decisions
+            ):
                 result.points += points_of(event, state.device)
             for decision in evaluation.decisions:
                 if isinstance(decision, RecordSighting):

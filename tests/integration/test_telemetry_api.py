@@ -180,3 +180,18 @@ def test_store_away_is_503(sessions: sessionmaker[Session], stored: InfluxV1) ->
         status, body = _get(client, "admin", "/api/v1/devices/w-1/telemetry")
     assert status == 503
     assert "the telemetry store failed" in str(body)
+
+
+def test_no_points_without_a_telemetry_store(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        register_device(session, "w-2", "4g-elder-phone")
+    pipeline = IngestPipeline(
+        sessions=sessions,
+        decoder=MessageDecoder(native=NativeCodec()),
+        engine=RulesEngine(),
+        clock=lambda: NOW,
+        telemetry_points=False,
+    )
+    result = pipeline.store_batch([_delivery("anxin/v1/w-2/heartbeat", '{"battery": 9}', NOW)])
+    assert result.points == []
+    assert [c.type for c in result.changes] == ["low_battery"]  # the rest as ever
