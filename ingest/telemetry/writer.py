@@ -198,7 +198,13 @@ class TelemetryWriter:
     def _write(self, body: bytes, points: int) -> bool:
         try:
             self._sink.write(body)
-        except StoreUnavailableError as exc:
+        except BatchRefusedError as exc:
+            # Retrying cannot help; InfluxDB wrote the batch's other points ("partial write").
+            metrics.TELEMETRY_DROPPED.labels("refused").inc(points)
+            log.error("telemetry.batch_refused", error=str(exc)[:300], points=points)
+        except Exception as exc:
+            # StoreUnavailableError, or a failure nobody foresaw (kept with its traceback):
+            # either way the batch is kept and tried again.
             self._failures += 1
             delay = self._retry_delay_s(self._failures)
             self._retry_at = self._monotonic() + delay
@@ -208,12 +214,9 @@ class TelemetryWriter:
                 error=str(exc)[:300],
                 retry_in_s=round(delay, 2),
                 spooled_points=self._spool.points,
+                exc_info=not isinstance(exc, StoreUnavailableError),
             )
             return False
-        except BatchRefusedError as exc:
-            # Retrying cannot help; InfluxDB wrote the batch's other points ("partial write").
-            metrics.TELEMETRY_DROPPED.labels("refused").inc(points)
-            log.error("telemetry.batch_refused", error=str(exc)[:300], points=points)
         else:
             metrics.TELEMETRY_POINTS_WRITTEN.inc(points)
             metrics.TELEMETRY_BATCHES_WRITTEN.inc()

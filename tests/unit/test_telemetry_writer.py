@@ -205,3 +205,22 @@ def test_the_flusher_thread_writes_without_being_asked(store: MemoryStore, tmp_p
         wait_until(lambda: store.times() == list(range(28)) or None, within_s=5)
     finally:
         w.stop()
+
+
+def test_an_unforeseen_store_failure_keeps_the_batch(
+    store: MemoryStore, clock: Clock, tmp_path: Path
+) -> None:
+    w = writer(store, clock, tmp_path)
+    original = store.write
+
+    def broken(body: bytes) -> None:
+        raise ValueError("a bug in a client library")
+
+    store.write = broken  # type: ignore[method-assign]
+    w.submit(points(0, 10))
+    w.step()
+    assert w.spool.points == 10
+    store.write = original  # type: ignore[method-assign]
+    clock.now += 5.0
+    w.step()
+    assert store.times() == list(range(10))
