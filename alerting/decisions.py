@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from alerting.model import AlertType, Category, Priority
@@ -72,4 +73,45 @@ class NoteOnAlert:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
-Decision = RaiseAlert | RecordSighting | RejectMessage | ResolveAlert | CancelAlert | NoteOnAlert
+class DeadlineRule(StrEnum):
+    """The time rules kept as stored deadlines (alerting/welfare.py)."""
+
+    INACTIVITY = "inactivity"  # subject: the elder's id
+    CHECKIN = "checkin"  # subject: the elder's id
+    BED = "bed"  # subject: the bed sensor's id
+    TEST = "test"  # subject: the device's id
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SetDeadline:
+    """Something happened at ``basis_at`` (a movement, check-in, test, going to or getting out
+    of bed): the rule's deadline for ``subject`` is now ``due_at`` (None: nothing is due)."""
+
+    rule: DeadlineRule
+    subject: str
+    elder_id: int | None
+    device_id: str
+    basis_at: datetime
+    due_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ResolveElderAlert:
+    """Close the elder's open welfare alert of ``type`` by itself: the elder showed the
+    answer (moved, checked in, got up)."""
+
+    elder_id: int
+    type: AlertType
+    reason: str
+
+
+Decision = (
+    RaiseAlert
+    | RecordSighting
+    | RejectMessage
+    | ResolveAlert
+    | CancelAlert
+    | NoteOnAlert
+    | SetDeadline
+    | ResolveElderAlert
+)

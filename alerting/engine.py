@@ -3,7 +3,8 @@
 It reads no clock, socket or database, so it gives the same answers live, in tests and in
 virtual-time replay. It knows the event rules (SOS, alarms and their restores, the fall's
 cancel window, temperature and battery thresholds, a device heard from again, the per-device
-rate limit); time rules (silence, inactivity, check-ins) come with the scheduler.
+rate limit, a door opened at night); for the time rules (inactivity, check-ins, getting up,
+periodic tests) it hands back deadlines that the scheduler fires (alerting/welfare.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from alerting.decisions import (
@@ -24,6 +26,8 @@ from alerting.decisions import (
 )
 from alerting.model import ALERT_KINDS, AlertType
 from alerting.rules import RuleSet, load_rules
+from alerting.welfare import at_night, event_time, on_event
+from alerting.welfare_rules import WelfarePlan
 from devices.catalogue import CATALOGUE, Catalogue
 from devices.events import (
     AvailabilityChanged,
@@ -73,6 +77,8 @@ class DeviceState:
     device: DeviceInfo | None
     open_alerts: Mapping[AlertType, OpenAlert] = field(default_factory=dict)
     recent: tuple[datetime, ...] = ()
+    # The open welfare alerts of the device's elder (inactivity, missed check-in …).
+    elder_open: frozenset[AlertType] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -85,6 +91,19 @@ class RulesEngine:
     def __init__(self, rules: RuleSet | None = None, catalogue: Catalogue = CATALOGUE) -> None:
         self.rules = rules or load_rules()
         self.catalogue = catalogue
+        # Few distinct (categories, overrides) pairs: resolve each once, not per event.
+        self.plan_for = lru_cache(maxsize=4096)(self._plan)
+
+    def _plan(
+        self, categories: frozenset[str], overrides: tuple[tuple[str, Any], ...]
+    ) -> WelfarePlan:
+        return self.rules.welfare.plan(categories, overrides)
+
+    def plan_of(self, device: DeviceInfo) -> WelfarePlan | None:
+        """The welfare rules for the device's elder; None for a device assigned to nobody."""
+        if device.elder_id is None:
+            return None
+        return self.plan_for(device.elder_categories, device.elder_welfare)
 
     def evaluate(self, state: DeviceState, event: DeviceEvent, now: datetime) -> Evaluation:
         """Decide what ``event`` means for the device in ``state`` at ``now``."""
@@ -102,6 +121,7 @@ class RulesEngine:
             return run.result()
         if isinstance(event, SensorEvent):
             run.sensor(event)
+            run.welfare(event)
         elif isinstance(event, TelemetryReport):
             run.temperature(event)
         if event.battery is not None and not event.retained:
@@ -238,6 +258,28 @@ class _Run:
             self.raise_alert(AlertType.SERVICE_REQUEST, event, detail)
         elif event.type == "cancel":
             self.cancel_fall(event)
+
+    def welfare(self, event: SensorEvent) -> None:
+        """Night door, and the deadlines of the time rules. Only an active device's word
+        counts: one retired or in maintenance may be on a shelf or in a technician's hands."""
+        device = self.state.device
+        if device is None or device.status != DeviceStatus.ACTIVE.value or event.retained:
+            return
+        if event.restore:
+            return
+        plan = self.engine.plan_of(device)
+        model = self.engine.catalogue.get(device.model)
+        if event.type == "door_open" and plan is not None and plan.wandering:
+            if at_night(event_time(event), plan, self.engine.rules.welfare.zone):
+                detail = {"zone": event.zone} if event.zone else {}
+                self.raise_alert(AlertType.NIGHT_DOOR, event, detail)
+        elif event.type == "door_close":
+            self.note(AlertType.NIGHT_DOOR, "door_closed", {"by": "device"})
+        elif event.type == "test":
+            self.resolve(AlertType.TEST_OVERDUE, "test received")
+        self.decisions.extend(
+            on_event(self.engine.rules, model, device, plan, event, self.state.elder_open)
+        )
 
     def cancel_fall(self, event: SensorEvent) -> None:
         fall = self.open.get(AlertType.FALL)

@@ -64,7 +64,10 @@ _N, _C, _A, _E, _R, _X = (
 )
 
 TRANSITIONS: Mapping[Action, Mapping[AlertStatus, AlertStatus]] = {
-    Action.CLAIM: {_N: _C},
+    # An alert the system escalated because nobody claimed it has no holder: claiming it is
+    # what the escalation asked for, and it becomes an ordinary claimed alert (its timeline
+    # and ``escalated_at`` keep the escalation). One a person escalated is held: a conflict.
+    Action.CLAIM: {_N: _C, _E: _C},
     Action.RELEASE: {_C: _N, _A: _N, _E: _N},
     # An escalated alert stays escalated: telling the device does not undo the escalation.
     Action.ACKNOWLEDGE: {_C: _A, _E: _E},
@@ -193,6 +196,7 @@ def claim(session: Session, alert_id: int, *, actor: str, now: datetime) -> Acti
                 return ActionResult(alert=row, change=None)
             raise ClaimConflict(alert_id, row.claimed_by)
         next_status(alert_id, Action.CLAIM, current)  # resolved or cancelled: refused
+        detail = {} if current is AlertStatus.NEW else {"from": current.value}
         if _compare_and_set(
             session,
             row,
@@ -202,14 +206,15 @@ def claim(session: Session, alert_id: int, *, actor: str, now: datetime) -> Acti
             claimed_at=now,
             updated_at=now,
         ):
-            return _done(session, row, Action.CLAIM, actor, now, {})
+            return _done(session, row, Action.CLAIM, actor, now, detail)
     raise Conflict(f"alert {alert_id} is being changed by others: try again")
 
 
 def release(
     session: Session, alert_id: int, *, actor: str, now: datetime, may_override: bool
 ) -> ActionResult:
-    """Give the alert back to the queue (status new, no holder)."""
+    """Give the alert back to the queue (status new, no holder); its claim deadline (the
+    escalation's) counts again from now."""
     return _transition(
         session,
         alert_id,
@@ -217,7 +222,7 @@ def release(
         actor=actor,
         now=now,
         may_override=may_override,
-        values={"claimed_by": None, "claimed_at": None},
+        values={"claimed_by": None, "claimed_at": None, "queued_at": now},
         detail=lambda row: {"holder": row.claimed_by},
     )
 

@@ -14,7 +14,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from alerting.escalation_rules import EscalationRule, NotifyRule
 from alerting.model import ALERT_KINDS, AlertType, Priority
+from alerting.welfare_rules import WelfareRules
 from devices.elders import ElderCategory
 
 
@@ -61,6 +63,10 @@ class RuleSet(_Strict):
     temperature: TemperatureRule = TemperatureRule()
     battery: BatteryRule = BatteryRule()
     rate_limit: RateLimit = RateLimit()
+    welfare: WelfareRules = WelfareRules()
+    # Unclaimed alerts: escalation and reminders; who is notified when (escalation_rules.py).
+    escalation: EscalationRule = EscalationRule()
+    notify: NotifyRule = NotifyRule()
     # Alert type → priority, replacing the contract's defaults.
     priority: dict[AlertType, Priority] = Field(default_factory=dict)
     # Elder category → alert type → priority: who is more at risk gets a louder alert.

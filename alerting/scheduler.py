@@ -1,5 +1,6 @@
-"""The scheduler: time rules fired from what the database says. Today: link supervision
-(``device_offline``) with the outage guard; inactivity, check-ins and escalation come next.
+"""The scheduler: time rules fired from what the database says: link supervision
+(``device_offline``) with the outage guard, the welfare and periodic-test deadlines
+(alerting/welfare_watch.py), and the escalation of unclaimed alerts (alerting/escalation.py).
 
 Its deadlines are derived from stored facts (devices' last-seen times, open alerts), so a
 restart rebuilds them and neither loses nor double-fires one: an alert already open is not
@@ -17,11 +18,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.engine import RulesEngine, device_silent
+from alerting.escalation import Escalator
 from alerting.feed import AlertFeed
 from alerting.model import OPEN_STATUSES, AlertType
 from alerting.platform import load_outages
 from alerting.store import AlertChange, AlertRow, raise_or_coalesce
 from alerting.supervision import LinkSupervisor
+from alerting.welfare_watch import WelfareWatch
 from devices.catalogue import Catalogue
 from devices.clock import Clock
 from devices.registry import DeviceRow, DeviceStatus, find_devices
@@ -38,10 +41,15 @@ class Scheduler:
         catalogue: Catalogue,
         clock: Clock,
         feed: AlertFeed | None = None,
+        escalator: Escalator | None = None,
     ) -> None:
         self._sessions, self._engine, self._catalogue = sessions, engine, catalogue
         self._clock, self._feed = clock, feed
+        # Unclaimed alerts (alerting/escalation.py): in a transaction of its own, so neither
+        # part's failure undoes the other's work.
+        self._escalator = escalator
         self.supervisor = LinkSupervisor()
+        self.welfare = WelfareWatch(engine, catalogue)
         self._watermark: datetime | None = None
 
     def step(self) -> list[AlertChange]:
@@ -55,13 +63,23 @@ class Scheduler:
                 for device_id in self.supervisor.due(now, outages)
                 if (change := self._device_silent(session, device_id, now)) is not None
             ]
+            welfare = self.welfare.step(session, now, outages)
         for change in changes:
             log.warning("scheduler.device_offline", device_id=change.device_id)
+        changes += welfare
+        if self._escalator is not None:
+            with self._sessions.begin() as session:
+                changes += self._escalator.step(session, now)
         return changes
 
     async def run(self, stop: asyncio.Event, every_s: float = 5.0) -> None:
         while not stop.is_set():
-            changes = await asyncio.to_thread(self.step)
+            try:
+                changes = await asyncio.to_thread(self.step)
+            except Exception:  # a database gone away must not end the scheduler
+                # Nothing of a failed pass is committed; the next one sees the same state.
+                log.exception("scheduler.pass_failed")
+                changes = []
             if changes and self._feed is not None:
                 self._feed.publish(changes)  # on the event loop: the feed is not thread-safe
             try:

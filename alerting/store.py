@@ -19,6 +19,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     and_,
+    func,
     or_,
     select,
     text,
@@ -35,6 +36,11 @@ from devices.sql import Base, UtcDateTime
 
 _OPEN = sorted(s.value for s in OPEN_STATUSES)
 _OPEN_SQL = "status IN (" + ", ".join(f"'{s}'" for s in _OPEN) + ")"
+
+
+def _created_at(context: Any) -> Any:
+    """A new alert enters the queue when it is created."""
+    return context.get_current_parameters()["created_at"]
 
 
 class AlertRow(Base):
@@ -62,6 +68,15 @@ class AlertRow(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The device's seq of the last occurrence counted, to recognise redeliveries.
     last_seq: Mapped[int | None] = mapped_column(BigInteger)
+    # Escalation (alerting/escalation.py). When the alert last entered the queue unclaimed:
+    # raised, or released by a dispatcher; its claim deadline counts from here.
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_created_at)
+    # Escalated because nobody claimed it in time; the last escalation or reminder, and how
+    # many reminders followed; when the elder's contacts were told.
+    escalated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reminders: Mapped[int] = mapped_column(SmallInteger, default=0)
+    contacts_notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     timeline: Mapped[list[AlertEventRow]] = relationship(
         back_populates="alert", order_by="AlertEventRow.id", lazy="raise"
@@ -69,6 +84,10 @@ class AlertRow(Base):
 
     __table_args__ = (
         Index("ix_alerts_queue", "status", "priority_rank", "created_at", "id"),
+        # The escalation pass's range scans: unclaimed alerts by claim deadline, escalated
+        # ones by their last reminder.
+        Index("ix_alerts_unclaimed", "status", "priority_rank", "queued_at"),
+        Index("ix_alerts_reminded", "status", "priority_rank", "reminded_at"),
         # At most one open alert per device and type: repeats coalesce into it.
         Index(
             "uq_alerts_open_device_type",
@@ -253,6 +272,54 @@ def get_timeline(session: Session, alert_id: int) -> list[AlertEventRow]:
     )
 
 
+# Reading the timeline as a log: every change to any alert, in the order of its row ids. The
+# SSE stream (api/) follows it, so a change made by any process reaches every dispatcher.
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TimelineItem:
+    event: AlertEventRow
+    alert: AlertRow
+    # The community of the alert's elder (None: no elder), for scope checks.
+    community: str | None
+
+
+def latest_event_id(session: Session) -> int:
+    """The newest timeline row's id; 0 when there is none."""
+    return int(session.scalar(select(func.max(AlertEventRow.id))) or 0)
+
+
+def timeline_after(
+    session: Session, after_id: int, *, limit: int, also: Sequence[int] = ()
+) -> list[TimelineItem]:
+    """Timeline rows with an id above ``after_id`` (and those of ``also``), oldest first, each
+    with its alert as it is now."""
+    wanted = AlertEventRow.id > after_id
+    if also:
+        wanted = or_(wanted, AlertEventRow.id.in_(sorted(also)))
+    rows = session.execute(
+        select(AlertEventRow, AlertRow, ElderRow.community)
+        .join(AlertRow, AlertRow.id == AlertEventRow.alert_id)
+        .outerjoin(ElderRow, ElderRow.id == AlertRow.elder_id)
+        .where(wanted)
+        .order_by(AlertEventRow.id)
+        .limit(limit)
+    )
+    return [TimelineItem(event=e, alert=a, community=c) for e, a, c in rows]
+
+
+def skip_to_newest(session: Session, after_id: int, most: int) -> int | None:
+    """If more than ``most`` timeline rows follow ``after_id``: the id after which only the
+    newest ``most`` follow. None when there are ``most`` or fewer."""
+    return session.scalar(
+        select(AlertEventRow.id)
+        .where(AlertEventRow.id > after_id)
+        .order_by(AlertEventRow.id.desc())
+        .offset(most)
+        .limit(1)
+    )
+
+
 def _encode_cursor(row: AlertRow) -> str:
     raw = json.dumps([row.priority_rank, row.created_at.isoformat(), row.id])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
@@ -346,3 +413,60 @@ def _open_row(session: Session, device_id: str, alert: AlertType) -> AlertRow | 
         )
         .with_for_update()
     ).one_or_none()
+
+
+# Welfare alerts are the elder's: the movement that ends an inactivity alert may come from
+# another of the elder's devices than the one the alert was raised on.
+ELDER_ALERTS = frozenset(
+    {AlertType.INACTIVITY, AlertType.CHECKIN_MISSED, AlertType.BED_NOT_VACATED}
+)
+
+
+def open_elder_alerts(session: Session, elder_ids: Sequence[int]) -> dict[int, set[AlertType]]:
+    """The open per-elder welfare alerts of these elders."""
+    found: dict[int, set[AlertType]] = {}
+    ids = sorted(set(elder_ids))
+    if not ids:
+        return found
+    rows = session.execute(
+        select(AlertRow.elder_id, AlertRow.type).where(
+            AlertRow.elder_id.in_(ids),
+            AlertRow.type.in_(sorted(a.value for a in ELDER_ALERTS)),
+            AlertRow.status.in_(_OPEN),
+        )
+    )
+    for elder_id, kind in rows:
+        if elder_id is not None:
+            found.setdefault(elder_id, set()).add(AlertType(kind))
+    return found
+
+
+def open_elder_alert(session: Session, elder_id: int, alert: AlertType) -> AlertRow | None:
+    return session.scalars(
+        select(AlertRow)
+        .where(
+            AlertRow.elder_id == elder_id,
+            AlertRow.type == alert.value,
+            AlertRow.status.in_(_OPEN),
+        )
+        .order_by(AlertRow.id)
+        .limit(1)
+    ).one_or_none()
+
+
+def close_elder_alert(
+    session: Session, *, elder_id: int, alert: AlertType, now: datetime, reason: str
+) -> AlertChange | None:
+    """Resolve the elder's open welfare alert of this type, by the system."""
+    row = open_elder_alert(session, elder_id, alert)
+    if row is None:
+        return None
+    return close_open(
+        session,
+        device_id=row.device_id,
+        alert=alert,
+        status=AlertStatus.RESOLVED,
+        now=now,
+        actor="system",
+        reason=reason,
+    )

@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 # Importing the table modules registers their tables on the shared metadata.
+from alerting import deadlines as _deadline_tables  # noqa: F401
+from alerting import outbox as _outbox_tables  # noqa: F401
 from alerting import platform as _platform_tables  # noqa: F401
 from alerting import store as _alert_tables  # noqa: F401
 from api import users as _user_tables  # noqa: F401

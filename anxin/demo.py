@@ -81,8 +81,9 @@ def _banner(settings: Settings, broker: BrokerAddress, embedded: bool) -> None:
     lines = [
         "",
         "  安心 anxin demo is running",
+        f"  console   {url}/  (the dispatchers' web page)",
         f"  API       {url}/api/v1/alerts",
-        f"  API docs  {url}/docs  (the web console comes with issue #6)",
+        f"  API docs  {url}/docs",
         f"  login     {DEMO_USER} / {DEMO_PASSWORD}",
         f"  broker    mqtt://{broker.host}:{broker.port} ({where})",
         f"  devices   {len(DEMO_DEVICES)} simulated, heartbeating and pressing SOS now and then",

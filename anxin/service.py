@@ -15,11 +15,13 @@ from typing import Any
 import structlog
 import uvicorn
 from paho.mqtt.enums import MQTTProtocolVersion
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.engine import RulesEngine
+from alerting.escalation import Escalator
 from alerting.feed import AlertFeed
+from alerting.notifiers import Channel, GatewayNotifier, Notifier, WebhookNotifier, load_gateway
+from alerting.outbox import OutboxWorker
 from alerting.scheduler import Scheduler
 from anxin.database import database_reachable, open_database, require_current_schema
 from anxin.leader import run_when_leader
@@ -29,6 +31,7 @@ from anxin.telemetry import telemetry_store, telemetry_writer
 from api.app import create_app
 from api.deps import ApiContext, ReadinessCheck
 from api.downlink import DeviceDownlink, MqttDownlink
+from api.streaming import StreamSettings, TimelineWatch
 from api.tokens import TokenService
 from devices.clock import Clock, system_clock
 from devices.codec import NativeCodec
@@ -114,6 +117,7 @@ async def run_service(
         await asyncio.to_thread(require_current_schema, engine)
         # Everything that can fail on bad configuration fails here, before any task starts.
         feed = AlertFeed()
+        streams = TimelineWatch(stream_settings(settings))
         readiness: dict[str, ReadinessCheck] = {"database": lambda: database_reachable(engine)}
         connection = ingest = server = listener = None
         writer: TelemetryWriter | None = None
@@ -135,12 +139,20 @@ async def run_service(
                 else None
             )
             server = _api_server(
-                settings, engine, sessions, feed, readiness, clock, downlink, telemetry
+                settings, sessions, feed, readiness, clock, downlink, telemetry, streams=streams
             )
         else:
             # Ingest or scheduler alone: health, readiness and metrics on the same port.
             server = _api_server(
-                settings, engine, sessions, feed, readiness, clock, None, None, health_only=True
+                settings,
+                sessions,
+                feed,
+                readiness,
+                clock,
+                None,
+                None,
+                streams=streams,
+                health_only=True,
             )
         listener = _listen(settings.api_host, settings.api_port)
         stop = asyncio.Event()
@@ -159,15 +171,11 @@ async def run_service(
                         keep_pulse(sessions, connection, clock, stop), name="ingest-pulse"
                     )
                 if roles.scheduler:
-                    scheduler = Scheduler(
-                        sessions=sessions,
-                        engine=RulesEngine(settings.rules, settings.catalogue),
-                        catalogue=settings.catalogue,
-                        clock=clock,
-                        feed=feed,
-                    )
                     tasks.create_task(
-                        run_when_leader(engine, scheduler.run, stop), name="scheduler"
+                        run_when_leader(
+                            engine, scheduler_role(settings, sessions, feed, clock), stop
+                        ),
+                        name="scheduler",
                     )
                 if server is not None and listener is not None:
                     tasks.create_task(server.serve(sockets=[listener]), name="api")
@@ -181,6 +189,7 @@ async def run_service(
                 if ingest is not None:
                     ingest.stop()
                 if server is not None:
+                    streams.close()  # open alert streams end, so the server can stop
                     server.should_exit = True
         finally:
             if connection is not None:
@@ -196,6 +205,57 @@ async def run_service(
         if telemetry is not None:
             telemetry.close()
     log.info("service.stopped")
+
+
+def notifiers(settings: Settings) -> dict[Channel, Notifier]:
+    """The configured notification channels: the webhook for the supervisors, and for the
+    contacts the SMS/voice gateway if one is named, else the webhook too."""
+    channels: dict[Channel, Notifier] = {}
+    if settings.notify_webhook_url is not None:
+        secret = settings.notify_webhook_secret
+        webhook = WebhookNotifier(
+            settings.notify_webhook_url,
+            secret=secret.get_secret_value() if secret is not None else None,
+            timeout_s=settings.notify_webhook_timeout_s,
+        )
+        channels[Channel.SUPERVISORS] = channels[Channel.CONTACTS] = webhook
+    if settings.notify_contact_gateway is not None:
+        try:
+            gateway = load_gateway(settings.notify_contact_gateway)
+        except Exception as exc:  # the operator's code: say which setting, in one line
+            raise ConfigError(f"ANXIN_NOTIFY_CONTACT_GATEWAY: {exc}") from exc
+        channels[Channel.CONTACTS] = GatewayNotifier(gateway)
+    return channels
+
+
+def scheduler_role(
+    settings: Settings, sessions: sessionmaker[Session], feed: AlertFeed, clock: Clock
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """The leader's work: the time rules (with escalation) and the notification outbox, side
+    by side, so a slow webhook never holds up a deadline."""
+    rules = settings.rules
+    channels = notifiers(settings)
+    scheduler = Scheduler(
+        sessions=sessions,
+        engine=RulesEngine(rules, settings.catalogue),
+        catalogue=settings.catalogue,
+        clock=clock,
+        feed=feed,
+        escalator=Escalator(
+            escalation=rules.escalation, notify=rules.notify, channels=frozenset(channels)
+        ),
+    )
+    outbox = OutboxWorker(
+        sessions=sessions, notifiers=channels, rule=rules.notify, clock=clock, feed=feed
+    )
+
+    async def lead(stop: asyncio.Event) -> None:
+        log.info("scheduler.notify_channels", channels=sorted(c.value for c in channels))
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(scheduler.run(stop), name="scheduler-steps")
+            tasks.create_task(outbox.run(stop), name="notification-outbox")
+
+    return lead
 
 
 def settle_heap() -> None:
@@ -267,9 +327,17 @@ def ingest_service(
     )
 
 
+def stream_settings(settings: Settings) -> StreamSettings:
+    return StreamSettings(
+        keepalive_s=settings.sse_keepalive_s,
+        poll_s=settings.sse_poll_s,
+        max_streams=settings.sse_max_streams,
+        backlog=settings.sse_backlog,
+    )
+
+
 def _api_server(
     settings: Settings,
-    engine: Engine,
     sessions: sessionmaker[Session],
     feed: AlertFeed,
     readiness: dict[str, ReadinessCheck],
@@ -277,6 +345,7 @@ def _api_server(
     downlink: DeviceDownlink | None,
     telemetry: TelemetryReader | None,
     *,
+    streams: TimelineWatch,
     health_only: bool = False,
 ) -> uvicorn.Server:
     tokens = TokenService(
@@ -292,6 +361,7 @@ def _api_server(
         catalogue=settings.catalogue,
         downlink=downlink,
         telemetry=telemetry,
+        streams=streams,
     )
     config = uvicorn.Config(
         create_app(context, health_only=health_only),
@@ -300,5 +370,7 @@ def _api_server(
         log_config=None,
         access_log=False,
         lifespan="off",
+        # Streams end on stop (streams.close()); this bounds any other slow response.
+        timeout_graceful_shutdown=5,
     )
     return _EmbeddedServer(config)

@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import httpx
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -14,12 +15,23 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from alerting.notifiers import gateway_factory
 from alerting.rules import RulesError, RuleSet, load_rules
 from devices.catalogue import Catalogue, CatalogueError, apply_overrides
 from ingest.mqtt import BrokerAddress, MqttUrlError
 
 ENV_PREFIX = "ANXIN_"
-_SENSITIVE = frozenset({"mqtt_url", "database_url", "secret_key", "influx_url", "influx_token"})
+_SENSITIVE = frozenset(
+    {
+        "mqtt_url",
+        "database_url",
+        "secret_key",
+        "notify_webhook_url",
+        "notify_webhook_secret",
+        "influx_url",
+        "influx_token",
+    }
+)
 
 
 class ConfigError(Exception):
@@ -75,6 +87,13 @@ class Settings(BaseSettings):
     # `anxin db upgrade`: the retention policy it creates (v1 API).
     influx_retention_days: Annotated[int, Field(ge=1, le=36_500)] = 400
 
+    # The alert stream (SSE): keep-alive comment interval; how often the API looks for changes
+    # made by other processes; open streams per API process; events replayed on resume.
+    sse_keepalive_s: Annotated[float, Field(gt=0, le=300)] = 15.0
+    sse_poll_s: Annotated[float, Field(ge=0.05, le=30)] = 0.5
+    sse_max_streams: Annotated[int, Field(ge=1, le=10_000)] = 200
+    sse_backlog: Annotated[int, Field(ge=1, le=100_000)] = 1000
+
     # Zigbee2MQTT gateways' base topic; "" turns the adapter off.
     zigbee2mqtt_base_topic: str = "zigbee2mqtt"
     # Changes to the device-model catalogue, e.g. {"sos-pendant": {"heartbeat_s": 600}}
@@ -82,6 +101,15 @@ class Settings(BaseSettings):
     device_models: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Alert rules (alerting/default_rules.toml documents them); this file changes some.
     rules_file: Path | None = None
+
+    # Notifications (escalations to supervisors, alerts to elders' contacts): a webhook that
+    # gets a JSON POST for each, signed with the secret when one is set.
+    notify_webhook_url: str | None = None
+    notify_webhook_secret: SecretStr | None = None
+    notify_webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # An SMS or voice gateway for the contacts, package.module:factory (alerting/notifiers.py,
+    # ContactGateway); without one, contacts' notifications go to the webhook.
+    notify_contact_gateway: str | None = None
 
     @field_validator("mqtt_url")
     @classmethod
@@ -177,6 +205,16 @@ class Settings(BaseSettings):
         safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.mqtt_client_id)
         return self.var_dir / "telemetry-spool" / safe_id
 
+    @model_validator(mode="after")
+    def _rules_name_known_models(self) -> Settings:
+        named = self.rules.welfare.test_days_by_model
+        unknown = sorted(set(named) - set(self.catalogue))
+        if unknown:
+            raise ValueError(
+                f"rules: welfare.test_days_by_model: unknown device model {', '.join(unknown)}"
+            )
+        return self
+
     @property
     def catalogue(self) -> Catalogue:
         return apply_overrides(self.device_models)
@@ -184,6 +222,33 @@ class Settings(BaseSettings):
     @property
     def rules(self) -> RuleSet:
         return load_rules(self.rules_file)
+
+    @field_validator("notify_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("notify_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("needs at least 16 characters (try: openssl rand -hex 32)")
+        return value
+
+    @field_validator("notify_contact_gateway")
+    @classmethod
+    def _contact_gateway(cls, value: str | None) -> str | None:
+        if value is not None:
+            gateway_factory(value)
+        return value
 
     @field_validator("secret_key")
     @classmethod

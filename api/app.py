@@ -5,7 +5,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.deps import ApiContext
-from api.routes import alerts, auth, dead_letters, devices, elders, health, telemetry
+from api.routes import (
+    alert_stream,
+    alerts,
+    auth,
+    dead_letters,
+    devices,
+    elders,
+    health,
+    telemetry,
+)
+from api.routes.console import mount_console
 
 DESCRIPTION = """
 anxin (安心) serves the 12349 elderly-care hotline: the alert queue that dispatchers work.
@@ -22,9 +32,12 @@ def create_app(context: ApiContext, *, health_only: bool = False) -> FastAPI:
     if health_only:
         return app
     app.include_router(auth.router)
+    # Before the alerts router: /alerts/stream is not an /alerts/{alert_id}.
+    app.include_router(alert_stream.router)
     app.include_router(alerts.router)
     app.include_router(elders.router)
     app.include_router(devices.router)
     app.include_router(telemetry.router)
     app.include_router(dead_letters.router)
+    mount_console(app)
     return app

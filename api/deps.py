@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.feed import AlertFeed
 from api.downlink import DeviceDownlink
+from api.streaming import StreamSettings, TimelineWatch
 from api.tokens import InvalidTokenError, Principal, TokenService
 from api.users import Role
 from devices.catalogue import CATALOGUE, Catalogue
@@ -40,6 +41,8 @@ class ApiContext:
     downlink: DeviceDownlink | None = None
     # Devices' telemetry in InfluxDB. None: no telemetry store is configured.
     telemetry: TelemetryReader | None = None
+    # The SSE stream's shared watch on the timeline (and its settings).
+    streams: TimelineWatch = field(default_factory=lambda: TimelineWatch(StreamSettings()))
 
 
 def get_context(request: Request) -> ApiContext:
@@ -62,17 +65,17 @@ _bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 def get_principal(context: Context, token: Annotated[str | None, Depends(_bearer)]) -> Principal:
     if token is None:
-        raise _unauthorized("not authenticated")
+        raise unauthorized("not authenticated")
     try:
         return context.tokens.verify(token)
     except InvalidTokenError as exc:
-        raise _unauthorized("invalid or expired token") from exc
+        raise unauthorized("invalid or expired token") from exc
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]
 
 
-def _unauthorized(detail: str) -> HTTPException:
+def unauthorized(detail: str) -> HTTPException:
     return HTTPException(
         status_code=status.HTTP_401_UNAUTHORIZED,
         detail=detail,

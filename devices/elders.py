@@ -118,9 +118,16 @@ class ElderRow(Base):
     categories: Mapped[list[str]] = mapped_column(JSON, default=list)
     medical_notes: Mapped[str | None] = mapped_column(Text)
     key_safe_note: Mapped[str | None] = mapped_column(Text)
+    # The elder's own welfare settings (check-in opt-in, wandering, times, inactivity hours),
+    # over the rules file's defaults for their categories: docs/alert-rules.md.
+    welfare: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=lambda: datetime.now(UTC))
+    # Indexed: the scheduler follows edits (welfare settings) by it.
     updated_at: Mapped[datetime] = mapped_column(
-        UtcDateTime, default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC)
+        UtcDateTime,
+        default=lambda: datetime.now(UTC),
+        onupdate=lambda: datetime.now(UTC),
+        index=True,
     )
 
     contacts: Mapped[list[ContactRow]] = relationship(
@@ -129,6 +136,13 @@ class ElderRow(Base):
         cascade="all, delete-orphan",
         lazy="selectin",
     )
+
+
+def welfare_key(value: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    """An elder's ``welfare`` JSON as a hashable key (its values are scalars)."""
+    if not value:
+        return ()
+    return tuple(sorted((k, v) for k, v in value.items() if isinstance(v, str | int | float)))
 
 
 class ContactRow(Base):

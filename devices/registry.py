@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from devices.elders import ElderRow
+from devices.elders import ElderRow, welfare_key
 from devices.sql import Base, UtcDateTime
 from devices.zigbee2mqtt import ZigbeeDevice
 
@@ -50,7 +50,10 @@ class DeviceRow(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     online: Mapped[bool | None] = mapped_column(Boolean)
     battery: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=lambda: datetime.now(UTC))
+    # Indexed: the scheduler follows new devices by it.
+    created_at: Mapped[datetime] = mapped_column(
+        UtcDateTime, default=lambda: datetime.now(UTC), index=True
+    )
 
     elder: Mapped[ElderRow | None] = relationship(lazy="raise")
 
@@ -67,6 +70,8 @@ class DeviceInfo:
     status: str = DeviceStatus.ACTIVE.value
     # The elder's community (tier path), a tag of the device's telemetry points.
     community: str | None = None
+    # The elder's own welfare settings (``ElderRow.welfare``) as sorted (name, value) pairs.
+    elder_welfare: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -91,6 +96,7 @@ def find_devices(session: Session, device_ids: Iterable[str]) -> dict[str, Devic
             DeviceRow.status,
             ElderRow.categories,
             ElderRow.community,
+            ElderRow.welfare,
         )
         .outerjoin(ElderRow, ElderRow.id == DeviceRow.elder_id)
         .where(DeviceRow.id.in_(ids))
@@ -103,6 +109,7 @@ def find_devices(session: Session, device_ids: Iterable[str]) -> dict[str, Devic
             elder_categories=frozenset(row.categories or ()),
             status=row.status,
             community=row.community,
+            elder_welfare=welfare_key(row.welfare),
         )
         for row in rows
     }

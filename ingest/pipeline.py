@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting.deadlines import set_deadlines
 from alerting.decisions import (
     CancelAlert,
     NoteOnAlert,
@@ -19,19 +20,23 @@ from alerting.decisions import (
     RecordSighting,
     RejectMessage,
     ResolveAlert,
+    ResolveElderAlert,
+    SetDeadline,
 )
 from alerting.engine import DeviceState, RulesEngine
 from alerting.model import AlertStatus
 from alerting.store import (
     AlertChange,
     ChangeKind,
+    close_elder_alert,
     close_open,
     note_open,
     open_alerts_of,
+    open_elder_alerts,
     raise_or_coalesce,
 )
 from devices.clock import Clock, system_clock
-from devices.events import Decoded, Rejected, SosPressed
+from devices.events import Decoded, Rejected, SensorEvent, SosPressed
 from devices.payloads import AckStatus
 from devices.registry import Sighting, find_zigbee_devices, record_sightings
 from devices.topics import Uplink, parse_uplink
@@ -39,7 +44,7 @@ from ingest import metrics
 from ingest.dead_letters import store_dead_letters
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
-from ingest.registry_cache import DeviceCache, SightingThrottle
+from ingest.registry_cache import DeadlineThrottle, DeviceCache, SightingThrottle
 from ingest.telemetry.points import Point, points_of
 
 log = structlog.get_logger(__name__)
@@ -69,6 +74,7 @@ class BatchResult:
     device_acks: list[DeviceAck] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     sightings: list[Sighting] = field(default_factory=list)
+    deadlines: list[SetDeadline] = field(default_factory=list)
     recent: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
     # Heartbeats' and telemetry's points, for InfluxDB once the batch is committed.
     points: list[Point] = field(default_factory=list)
@@ -82,6 +88,7 @@ class BatchResult:
         self.device_acks += other.device_acks
         self.rejected += other.rejected
         self.sightings += other.sightings
+        self.deadlines += other.deadlines
         self.recent.update(other.recent)
         self.points += other.points
 
@@ -104,6 +111,7 @@ class IngestPipeline:
         self._telemetry_points = telemetry_points
         self._devices = DeviceCache(clock)
         self._sightings = SightingThrottle()
+        self._deadlines = DeadlineThrottle()
         # Recent occurrences per device, for the engine's rate limit (kept once committed).
         self._recent: dict[str, tuple[datetime, ...]] = {}
 
@@ -193,9 +201,12 @@ class IngestPipeline:
         """Decide about each event and write what was decided, in the caller's transaction."""
         result = BatchResult()
         sightings: list[Sighting] = []
+        deadlines: list[SetDeadline] = []
         events = [(d, e) for d, decoded in batch for e in decoded]
         states = self._states(
-            session, {e.device_id for _, e in events if not isinstance(e, Rejected)}
+            session,
+            {e.device_id for _, e in events if not isinstance(e, Rejected)},
+            {e.device_id for _, e in events if isinstance(e, SensorEvent)},
         )
         now = self._clock()
         for delivery, event in events:
@@ -212,6 +223,8 @@ class IngestPipeline:
             for decision in evaluation.decisions:
                 if isinstance(decision, RecordSighting):
                     sightings.append(decision.sighting)
+                elif isinstance(decision, SetDeadline):
+                    deadlines.append(decision)
                 elif isinstance(decision, RejectMessage):
                     result.rejected.append(
                         Rejected(
@@ -227,32 +240,60 @@ class IngestPipeline:
         result.sightings = self._sightings.worth_writing(sightings)
         result.recent = {device_id: state.recent for device_id, state in states.items()}
         record_sightings(session, result.sightings)
+        result.deadlines = self._deadlines.worth_writing(deadlines)
+        set_deadlines(session, result.deadlines)
         store_dead_letters(session, result.rejected)
         return result
 
-    def _states(self, session: Session, device_ids: set[str]) -> dict[str, DeviceState]:
-        """What the engine needs of each device: registration, open alerts, recent counts."""
+    def _states(
+        self, session: Session, device_ids: set[str], sensing: set[str]
+    ) -> dict[str, DeviceState]:
+        """What the engine needs of each device: registration, open alerts, recent counts,
+        and for devices with sensor events, their elder's open welfare alerts (a batch of
+        heartbeats costs no query for them)."""
         devices = self._devices.find(session, device_ids)
         open_alerts = open_alerts_of(session, sorted(device_ids))
-        return {
-            device_id: DeviceState(
+        elders = {
+            info.elder_id
+            for device_id in sensing
+            if (info := devices.get(device_id)) is not None and info.elder_id is not None
+        }
+        elder_open = open_elder_alerts(session, sorted(elders))
+        states = {}
+        for device_id in device_ids:
+            device = devices.get(device_id)
+            elder = device.elder_id if device is not None else None
+            states[device_id] = DeviceState(
                 device_id=device_id,
-                device=devices.get(device_id),
+                device=device,
                 open_alerts=open_alerts.get(device_id, {}),
                 recent=self._recent.get(device_id, ()),
+                elder_open=frozenset(elder_open.get(elder, ()))
+                if elder is not None
+                else frozenset(),
             )
-            for device_id in device_ids
-        }
+        return states
 
     def _apply(
         self,
         session: Session,
-        decision: RaiseAlert | ResolveAlert | CancelAlert | NoteOnAlert,
+        decision: RaiseAlert | ResolveAlert | CancelAlert | NoteOnAlert | ResolveElderAlert,
         now: datetime,
         result: BatchResult,
     ) -> None:
         if isinstance(decision, RaiseAlert):
             self._raise(session, decision, now, result)
+            return
+        if isinstance(decision, ResolveElderAlert):
+            closed = close_elder_alert(
+                session,
+                elder_id=decision.elder_id,
+                alert=decision.type,
+                now=now,
+                reason=decision.reason,
+            )
+            if closed is not None:
+                result.changes.append(closed)
             return
         actor = "system" if isinstance(decision, ResolveAlert) else f"device:{decision.device_id}"
         if isinstance(decision, NoteOnAlert):
@@ -286,6 +327,7 @@ class IngestPipeline:
     def _committed(self, result: BatchResult) -> None:
         """What the engine and the throttle remember changes only once the batch is stored."""
         self._sightings.written(result.sightings)
+        self._deadlines.written(result.deadlines)
         for device_id, recent in result.recent.items():
             if recent:
                 self._recent[device_id] = recent

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from alerting.decisions import DeadlineRule, SetDeadline
 from devices.clock import Clock
 from devices.registry import DeviceInfo, Sighting, find_devices, merge_sightings
 
@@ -73,3 +74,34 @@ class SightingThrottle:
         for sighting in sightings:
             last = self._written.get(sighting.device_id)
             self._written[sighting.device_id] = merge_sightings(last, sighting)
+
+
+class DeadlineThrottle:
+    """Which deadlines are worth a write: an inactivity deadline only once its basis moved by
+    ``resolution`` (a sensor in a busy room fires every minute; the rule counts hours), any
+    other at once (check-ins, tests, bed events are few)."""
+
+    def __init__(self, resolution: timedelta = timedelta(seconds=60)) -> None:
+        self._resolution = resolution
+        self._written: dict[tuple[DeadlineRule, str], SetDeadline] = {}
+
+    def worth_writing(self, deadlines: Iterable[SetDeadline]) -> list[SetDeadline]:
+        chosen = []
+        for deadline in deadlines:
+            last = self._written.get((deadline.rule, deadline.subject))
+            if (
+                deadline.rule is not DeadlineRule.INACTIVITY
+                or last is None
+                or deadline.basis_at - last.basis_at >= self._resolution
+                or deadline.due_at is None
+            ):
+                chosen.append(deadline)
+        return chosen
+
+    def written(self, deadlines: Iterable[SetDeadline]) -> None:
+        """Call once the deadlines are committed."""
+        for deadline in deadlines:
+            key = (deadline.rule, deadline.subject)
+            last = self._written.get(key)
+            if last is None or last.basis_at <= deadline.basis_at:
+                self._written[key] = deadline

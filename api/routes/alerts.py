@@ -20,20 +20,20 @@ from sqlalchemy.orm import Session
 
 from alerting import lifecycle
 from alerting.lifecycle import ActionResult
-from alerting.model import AlertStatus, AlertType, Category, Outcome, Priority
+from alerting.model import Category, Outcome, Priority
 from alerting.store import (
-    AlertRow,
     InvalidCursorError,
     StatusFilter,
     get_alert,
     get_timeline,
     list_queue,
 )
+from api.alert_views import AlertDetail, AlertOut, alert_detail, alert_in_scope, alert_view
 from api.deps import ApiContext, Context, CurrentUser, DbSession, require_role
 from api.downlink import DeviceDownlink
+from api.problems import problem
 from api.tokens import Principal
 from api.users import Role
-from devices.elders import ElderRow, in_scope
 from devices.payloads import AckPayload
 
 log = structlog.get_logger(__name__)
@@ -41,45 +41,9 @@ log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 
-class AlertOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    device_id: str
-    elder_id: int | None
-    type: AlertType
-    category: Category
-    priority: Priority
-    status: AlertStatus
-    count: int
-    created_at: datetime
-    updated_at: datetime
-    occurred_at: datetime
-    last_occurred_at: datetime
-    claimed_at: datetime | None
-    claimed_by: str | None
-    resolved_at: datetime | None
-    outcome: Outcome | None
-    location: dict[str, Any] | None
-    attributes: dict[str, Any]
-
-
 class AlertPage(BaseModel):
     items: list[AlertOut]
     next_cursor: str | None
-
-
-class TimelineEntry(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    at: datetime
-    action: str
-    actor: str
-    detail: dict[str, Any]
-
-
-class AlertDetail(AlertOut):
-    timeline: list[TimelineEntry]
 
 
 @router.get("", response_model=AlertPage)
@@ -109,24 +73,24 @@ def list_alerts(
     except InvalidCursorError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
     return AlertPage(
-        items=[AlertOut.model_validate(row) for row in page.alerts],
+        items=[alert_view(row, user) for row in page.alerts],
         next_cursor=page.next_cursor,
     )
 
 
-@router.get("/{alert_id}", response_model=AlertDetail)
+@router.get(
+    "/{alert_id}",
+    response_model=AlertDetail,
+    responses={404: problem("No such alert, or not within your scope.", "alert not found")},
+)
 def read_alert(alert_id: int, session: DbSession, user: CurrentUser) -> AlertDetail:
+    """One alert with its elder, the elder's contacts in calling order, the device, the
+    timeline (every action: who, when) and recent telemetry. Engineers get no elder, no
+    contacts, no location, and dispatchers' free text withheld."""
     row = get_alert(session, alert_id)
-    if row is None or not _in_scope(session, row, user.scope):
+    if row is None or not alert_in_scope(session, row, user.scope):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="alert not found")
-    return _detail(session, alert_id)
-
-
-def _in_scope(session: Session, alert: AlertRow, scope: str) -> bool:
-    if not scope:
-        return True
-    elder = session.get(ElderRow, alert.elder_id) if alert.elder_id is not None else None
-    return elder is not None and in_scope(elder.community, scope)
+    return _detail(session, alert_id, user)
 
 
 # Working an alert.
@@ -141,28 +105,16 @@ _OVERRIDERS = frozenset({Role.SUPERVISOR, Role.ADMIN})
 NO_DOWNLINK = "no device downlink in this process"
 
 
-class Problem(BaseModel):
-    detail: str
-
-
-def _error(description: str, example: str) -> dict[str, Any]:
-    return {
-        "model": Problem,
-        "description": description,
-        "content": {"application/json": {"example": {"detail": example}}},
-    }
-
-
-_NOT_FOUND = _error("No such alert, or not within your scope.", "alert not found")
-_ROLE_REFUSED = _error("Your role may not work alerts.", "the engineer role may not do this")
-_FORBIDDEN = _error(
+_NOT_FOUND = problem("No such alert, or not within your scope.", "alert not found")
+_ROLE_REFUSED = problem("Your role may not work alerts.", "the engineer role may not do this")
+_FORBIDDEN = problem(
     "Your role may not work alerts, or the alert is held by someone else.",
     "cannot resolve alert 12: it is held by wang; only its holder, a supervisor or an admin may",
 )
 
 
 def _conflict(example: str) -> dict[str, Any]:
-    return _error("The alert's status does not allow this now.", example)
+    return problem("The alert's status does not allow this now.", example)
 
 
 def _text_field(max_chars: int, example: str) -> Any:
@@ -225,7 +177,8 @@ def claim_alert(
 ) -> AlertDetail:
     """Take the alert: status `claimed`, `claimed_by` you. If two dispatchers claim at once,
     exactly one gets it; the other gets 409 naming who holds it. Claiming an alert you already
-    hold changes nothing."""
+    hold changes nothing. An alert the system escalated because nobody claimed it in time
+    (`escalated`, no holder) is claimed the same way; the reminders stop."""
     return _act(
         session,
         context,
@@ -388,7 +341,7 @@ def _act(
 ) -> AlertDetail:
     """Scope, the action in one transaction, commit; then tell the device and the feed."""
     row = get_alert(session, alert_id)
-    if row is None or not _in_scope(session, row, user.scope):
+    if row is None or not alert_in_scope(session, row, user.scope):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="alert not found")
     now = context.clock()
     try:
@@ -411,7 +364,7 @@ def _act(
     if result.change is not None:
         # The feed's queues belong to the event loop; this route runs on a worker thread.
         anyio.from_thread.run_sync(context.feed.publish, [result.change])
-    return _detail(session, alert_id)
+    return _detail(session, alert_id, user)
 
 
 def _tell_device(
@@ -438,9 +391,8 @@ def _tell_device(
         session.commit()
 
 
-def _detail(session: Session, alert_id: int) -> AlertDetail:
+def _detail(session: Session, alert_id: int, user: Principal) -> AlertDetail:
     row = get_alert(session, alert_id)
     if row is None:  # deleted meanwhile: nothing deletes alerts, but say so rather than crash
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="alert not found")
-    timeline = [TimelineEntry.model_validate(e) for e in get_timeline(session, alert_id)]
-    return AlertDetail(**AlertOut.model_validate(row).model_dump(), timeline=timeline)
+    return alert_detail(session, row, get_timeline(session, alert_id), user)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
+from alerting.welfare_rules import WelfareValues
 from api.commit import commit_or_conflict
 from api.deps import DbSession, PeopleReader, RegistryAdmin
 from api.pagination import decode_int_cursor, encode_cursor
@@ -56,6 +57,9 @@ class ElderFields(BaseModel):
     categories: list[ElderCategory] = Field(default_factory=list)
     medical_notes: str | None = None
     key_safe_note: str | None = None
+    # The elder's own welfare rules over their categories' (docs/alert-rules.md): opt-in to
+    # the daily check-in, wandering, times of day, inactivity hours. Unset values inherit.
+    welfare: WelfareValues | None = None
 
     @field_validator("community")
     @classmethod
@@ -90,6 +94,7 @@ class ElderOut(BaseModel):
     categories: list[ElderCategory]
     medical_notes: str | None
     key_safe_note: str | None
+    welfare: WelfareValues | None
     contacts: list[ContactOut]
     created_at: datetime
     updated_at: datetime
@@ -129,9 +134,10 @@ def list_elders(
 def create_elder(body: ElderIn, session: DbSession, user: RegistryAdmin) -> ElderOut:
     _check_scope(user, body.community)
     elder = ElderRow(
-        **body.model_dump(exclude={"contacts", "location", "categories"}),
+        **body.model_dump(exclude={"contacts", "location", "categories", "welfare"}),
         location=body.location.model_dump() if body.location else None,
         categories=[c.value for c in body.categories],
+        welfare=_welfare(body.welfare),
     )
     elder.contacts = _contacts(body.contacts)
     session.add(elder)
@@ -149,7 +155,9 @@ def update_elder(
     elder_id: int, body: ElderPatch, session: DbSession, user: RegistryAdmin
 ) -> ElderOut:
     elder = _visible(session, user, elder_id)
-    changes = body.model_dump(exclude_unset=True, exclude={"contacts", "location", "categories"})
+    changes = body.model_dump(
+        exclude_unset=True, exclude={"contacts", "location", "categories", "welfare"}
+    )
     if "name" in changes and changes["name"] is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="name cannot be null")
     if "community" in changes:
@@ -160,10 +168,18 @@ def update_elder(
         elder.location = body.location.model_dump() if body.location else None
     if body.categories is not None:
         elder.categories = [c.value for c in body.categories]
+    if "welfare" in body.model_fields_set:
+        elder.welfare = _welfare(body.welfare)
     if body.contacts is not None:
         elder.contacts = _contacts(body.contacts)
     commit_or_conflict(session, "an elder with this external_id exists")
     return ElderOut.model_validate(elder)
+
+
+def _welfare(values: WelfareValues | None) -> dict[str, Any] | None:
+    """Stored as JSON with the values set: times as "HH:MM:SS"."""
+    stored = values.model_dump(mode="json", exclude_none=True) if values else {}
+    return stored or None
 
 
 def _contacts(contacts: list[ContactIn]) -> list[ContactRow]:

@@ -64,7 +64,7 @@ S = AlertStatus
 
 def test_the_transition_table_is_the_state_machine() -> None:
     expected = {
-        Action.CLAIM: {S.NEW: S.CLAIMED},
+        Action.CLAIM: {S.NEW: S.CLAIMED, S.ESCALATED: S.CLAIMED},
         Action.RELEASE: {S.CLAIMED: S.NEW, S.ACKNOWLEDGED: S.NEW, S.ESCALATED: S.NEW},
         Action.ACKNOWLEDGE: {S.CLAIMED: S.ACKNOWLEDGED, S.ESCALATED: S.ESCALATED},
         Action.NOTE: {s: s for s in S},

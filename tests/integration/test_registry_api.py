@@ -124,6 +124,36 @@ def test_patch_changes_only_what_is_sent(client: TestClient, as_: As) -> None:
     assert [c["name"] for c in body["contacts"]] == ["李明"]
 
 
+def test_an_elders_welfare_settings_are_set_validated_and_cleared(
+    client: TestClient, as_: As
+) -> None:
+    elder = client.post("/api/v1/elders", json=ZHANG, headers=as_("admin")).json()
+    assert elder["welfare"] is None
+    url = f"/api/v1/elders/{elder['id']}"
+    welfare = {"checkin": True, "checkin_by": "09:30", "wandering": True, "inactivity_h": 6}
+    patched = client.patch(url, json={"welfare": welfare}, headers=as_("admin"))
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["welfare"] == {
+        "inactivity_h": 6.0,
+        "quiet_from": None,
+        "quiet_until": None,
+        "checkin": True,
+        "checkin_by": "09:30:00",
+        "wandering": True,
+        "night_from": None,
+        "night_until": None,
+        "up_by": None,
+    }
+    for bad in ({"snooze": 1}, {"inactivity_h": -1}, {"up_by": "25:00"}):
+        refused = client.patch(url, json={"welfare": bad}, headers=as_("admin"))
+        assert refused.status_code == 422, bad
+    # Another field leaves them alone; null clears them.
+    client.patch(url, json={"address": "新华路8号"}, headers=as_("admin"))
+    assert client.get(url, headers=as_("dispatcher")).json()["welfare"]["checkin"] is True
+    cleared = client.patch(url, json={"welfare": None}, headers=as_("admin"))
+    assert cleared.json()["welfare"] is None
+
+
 def test_devices_crud_and_conflicts(client: TestClient, as_: As) -> None:
     elder = client.post("/api/v1/elders", json=ZHANG, headers=as_("admin")).json()
     device = {"id": "p-017", "model": "sos-pendant", "elder_id": elder["id"], "room": "卧室"}

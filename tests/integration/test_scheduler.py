@@ -119,3 +119,49 @@ def test_a_restart_after_an_outage_does_not_count_the_outage_either(
     )
     assert world.run_until(T0 + timedelta(minutes=9), True, world.ids) == 0
     assert world.offline() == []
+
+
+def test_a_failed_pass_does_not_end_the_scheduler(sessions: sessionmaker[Session]) -> None:
+    """A database error in one pass is logged; the next pass runs and fires what is due."""
+    import asyncio
+
+    from sqlalchemy.exc import OperationalError
+
+    from alerting.feed import AlertFeed
+
+    world = World(sessions, devices=1)
+    feed = AlertFeed()
+    world.scheduler = Scheduler(
+        sessions=sessions,
+        engine=RulesEngine(catalogue=CATALOGUE),
+        catalogue=CATALOGUE,
+        clock=lambda: world.now,
+        feed=feed,
+    )
+    world.pulse()
+    world.heard(world.ids, T0)
+    assert world.run_until(T0 + timedelta(seconds=165), True, []) == 0
+    for _ in range(2):  # past the window, listening all along: the device is due
+        world.now += PULSE_EVERY
+        world.pulse()
+    real_step, passes = world.scheduler.step, []
+
+    def flaky_step() -> list[object]:
+        passes.append(world.now)
+        if len(passes) == 1:
+            raise OperationalError("SELECT 1", {}, Exception("database is locked"))
+        return list(real_step())
+
+    world.scheduler.step = flaky_step  # type: ignore[method-assign]
+
+    async def run() -> list[str]:
+        stop = asyncio.Event()
+        async with feed.listen() as changes:
+            task = asyncio.create_task(world.scheduler.run(stop, every_s=0.01))
+            change = await asyncio.wait_for(changes.get(), timeout=10)
+            stop.set()
+            await task
+        return [change.device_id]
+
+    assert asyncio.run(run()) == world.ids
+    assert len(passes) >= 2

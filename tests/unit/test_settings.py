@@ -94,6 +94,18 @@ def test_a_bad_rules_file_is_one_clear_line(
     )
 
 
+def test_rules_may_name_only_models_of_the_catalogue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[welfare.test_days_by_model]\nsmoke-detector = 30\nteleporter = 3\n")
+    monkeypatch.setenv("ANXIN_RULES_FILE", str(rules))
+    with pytest.raises(ConfigError, match="unknown device model teleporter"):
+        load_settings()
+    rules.write_text("[welfare.test_days_by_model]\nsmoke-detector = 30\n")
+    assert load_settings().rules.welfare.test_days_by_model == {"smoke-detector": 30}
+
+
 def test_catalogue_overrides_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANXIN_DEVICE_MODELS", '{"sos-pendant": {"heartbeat_s": 600}}')
     assert load_settings().catalogue["sos-pendant"].heartbeat_s == 600
@@ -136,3 +148,31 @@ def test_influx_settings_errors(values: dict[str, object], message: str) -> None
     with pytest.raises(ConfigError, match=message) as caught:
         load_settings(**values)
     assert "influx:8086" not in str(caught.value)  # URLs may hold passwords: never echoed
+
+
+def test_the_notification_webhook_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().notify_webhook_url is None
+    monkeypatch.setenv("ANXIN_NOTIFY_WEBHOOK_URL", "https://hooks.example.cn/anxin?token=abc")
+    monkeypatch.setenv("ANXIN_NOTIFY_WEBHOOK_SECRET", "s" * 32)
+    settings = load_settings()
+    assert settings.notify_webhook_url == "https://hooks.example.cn/anxin?token=abc"
+    monkeypatch.setenv("ANXIN_NOTIFY_WEBHOOK_URL", "ftp://secret@hooks.example.cn/")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith("ANXIN_NOTIFY_WEBHOOK_URL: must be an http://")
+    assert "secret" not in str(caught.value)  # a URL may carry a token: never echoed
+    monkeypatch.setenv("ANXIN_NOTIFY_WEBHOOK_URL", "https://hooks.example.cn/")
+    monkeypatch.setenv("ANXIN_NOTIFY_WEBHOOK_SECRET", "short-secret")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert (
+        str(caught.value)
+        == "ANXIN_NOTIFY_WEBHOOK_SECRET: needs at least 16 characters (try: openssl rand -hex 32)"
+    )
+    monkeypatch.delenv("ANXIN_NOTIFY_WEBHOOK_SECRET")
+    monkeypatch.setenv("ANXIN_NOTIFY_CONTACT_GATEWAY", "no_such_gateway_module:make")
+    with pytest.raises(
+        ConfigError,
+        match="ANXIN_NOTIFY_CONTACT_GATEWAY='no_such_gateway_module:make': cannot import",
+    ):
+        load_settings()
