@@ -63,3 +63,36 @@ def test_v2_store_away() -> None:
     assert not sink.ping()
     with pytest.raises(StoreUnavailableError, match="Connection refused"):
         sink.write(b"m f=1 1")
+
+
+def test_v2_outage_nothing_lost_nothing_twice(tmp_path: Path) -> None:
+    """Stop VictoriaMetrics, write N points, start it on the same port and data: all N there,
+    each accepted once (VictoriaMetrics keeps duplicates, so a batch sent twice would show)."""
+    t0 = int(time.time() * 1000) - 600_000
+    n = 5000
+    tags = {"device_id": "w-2", "model": "smart-watch"}
+    with running_victoria_metrics(tmp_path / "vm") as vm:
+        writer = TelemetryWriter(
+            InfluxV2(vm.url, "o", "b", "t", timeout_s=2),
+            Spool(tmp_path / "spool", 1 << 24),
+            batch_size=500,
+            flush_interval_s=0.1,
+            retry_delay_s=lambda failures: 0.2,
+        )
+        writer.start()
+        try:
+            vm.stop()
+            writer.submit([Point("heartbeat", tags, {"seen": 1}, t0 + i) for i in range(n)])
+            wait_until(lambda: writer.spool.points == n or None, within_s=30)
+            vm.start()
+            wait_until(lambda: writer.spool.points == 0 or None, within_s=60)
+        finally:
+            writer.stop()
+
+        def exported() -> list[int] | None:
+            series = vm.export('{__name__="heartbeat_seen", device_id="w-2"}')
+            times = [t for s in series for t in s["timestamps"]]  # type: ignore[attr-defined]
+            return times if len(times) >= n else None
+
+        times = wait_until(exported, within_s=30)
+    assert sorted(times) == [t0 + i for i in range(n)]

@@ -5,6 +5,7 @@ port and data, for the outage tests."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -123,58 +124,66 @@ def running_influxd(folder: Path) -> Iterator[InfluxServer]:
 
 @dataclass
 class VictoriaMetrics:
-    port: int
-    process: subprocess.Popen[bytes]
+    """One victoria-metrics: ``stop()`` and ``start()`` keep its port and its data."""
+
+    folder: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = (self.folder / "victoria-metrics.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                VICTORIA_METRICS,
+                f"-httpListenAddr=127.0.0.1:{self.port}",
+                f"-storageDataPath={self.folder / 'data'}",
+                "-loggerLevel=WARN",
+                # Rows are searchable at once, not after the default few seconds.
+                "-search.latencyOffset=0s",
+            ],
+            stdout=log,
+            stderr=log,
+        )
+        log.close()
+        wait_until(self._answers, within_s=30)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
 
     def export(self, match: str) -> list[dict[str, object]]:
         """Every series matching ``match`` with its values (JSON lines of /api/v1/export)."""
         httpx.get(f"{self.url}/internal/force_flush").raise_for_status()
         response = httpx.post(f"{self.url}/api/v1/export", data={"match[]": match})
         response.raise_for_status()
-        import json
-
         return [json.loads(line) for line in response.text.splitlines() if line]
+
+    def _answers(self) -> bool | None:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"victoria-metrics exited with {self.process.returncode}")
+        try:
+            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200 or None
+        except httpx.TransportError:
+            return None
 
 
 @contextmanager
 def running_victoria_metrics(folder: Path) -> Iterator[VictoriaMetrics]:
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = (folder / "victoria-metrics.log").open("ab")
-    process = subprocess.Popen(
-        [
-            VICTORIA_METRICS,
-            f"-httpListenAddr=127.0.0.1:{port}",
-            f"-storageDataPath={folder / 'data'}",
-            "-loggerLevel=WARN",
-            # Rows are searchable at once, not after the default few seconds.
-            "-search.latencyOffset=0s",
-        ],
-        stdout=log,
-        stderr=log,
-    )
-    log.close()
-    server = VictoriaMetrics(port=port, process=process)
+    server = VictoriaMetrics(folder=folder)
+    server.start()
     try:
-
-        def ready() -> bool | None:
-            if process.poll() is not None:
-                raise RuntimeError(f"victoria-metrics exited with {process.returncode}")
-            try:
-                return httpx.get(f"{server.url}/health", timeout=1).status_code == 200 or None
-            except httpx.TransportError:
-                return None
-
-        wait_until(ready, within_s=30)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.stop()
