@@ -98,13 +98,42 @@ def demo(ctx: typer.Context) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
-    """Create or migrate the schema."""
-    engine, _ = open_database(_settings(ctx).database_url)
+    """Create or migrate the schema; with ANXIN_INFLUX_DB, also the InfluxDB database and its
+    retention policy (ANXIN_INFLUX_RETENTION_DAYS)."""
+    settings = _settings(ctx)
+    engine, _ = open_database(settings.database_url)
     try:
         upgrade(engine)
     finally:
         engine.dispose()
     typer.echo("database schema is up to date")
+    _set_up_influx(settings)
+
+
+def _set_up_influx(settings: Settings) -> None:
+    from anxin.telemetry import telemetry_store
+    from ingest.telemetry.ports import TelemetryStoreError
+    from ingest.telemetry.sink_v1 import InfluxV1
+
+    store = telemetry_store(settings)
+    if store is None:
+        typer.echo("telemetry: no InfluxDB configured (ANXIN_INFLUX_URL), nothing to set up")
+        return
+    try:
+        if not isinstance(store, InfluxV1):
+            # The v2 API creates buckets with an all-access token, which anxin should not hold.
+            typer.echo(
+                f"InfluxDB v2: create the bucket yourself if it does not exist: influx bucket "
+                f"create --name {settings.influx_bucket} --org {settings.influx_org} "
+                f"--retention {settings.influx_retention_days}d"
+            )
+            return
+        typer.echo(store.create_database(settings.influx_retention_days))
+    except TelemetryStoreError as exc:
+        print(f"anxin: cannot set up InfluxDB: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    finally:
+        store.close()
 
 
 @users_app.command("add")

@@ -27,6 +27,7 @@ from anxin.database import database_reachable, open_database, require_current_sc
 from anxin.leader import run_when_leader
 from anxin.secrets import token_secret
 from anxin.settings import ConfigError, Settings
+from anxin.telemetry import telemetry_store, telemetry_writer
 from api.app import create_app
 from api.deps import ApiContext, ReadinessCheck
 from api.downlink import DeviceDownlink, MqttDownlink
@@ -39,6 +40,8 @@ from ingest.mqtt import BrokerAddress, MqttConnection, SessionOptions
 from ingest.pipeline import IngestPipeline
 from ingest.pulse import keep_pulse
 from ingest.service import IngestService
+from ingest.telemetry.ports import TelemetryReader
+from ingest.telemetry.writer import TelemetryWriter
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +110,9 @@ async def run_service(
     if roles.ingest and broker is None:
         raise ConfigError("ANXIN_MQTT_URL is not set (only `anxin demo` embeds a broker)")
     engine, sessions = open_database(settings.database_url)
+    # Reads and the readiness check (for the roles that use telemetry); the writer has a
+    # client of its own, on its thread.
+    telemetry = telemetry_store(settings) if roles.ingest or roles.api else None
     try:
         await asyncio.to_thread(require_current_schema, engine)
         # Everything that can fail on bad configuration fails here, before any task starts.
@@ -114,11 +120,16 @@ async def run_service(
         streams = TimelineWatch(stream_settings(settings))
         readiness: dict[str, ReadinessCheck] = {"database": lambda: database_reachable(engine)}
         connection = ingest = server = listener = None
+        writer: TelemetryWriter | None = None
+        if telemetry is not None:
+            readiness["telemetry"] = telemetry.ping
         if broker is not None and roles.ingest:
             decoder = message_decoder(settings)
             connection = broker_connection(settings, broker, clock, decoder.subscriptions())
             readiness["broker"] = lambda: connection.connected if connection else False
-            ingest = ingest_service(settings, connection, decoder, sessions, feed, clock)
+            sink = telemetry_store(settings)
+            writer = telemetry_writer(settings, sink) if sink is not None else None
+            ingest = ingest_service(settings, connection, decoder, sessions, feed, clock, writer)
         if roles.api:
             # Acks from dispatchers' actions go out on ingest's connection. An API-only process
             # has none yet: the actions still work, the timeline says the device was not told.
@@ -128,12 +139,20 @@ async def run_service(
                 else None
             )
             server = _api_server(
-                settings, sessions, feed, readiness, clock, downlink, streams=streams
+                settings, sessions, feed, readiness, clock, downlink, telemetry, streams=streams
             )
         else:
             # Ingest or scheduler alone: health, readiness and metrics on the same port.
             server = _api_server(
-                settings, sessions, feed, readiness, clock, None, streams=streams, health_only=True
+                settings,
+                sessions,
+                feed,
+                readiness,
+                clock,
+                None,
+                None,
+                streams=streams,
+                health_only=True,
             )
         listener = _listen(settings.api_host, settings.api_port)
         stop = asyncio.Event()
@@ -141,6 +160,8 @@ async def run_service(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         settle_heap()
+        if writer is not None:
+            writer.start()
         try:
             async with asyncio.TaskGroup() as tasks:
                 if connection is not None and ingest is not None:
@@ -173,10 +194,16 @@ async def run_service(
         finally:
             if connection is not None:
                 await connection.stop()
+            if writer is not None:
+                # After ingest stopped: what is still in memory is written, or spooled.
+                # (Its thread may be in a request: wait out the request's timeout.)
+                await asyncio.to_thread(writer.stop, settings.influx_timeout_s + 5)
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
     finally:
         engine.dispose()
+        if telemetry is not None:
+            telemetry.close()
     log.info("service.stopped")
 
 
@@ -281,12 +308,14 @@ def ingest_service(
     sessions: sessionmaker[Session],
     feed: AlertFeed,
     clock: Clock,
+    telemetry: TelemetryWriter | None = None,
 ) -> IngestService:
     pipeline = IngestPipeline(
         sessions=sessions,
         decoder=decoder,
         engine=RulesEngine(settings.rules, settings.catalogue),
         clock=clock,
+        telemetry_points=telemetry is not None,
     )
     return IngestService(
         connection=connection,
@@ -294,6 +323,7 @@ def ingest_service(
         feed=feed,
         topic_prefix=settings.mqtt_topic_prefix,
         max_batch=settings.ingest_max_batch,
+        telemetry=telemetry.submit if telemetry is not None else None,
     )
 
 
@@ -313,6 +343,7 @@ def _api_server(
     readiness: dict[str, ReadinessCheck],
     clock: Clock,
     downlink: DeviceDownlink | None,
+    telemetry: TelemetryReader | None,
     *,
     streams: TimelineWatch,
     health_only: bool = False,
@@ -326,8 +357,10 @@ def _api_server(
         feed=feed,
         clock=clock,
         readiness=readiness,
+        advisory_checks=frozenset({"telemetry"}),
         catalogue=settings.catalogue,
         downlink=downlink,
+        telemetry=telemetry,
         streams=streams,
     )
     config = uvicorn.Config(

@@ -22,7 +22,15 @@ from ingest.mqtt import BrokerAddress, MqttUrlError
 
 ENV_PREFIX = "ANXIN_"
 _SENSITIVE = frozenset(
-    {"mqtt_url", "database_url", "secret_key", "notify_webhook_url", "notify_webhook_secret"}
+    {
+        "mqtt_url",
+        "database_url",
+        "secret_key",
+        "notify_webhook_url",
+        "notify_webhook_secret",
+        "influx_url",
+        "influx_token",
+    }
 )
 
 
@@ -58,6 +66,26 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     ingest_max_batch: Annotated[int, Field(ge=1, le=100_000)] = 1000
+
+    # Telemetry in InfluxDB (docs/telemetry.md); no URL: telemetry is not stored.
+    influx_url: str | None = None
+    # v1 API (/write, /query): the database. v2 API (/api/v2/write): org, bucket and token.
+    influx_db: str | None = None
+    influx_org: str | None = None
+    influx_bucket: str | None = None
+    # v2: the API token; v1: optional (InfluxDB 2.x's compatibility API and 3.x want one).
+    influx_token: SecretStr | None = None
+    # InfluxDB's advice: 5000 lines per write; its client libraries flush every second.
+    influx_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    influx_flush_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    # Points held in memory before whole batches go to the spool.
+    influx_buffer_points: Annotated[int, Field(ge=1, le=10_000_000)] = 50_000
+    # Default: {var_dir}/telemetry-spool/{mqtt_client_id}, one per ingest process.
+    influx_spool_dir: Path | None = None
+    influx_spool_max_mb: Annotated[float, Field(gt=0, le=1_000_000)] = 1024
+    influx_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10
+    # `anxin db upgrade`: the retention policy it creates (v1 API).
+    influx_retention_days: Annotated[int, Field(ge=1, le=36_500)] = 400
 
     # The alert stream (SSE): keep-alive comment interval; how often the API looks for changes
     # made by other processes; open streams per API process; events replayed on resume.
@@ -126,6 +154,56 @@ class Settings(BaseSettings):
         except RulesError as exc:
             raise ValueError(str(exc)) from exc
         return value
+
+    @field_validator("influx_url")
+    @classmethod
+    def _influx_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _influx_api(self) -> Settings:
+        v1 = self.influx_db is not None
+        v2 = self.influx_org is not None or self.influx_bucket is not None
+        if self.influx_url is None:
+            if v1 or v2 or self.influx_token is not None:
+                raise ValueError("ANXIN_INFLUX_DB, _ORG, _BUCKET and _TOKEN need ANXIN_INFLUX_URL")
+            return self
+        if v1 and v2:
+            raise ValueError(
+                "set ANXIN_INFLUX_DB (v1 API) or ANXIN_INFLUX_ORG, ANXIN_INFLUX_BUCKET and"
+                " ANXIN_INFLUX_TOKEN (v2 API), not both"
+            )
+        if not v1 and not v2:
+            raise ValueError(
+                "ANXIN_INFLUX_URL needs ANXIN_INFLUX_DB (v1 API) or ANXIN_INFLUX_ORG,"
+                " ANXIN_INFLUX_BUCKET and ANXIN_INFLUX_TOKEN (v2 API)"
+            )
+        if v2 and (self.influx_org is None or self.influx_bucket is None or not self.influx_token):
+            raise ValueError(
+                "the InfluxDB v2 API needs ANXIN_INFLUX_ORG, ANXIN_INFLUX_BUCKET and"
+                " ANXIN_INFLUX_TOKEN"
+            )
+        if self.influx_buffer_points < self.influx_batch_size:
+            raise ValueError(
+                f"ANXIN_INFLUX_BUFFER_POINTS ({self.influx_buffer_points}) must hold at least"
+                f" one batch (ANXIN_INFLUX_BATCH_SIZE={self.influx_batch_size})"
+            )
+        return self
+
+    @property
+    def influx_api(self) -> Literal["v1", "v2"] | None:
+        if self.influx_url is None:
+            return None
+        return "v1" if self.influx_db is not None else "v2"
+
+    @property
+    def telemetry_spool_dir(self) -> Path:
+        if self.influx_spool_dir is not None:
+            return self.influx_spool_dir
+        safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.mqtt_client_id)
+        return self.var_dir / "telemetry-spool" / safe_id
 
     @model_validator(mode="after")
     def _rules_name_known_models(self) -> Settings:
@@ -224,7 +302,10 @@ def describe_errors(error: ValidationError) -> str:
     """``ANXIN_API_PORT='abc': Input should be a valid integer ...`` for each problem."""
     problems = []
     for item in error.errors():
-        name = str(item["loc"][0]) if item["loc"] else "?"
+        if not item["loc"]:  # a check across settings: its message names them
+            problems.append(item["msg"].removeprefix("Value error, "))
+            continue
+        name = str(item["loc"][0])
         where = ENV_PREFIX + name.upper()
         given = item.get("input")
         # URLs and keys may carry passwords: never echo them.

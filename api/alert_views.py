@@ -183,7 +183,9 @@ class AlertDetail(AlertOut):
                             "detail": {},
                         },
                     ],
-                    "telemetry": [],
+                    "telemetry": [
+                        {"time": "2026-11-22T02:55:00Z", "metric": "battery", "value": 41.0}
+                    ],
                 }
             ]
         }
@@ -201,7 +203,11 @@ class AlertDetail(AlertOut):
     timeline: list[TimelineEntry]
     telemetry: list[dict[str, Any]] = Field(
         default_factory=list,
-        description="Recent telemetry, filled when a telemetry store is configured; [] until then.",
+        description=(
+            "The device's telemetry from the day before the alert to the day after, oldest "
+            "first, at most 300 points; [] without a telemetry store, or when it does not "
+            "answer within 1.5 s."
+        ),
     )
 
 

@@ -17,6 +17,7 @@ from api.tokens import InvalidTokenError, Principal, TokenService
 from api.users import Role
 from devices.catalogue import CATALOGUE, Catalogue
 from devices.clock import Clock
+from ingest.telemetry.ports import TelemetryReader
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a password
 
@@ -31,10 +32,15 @@ class ApiContext:
     feed: AlertFeed
     clock: Clock
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
+    # Checks that are reported but do not make the process unready: the telemetry store (its
+    # writer spools meanwhile; a load balancer must not take alerts away because of it).
+    advisory_checks: frozenset[str] = frozenset()
     catalogue: Catalogue = field(default_factory=lambda: CATALOGUE)
     # Acks to devices. None: this process has no broker connection; alert actions still work
     # and the timeline records that the device was not told.
     downlink: DeviceDownlink | None = None
+    # Devices' telemetry in InfluxDB. None: no telemetry store is configured.
+    telemetry: TelemetryReader | None = None
     # The SSE stream's shared watch on the timeline (and its settings).
     streams: TimelineWatch = field(default_factory=lambda: TimelineWatch(StreamSettings()))
 

@@ -68,6 +68,8 @@ class DeviceInfo:
     # The elder's categories (living_alone, disabled …): some rules weigh them.
     elder_categories: frozenset[str] = frozenset()
     status: str = DeviceStatus.ACTIVE.value
+    # The elder's community (tier path), a tag of the device's telemetry points.
+    community: str | None = None
     # The elder's own welfare settings (``ElderRow.welfare``) as sorted (name, value) pairs.
     elder_welfare: tuple[tuple[str, Any], ...] = ()
 
@@ -93,6 +95,7 @@ def find_devices(session: Session, device_ids: Iterable[str]) -> dict[str, Devic
             DeviceRow.elder_id,
             DeviceRow.status,
             ElderRow.categories,
+            ElderRow.community,
             ElderRow.welfare,
         )
         .outerjoin(ElderRow, ElderRow.id == DeviceRow.elder_id)
@@ -105,6 +108,7 @@ def find_devices(session: Session, device_ids: Iterable[str]) -> dict[str, Devic
             elder_id=row.elder_id,
             elder_categories=frozenset(row.categories or ()),
             status=row.status,
+            community=row.community,
             elder_welfare=welfare_key(row.welfare),
         )
         for row in rows

@@ -28,3 +28,32 @@ INBOX_DROPPED = Counter(
     "anxin_ingest_inbox_dropped_total", "QoS 0 messages dropped because the inbox was full"
 )
 MQTT_CONNECTED = Gauge("anxin_mqtt_connected", "1 while connected to the broker")
+
+# Telemetry to InfluxDB (ingest/telemetry): never on the path of alerts.
+TELEMETRY_POINTS_WRITTEN = Counter(
+    "anxin_telemetry_points_written_total", "Telemetry points the store accepted"
+)
+TELEMETRY_BATCHES_WRITTEN = Counter(
+    "anxin_telemetry_batches_written_total", "Write requests the store accepted"
+)
+TELEMETRY_RETRIES = Counter(
+    "anxin_telemetry_write_failures_total",
+    "Write requests that failed because the store was away or refusing; their batch waits in"
+    " the spool and is tried again",
+)
+TELEMETRY_DROPPED = Counter(
+    "anxin_telemetry_points_dropped_total",
+    "Telemetry points given up: spool_full (the oldest, at the spool's bound), refused (the"
+    " store will never take them), unwritable (no field InfluxDB accepts), spool_failed (the"
+    " spool's disk refused the batch)",
+    ["reason"],
+)
+TELEMETRY_BUFFER = Gauge(
+    "anxin_telemetry_buffer_points", "Telemetry points in memory, waiting for their batch"
+)
+TELEMETRY_SPOOL_POINTS = Gauge("anxin_telemetry_spool_points", "Telemetry points in the spool")
+TELEMETRY_SPOOL_BYTES = Gauge("anxin_telemetry_spool_bytes", "Size of the spool's batches")
+TELEMETRY_SPOOL_AGE = Gauge(
+    "anxin_telemetry_spool_oldest_age_seconds",
+    "Age of the oldest point in the spool (0 when it is empty)",
+)

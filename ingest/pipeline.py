@@ -45,6 +45,7 @@ from ingest.dead_letters import store_dead_letters
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
 from ingest.registry_cache import DeadlineThrottle, DeviceCache, SightingThrottle
+from ingest.telemetry.points import Point, points_of
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +76,8 @@ class BatchResult:
     sightings: list[Sighting] = field(default_factory=list)
     deadlines: list[SetDeadline] = field(default_factory=list)
     recent: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
+    # Heartbeats' and telemetry's points, for InfluxDB once the batch is committed.
+    points: list[Point] = field(default_factory=list)
 
     @property
     def dead_letters(self) -> int:
@@ -87,6 +90,7 @@ class BatchResult:
         self.sightings += other.sightings
         self.deadlines += other.deadlines
         self.recent.update(other.recent)
+        self.points += other.points
 
 
 class IngestPipeline:
@@ -99,9 +103,12 @@ class IngestPipeline:
         decoder: MessageDecoder,
         engine: RulesEngine,
         clock: Clock = system_clock,
+        telemetry_points: bool = True,
     ) -> None:
         self._sessions, self._decoder, self._engine = sessions, decoder, engine
         self._clock = clock
+        # Without a telemetry store, no points are made (a few µs a message saved).
+        self._telemetry_points = telemetry_points
         self._devices = DeviceCache(clock)
         self._sightings = SightingThrottle()
         self._deadlines = DeadlineThrottle()
@@ -206,8 +213,13 @@ class IngestPipeline:
             if isinstance(event, Rejected):
                 result.rejected.append(event)
                 continue
-            evaluation = self._engine.evaluate(states[event.device_id], event, now)
+            state = states[event.device_id]
+            evaluation = self._engine.evaluate(state, event, now)
             states[event.device_id] = evaluation.state
+            if self._telemetry_points and not any(
+                isinstance(d, RejectMessage) for d in evaluation.decisions
+            ):
+                result.points += points_of(event, state.device)
             for decision in evaluation.decisions:
                 if isinstance(decision, RecordSighting):
                     sightings.append(decision.sighting)

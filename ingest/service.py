@@ -25,8 +25,12 @@ from ingest.pipeline import (
     error_name,
     is_transient,
 )
+from ingest.telemetry.points import Point
 
 log = structlog.get_logger(__name__)
+
+# Takes a committed batch's telemetry points; must return without waiting on InfluxDB.
+TelemetryHandOver = Callable[[Sequence[Point]], None]
 
 
 class IngestService:
@@ -41,8 +45,10 @@ class IngestService:
         topic_prefix: str,
         max_batch: int = 1000,
         retry_delay_s: Callable[[int], float] | None = None,
+        telemetry: TelemetryHandOver | None = None,
     ) -> None:
         self._connection, self._pipeline, self._feed = connection, pipeline, feed
+        self._telemetry = telemetry
         self._prefix, self._max_batch = topic_prefix, max_batch
         self._retry_delay_s = retry_delay_s or _jittered_backoff
         self._stopping = asyncio.Event()
@@ -70,6 +76,10 @@ class IngestService:
                 self._tell_devices(result.device_acks)
                 if result.changes:
                     self._feed.publish(result.changes)
+                if result.points and self._telemetry is not None:
+                    # Last, and on the writer thread, not awaited: the acks and the next
+                    # batch never wait for it.
+                    self._writer.submit(_hand_over, self._telemetry, result.points)
         finally:
             self._writer.shutdown(wait=True)
 
@@ -99,6 +109,13 @@ class IngestService:
             payload = AckPayload(alert_id=ack.alert_id, status=ack.status, message=message)
             topic = downlink_topic(ack.device_id, Downlink.ACK, self._prefix)
             self._connection.publish(topic, payload.model_dump_json().encode(), qos=1)
+
+
+def _hand_over(telemetry: TelemetryHandOver, points: Sequence[Point]) -> None:
+    try:
+        telemetry(points)
+    except Exception:  # telemetry is never a reason to stop storing alerts
+        log.exception("telemetry.hand_over_failed", points=len(points))
 
 
 def _jittered_backoff(failures: int) -> float:

@@ -32,6 +32,7 @@ from api.alert_views import AlertDetail, AlertOut, alert_detail, alert_in_scope,
 from api.deps import ApiContext, Context, CurrentUser, DbSession, require_role
 from api.downlink import DeviceDownlink
 from api.problems import problem
+from api.recent_telemetry import recent_points
 from api.tokens import Principal
 from api.users import Role
 from devices.payloads import AckPayload
@@ -83,14 +84,18 @@ def list_alerts(
     response_model=AlertDetail,
     responses={404: problem("No such alert, or not within your scope.", "alert not found")},
 )
-def read_alert(alert_id: int, session: DbSession, user: CurrentUser) -> AlertDetail:
+def read_alert(
+    alert_id: int, session: DbSession, user: CurrentUser, context: Context
+) -> AlertDetail:
     """One alert with its elder, the elder's contacts in calling order, the device, the
-    timeline (every action: who, when) and recent telemetry. Engineers get no elder, no
-    contacts, no location, and dispatchers' free text withheld."""
+    timeline (every action: who, when) and the device's telemetry from the day before the
+    alert to the day after (at most 300 points; [] without a telemetry store). Engineers get
+    no elder, no contacts, no location, and dispatchers' free text withheld."""
     row = get_alert(session, alert_id)
     if row is None or not alert_in_scope(session, row, user.scope):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="alert not found")
-    return _detail(session, alert_id, user)
+    telemetry = recent_points(context.telemetry, row.device_id, row.created_at, context.clock())
+    return alert_detail(session, row, get_timeline(session, alert_id), user, telemetry)
 
 
 # Working an alert.

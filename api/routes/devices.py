@@ -210,7 +210,7 @@ async def import_devices(
     responses={404: problem("No such device, or not within your scope.", "device not found")},
 )
 def read_device(device_id: str, session: DbSession, user: CurrentUser) -> DeviceOut:
-    return DeviceOut.model_validate(_visible(session, user, device_id))
+    return DeviceOut.model_validate(visible_device(session, user, device_id))
 
 
 @router.patch(
@@ -227,7 +227,7 @@ def read_device(device_id: str, session: DbSession, user: CurrentUser) -> Device
 def update_device(
     device_id: str, body: DevicePatch, session: DbSession, user: DeviceEditor, context: Context
 ) -> DeviceOut:
-    device = _visible(session, user, device_id)
+    device = visible_device(session, user, device_id)
     changes = body.model_dump(exclude_unset=True)
     _refuse_null(changes, "model", "status")
     if changes.get("model") is not None:
@@ -255,7 +255,8 @@ def _scoped(query: Select[DeviceRow], user: Principal) -> Select[DeviceRow]:
     )
 
 
-def _visible(session: DbSession, user: Principal, device_id: str) -> DeviceRow:
+def visible_device(session: DbSession, user: Principal, device_id: str) -> DeviceRow:
+    """The device if the user's scope covers it (also for the telemetry route), else 404."""
     device = session.scalars(
         _scoped(select(DeviceRow), user).where(DeviceRow.id == device_id)
     ).first()

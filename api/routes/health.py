@@ -19,9 +19,13 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz")
 def readyz(context: Context) -> JSONResponse:
     checks = {name: _safe(check) for name, check in context.readiness.items()}
-    ready = all(checks.values())
+    ready = all(ok for name, ok in checks.items() if name not in context.advisory_checks)
+    degraded = sorted(name for name, ok in checks.items() if not ok and ready)
+    body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
+    if degraded:
+        body["degraded"] = degraded
     return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
+        body,
         status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
     )
 

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from anxin.database import open_database, upgrade
+from tests.support.influx import InfluxServer, running_influxd
 from tests.support.postgres import PostgresServer, running_postgres
 
 
@@ -36,3 +37,18 @@ def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[session
     upgrade(engine)
     yield factory
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]:
+    """One real InfluxDB 1.6 for the whole run, started on first use; tests take a database."""
+    with running_influxd(tmp_path_factory.mktemp("influxd")) as server:
+        yield server
+
+
+@pytest.fixture
+def influx_database(influxd: InfluxServer, request: pytest.FixtureRequest) -> str:
+    """A fresh database on the run's influxd, named after the test."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:60]
+    influxd.create_database(name)
+    return name

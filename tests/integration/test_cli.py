@@ -138,3 +138,23 @@ def test_dead_letters_list(tmp_path: Path) -> None:
     listed = setup.cli("dead-letters", "list", "--device", "d1")
     assert listed.returncode == 0
     assert "anxin/v1/d1/event  unknown event type" in listed.stdout
+
+
+def test_influx_settings_and_spool_folder_errors_are_one_line(tmp_path: Path) -> None:
+    setup = anxin_env(tmp_path, ANXIN_INFLUX_URL="http://127.0.0.1:9", ANXIN_MQTT_URL="mqtt://x")
+    result = setup.cli("serve")
+    assert result.returncode == 2
+    assert "ANXIN_INFLUX_URL needs ANXIN_INFLUX_DB (v1 API)" in result.stderr
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    setup = anxin_env(
+        tmp_path,
+        ANXIN_INFLUX_URL="http://127.0.0.1:9",
+        ANXIN_INFLUX_DB="anxin",
+        ANXIN_INFLUX_SPOOL_DIR=str(blocked / "spool"),
+        ANXIN_MQTT_URL="mqtt://127.0.0.1:9",
+    )
+    assert setup.cli("db", "upgrade").returncode == 1  # InfluxDB cannot be reached
+    result = setup.cli("serve")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("anxin: configuration error: cannot use the telemetry spool")

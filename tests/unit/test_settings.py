@@ -114,6 +114,42 @@ def test_catalogue_overrides_are_checked(monkeypatch: pytest.MonkeyPatch) -> Non
         load_settings()
 
 
+def test_influx_v1_and_v2(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().influx_api is None
+    v1 = load_settings(influx_url="http://influx:8086/", influx_db="anxin")
+    assert (v1.influx_api, v1.influx_url, v1.influx_batch_size) == (
+        "v1",
+        "http://influx:8086",
+        5000,
+    )
+    assert v1.telemetry_spool_dir.parent == Path("var/telemetry-spool")
+    v2 = load_settings(
+        influx_url="https://influx", influx_org="o", influx_bucket="b", influx_token="t"
+    )
+    assert v2.influx_api == "v2"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"influx_db": "anxin"}, "need ANXIN_INFLUX_URL"),
+        ({"influx_url": "http://i:8086"}, r"needs ANXIN_INFLUX_DB \(v1 API\) or"),
+        ({"influx_url": "http://i", "influx_db": "a", "influx_bucket": "b"}, "not both"),
+        ({"influx_url": "http://i", "influx_bucket": "b"}, "v2 API needs ANXIN_INFLUX_ORG"),
+        ({"influx_url": "influx:8086", "influx_db": "a"}, "ANXIN_INFLUX_URL: must start with"),
+        ({"influx_batch_size": 0}, "ANXIN_INFLUX_BATCH_SIZE=0: Input should be greater"),
+        (
+            {"influx_url": "http://i", "influx_db": "a", "influx_buffer_points": 10},
+            "must hold at least one batch",
+        ),
+    ],
+)
+def test_influx_settings_errors(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_settings(**values)
+    assert "influx:8086" not in str(caught.value)  # URLs may hold passwords: never echoed
+
+
 def test_the_notification_webhook_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings().notify_webhook_url is None
     monkeypatch.setenv("ANXIN_NOTIFY_WEBHOOK_URL", "https://hooks.example.cn/anxin?token=abc")

@@ -1,0 +1,226 @@
+"""The writer's batching, spooling and order, with an in-memory store and a hand-moved clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest import metrics
+from ingest.telemetry.points import Point
+from ingest.telemetry.ports import BatchRefusedError, StoreUnavailableError
+from ingest.telemetry.spool import Spool
+from ingest.telemetry.writer import TelemetryWriter
+from tests.support.service import wait_until
+
+
+class MemoryStore:
+    """A TelemetrySink that keeps the bodies, and can be down or refusing."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.down = False
+        self.refuse = False
+        self.attempts = 0
+
+    def write(self, body: bytes) -> None:
+        self.attempts += 1
+        if self.down:
+            raise StoreUnavailableError("connection refused")
+        if self.refuse:
+            raise BatchRefusedError("HTTP 400: partial write")
+        self.bodies.append(body)
+
+    def ping(self) -> bool:
+        return not self.down
+
+    def close(self) -> None:
+        pass
+
+    def times(self) -> list[int]:
+        return [int(line.rsplit(b" ", 1)[1]) for b in self.bodies for line in b.splitlines()]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def points(start: int, count: int) -> list[Point]:
+    return [
+        Point("heartbeat", {"device_id": "d"}, {"seen": 1}, t) for t in range(start, start + count)
+    ]
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def writer(
+    store: MemoryStore,
+    clock: Clock,
+    folder: Path,
+    *,
+    buffer_points: int = 100,
+    spool_bytes: int = 1 << 20,
+) -> TelemetryWriter:
+    return TelemetryWriter(
+        store,
+        Spool(folder, spool_bytes),
+        batch_size=10,
+        flush_interval_s=1.0,
+        buffer_points=buffer_points,
+        monotonic=clock,
+        wall_clock=lambda: clock.now + 1_000,
+        retry_delay_s=lambda failures: 5.0,
+    )
+
+
+def test_a_full_batch_goes_at_once_a_partial_one_after_the_interval(
+    store: MemoryStore, clock: Clock, tmp_path: Path
+) -> None:
+    w = writer(store, clock, tmp_path)
+    w.submit(points(0, 13))
+    assert w.step()
+    assert len(store.bodies) == 1
+    assert store.times() == list(range(10))
+    assert not w.step()  # 3 points wait for the interval
+    clock.now += 1.0
+    assert w.step()
+    assert store.times() == list(range(13))
+    assert not w.step()
+
+
+def test_outage_spools_in_order_and_drains_when_back(
+    store: MemoryStore, clock: Clock, tmp_path: Path
+) -> None:
+    w = writer(store, clock, tmp_path)
+    store.down = True
+    w.submit(points(0, 10))
+    w.step()  # fails: to the spool, retry in 5 s
+    assert w.spool.points == 10
+    assert store.attempts == 1
+    w.submit(points(10, 25))
+    while w.step():
+        pass
+    clock.now += 1.0
+    while w.step():
+        pass
+    assert w.spool.points == 35
+    assert store.attempts == 1
+    store.down = False
+    clock.now += 5.0
+    while w.step():
+        pass
+    assert store.times() == list(range(35))  # all, once, in order
+    assert w.spool.points == 0
+
+
+def test_refused_batch_is_dropped_and_counted(
+    store: MemoryStore, clock: Clock, tmp_path: Path
+) -> None:
+    w = writer(store, clock, tmp_path)
+    before = metrics.TELEMETRY_DROPPED.labels("refused")._value.get()
+    store.refuse = True
+    w.submit(points(0, 10))
+    w.step()
+    assert w.spool.points == 0
+    assert metrics.TELEMETRY_DROPPED.labels("refused")._value.get() == before + 10
+
+
+def test_a_full_buffer_overflows_to_the_spool_not_to_the_store(
+    store: MemoryStore, clock: Clock, tmp_path: Path
+) -> None:
+    w = writer(store, clock, tmp_path, buffer_points=20)
+    w.submit(points(0, 45))  # nobody flushed: 25 over the bound
+    assert store.attempts == 0
+    assert w.spool.points == 30  # whole batches, the oldest first
+    while w.step():
+        pass
+    clock.now += 1.0
+    while w.step():
+        pass
+    assert store.times() == list(range(45))
+
+
+def test_spool_bound_drops_the_oldest_with_a_metric(
+    store: MemoryStore, clock: Clock, tmp_path: Path
+) -> None:
+    one_batch = len(b"\n".join(b"heartbeat,device_id=d seen=1i %d" % t for t in range(10, 20)))
+    w = writer(store, clock, tmp_path, spool_bytes=3 * one_batch)
+    before = metrics.TELEMETRY_DROPPED.labels("spool_full")._value.get()
+    store.down = True
+    for start in range(10, 60, 10):
+        w.submit(points(start, 10))
+        w.step()
+    assert w.spool.points == 30
+    assert metrics.TELEMETRY_DROPPED.labels("spool_full")._value.get() == before + 20
+    store.down = False
+    clock.now += 5.0
+    while w.step():
+        pass
+    assert store.times() == list(range(30, 60))
+
+
+def test_stop_writes_what_is_left_or_spools_it(
+    store: MemoryStore, clock: Clock, tmp_path: Path
+) -> None:
+    w = writer(store, clock, tmp_path)
+    w.submit(points(0, 5))
+    w.stop()
+    assert store.times() == list(range(5))
+    store.down = True
+    w = writer(store, clock, tmp_path)
+    w.submit(points(5, 15))
+    w.stop()
+    assert Spool(tmp_path, 1 << 20).points == 15  # for the next start
+
+
+def test_spool_age(store: MemoryStore, clock: Clock, tmp_path: Path) -> None:
+    w = writer(store, clock, tmp_path)
+    assert w.spool_age_s() == 0
+    store.down = True
+    w.submit([Point("heartbeat", {}, {"seen": 1}, 1_000_000)])
+    clock.now += 1
+    w.step()
+    assert w.spool_age_s() == pytest.approx(clock.now + 1_000 - 1_000)
+
+
+def test_the_flusher_thread_writes_without_being_asked(store: MemoryStore, tmp_path: Path) -> None:
+    w = TelemetryWriter(store, Spool(tmp_path, 1 << 20), batch_size=10, flush_interval_s=0.05)
+    w.start()
+    try:
+        w.submit(points(0, 3))  # less than a batch: written after the interval
+        wait_until(lambda: store.times() == list(range(3)) or None, within_s=5)
+        w.submit(points(3, 25))
+        wait_until(lambda: store.times() == list(range(28)) or None, within_s=5)
+    finally:
+        w.stop()
+
+
+def test_an_unforeseen_store_failure_keeps_the_batch(
+    store: MemoryStore, clock: Clock, tmp_path: Path
+) -> None:
+    w = writer(store, clock, tmp_path)
+    original = store.write
+
+    def broken(body: bytes) -> None:
+        raise ValueError("a bug in a client library")
+
+    store.write = broken  # type: ignore[method-assign]
+    w.submit(points(0, 10))
+    w.step()
+    assert w.spool.points == 10
+    store.write = original  # type: ignore[method-assign]
+    clock.now += 5.0
+    w.step()
+    assert store.times() == list(range(10))
