@@ -37,6 +37,7 @@ from devices.codec import NativeCodec
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import BrokerAddress, MqttConnection, SessionOptions
 from ingest.pipeline import IngestPipeline
+from ingest.publisher import BrokerPublisher, PublisherOptions
 from ingest.pulse import keep_pulse
 from ingest.service import IngestService
 
@@ -76,18 +77,21 @@ def shared(settings: Settings, filters: list[str]) -> list[str]:
     return filters
 
 
-def broker_connection(
-    settings: Settings, broker: BrokerAddress, clock: Clock, subscriptions: list[str]
-) -> MqttConnection:
-    protocol = (
+def mqtt_protocol(settings: Settings) -> MQTTProtocolVersion:
+    return (
         MQTTProtocolVersion.MQTTv5
         if settings.mqtt_protocol == "5"
         else MQTTProtocolVersion.MQTTv311
     )
+
+
+def broker_connection(
+    settings: Settings, broker: BrokerAddress, clock: Clock, subscriptions: list[str]
+) -> MqttConnection:
     options = SessionOptions(
         client_id=settings.mqtt_client_id,
         subscriptions=shared(settings, subscriptions),
-        protocol=protocol,
+        protocol=mqtt_protocol(settings),
         receive_maximum=settings.mqtt_receive_maximum,
     )
     return MqttConnection(broker, options, clock)
@@ -113,20 +117,25 @@ async def run_service(
         feed = AlertFeed()
         streams = TimelineWatch(stream_settings(settings))
         readiness: dict[str, ReadinessCheck] = {"database": lambda: database_reachable(engine)}
-        connection = ingest = server = listener = None
+        connection = ingest = server = listener = publisher = None
         if broker is not None and roles.ingest:
             decoder = message_decoder(settings)
             connection = broker_connection(settings, broker, clock, decoder.subscriptions())
             readiness["broker"] = lambda: connection.connected if connection else False
             ingest = ingest_service(settings, connection, decoder, sessions, feed, clock)
         if roles.api:
-            # Acks from dispatchers' actions go out on ingest's connection. An API-only process
-            # has none yet: the actions still work, the timeline says the device was not told.
-            downlink = (
-                MqttDownlink(connection.publish, settings.mqtt_topic_prefix)
-                if connection is not None
-                else None
-            )
+            # Acks and Commands go out on ingest's connection; an API-only process gets a
+            # publisher of its own. Without a broker: actions work, the devices are not told.
+            downlink: MqttDownlink | None = None
+            if connection is not None:
+                up = connection
+                downlink = MqttDownlink(
+                    up.publish, settings.mqtt_topic_prefix, lambda: up.connected
+                )
+            elif broker is not None:
+                own = publisher = downlink_publisher(settings, broker)
+                readiness["broker"] = lambda: own.connected
+                downlink = MqttDownlink(own.publish, settings.mqtt_topic_prefix)
             server = _api_server(
                 settings, sessions, feed, readiness, clock, downlink, streams=streams
             )
@@ -141,6 +150,8 @@ async def run_service(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         settle_heap()
+        if publisher is not None:
+            publisher.start()  # connects in paho's thread
         try:
             async with asyncio.TaskGroup() as tasks:
                 if connection is not None and ingest is not None:
@@ -173,11 +184,24 @@ async def run_service(
         finally:
             if connection is not None:
                 await connection.stop()
+            if publisher is not None:
+                await asyncio.to_thread(publisher.stop)
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
     finally:
         engine.dispose()
     log.info("service.stopped")
+
+
+def downlink_publisher(settings: Settings, broker: BrokerAddress) -> BrokerPublisher:
+    """The API role's own publish-only connection: the same broker, credentials and protocol
+    as ingest, its own client id (a broker drops the older of two clients with one id)."""
+    return BrokerPublisher(
+        broker,
+        PublisherOptions(
+            client_id=f"{settings.mqtt_client_id[:60]}-api", protocol=mqtt_protocol(settings)
+        ),
+    )
 
 
 def notifiers(settings: Settings) -> dict[Channel, Notifier]:
