@@ -6,7 +6,17 @@ from fastapi import FastAPI
 
 from api.deps import ApiContext
 from api.problems import UNAUTHORIZED
-from api.routes import alert_stream, alerts, auth, dead_letters, devices, elders, health, stats
+from api.routes import (
+    alert_stream,
+    alerts,
+    auth,
+    commands,
+    dead_letters,
+    devices,
+    elders,
+    health,
+    stats,
+)
 from api.routes.console import mount_console
 
 DESCRIPTION = """
@@ -26,7 +36,7 @@ def create_app(context: ApiContext, *, health_only: bool = False) -> FastAPI:
     app.include_router(auth.router)
     # Before the alerts router: /alerts/stream is not an /alerts/{alert_id}.
     app.include_router(alert_stream.router)
-    for routes in (alerts, elders, devices, dead_letters, stats):
+    for routes in (alerts, elders, devices, commands, dead_letters, stats):
         app.include_router(routes.router, responses={401: UNAUTHORIZED})
     mount_console(app)
     return app
