@@ -63,6 +63,7 @@ class BrokerPublisher:
     def __init__(self, broker: BrokerAddress, options: PublisherOptions) -> None:
         self._broker, self._options = broker, options
         self._connected = threading.Event()
+        self._stopping = False
         v5 = options.protocol is MQTTProtocolVersion.MQTTv5
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -98,6 +99,7 @@ class BrokerPublisher:
         self._client.loop_start()
 
     def stop(self) -> None:
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
         self._set_down()
@@ -155,7 +157,7 @@ class BrokerPublisher:
         reason: ReasonCode,
         _properties: Properties | None,
     ) -> None:
-        if self.connected:
+        if self.connected and not self._stopping:
             log.warning("downlink.disconnected", reason=str(reason))
         self._set_down()
 
