@@ -29,6 +29,7 @@ from alerting.store import AlertChange, AlertEventRow, AlertRow, ChangeKind
 from devices.payloads import AckPayload, AckStatus
 
 # What the device says to the elder (contract §1 Ack), in the elder's language.
+CLAIMED_MESSAGE = "调度员已接到您的呼叫，正在处理。"
 HELP_COMING_MESSAGE = "工作人员正在赶来，请保持冷静。"
 RESOLVED_MESSAGE = "您的呼叫已处理完毕。如需帮助，请再次呼叫。"
 
@@ -187,7 +188,8 @@ class ActionResult:
 
 def claim(session: Session, alert_id: int, *, actor: str, now: datetime) -> ActionResult:
     """Take the alert. Exactly one of several concurrent claimers wins; the others get a
-    ClaimConflict naming the holder. Claiming an alert one already holds changes nothing."""
+    ClaimConflict naming the holder. Claiming an alert one already holds changes nothing.
+    The winner's caller tells the device (``ack`` ``claimed``: a dispatcher has the call)."""
     for _ in range(_MAX_ATTEMPTS):
         row = _load(session, alert_id)
         current = AlertStatus(row.status)
@@ -206,7 +208,9 @@ def claim(session: Session, alert_id: int, *, actor: str, now: datetime) -> Acti
             claimed_at=now,
             updated_at=now,
         ):
-            return _done(session, row, Action.CLAIM, actor, now, detail)
+            ack = AckPayload(alert_id=alert_id, status=AckStatus.CLAIMED, message=CLAIMED_MESSAGE)
+            detail["ack"] = ack.status.value
+            return _done(session, row, Action.CLAIM, actor, now, detail, ack)
     raise Conflict(f"alert {alert_id} is being changed by others: try again")
 
 

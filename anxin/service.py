@@ -38,6 +38,7 @@ from devices.codec import NativeCodec
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import BrokerAddress, MqttConnection, SessionOptions
 from ingest.pipeline import IngestPipeline
+from ingest.publisher import BrokerPublisher, PublisherOptions
 from ingest.pulse import keep_pulse
 from ingest.service import IngestService
 from ingest.telemetry.ports import TelemetryReader
@@ -79,18 +80,21 @@ def shared(settings: Settings, filters: list[str]) -> list[str]:
     return filters
 
 
-def broker_connection(
-    settings: Settings, broker: BrokerAddress, clock: Clock, subscriptions: list[str]
-) -> MqttConnection:
-    protocol = (
+def mqtt_protocol(settings: Settings) -> MQTTProtocolVersion:
+    return (
         MQTTProtocolVersion.MQTTv5
         if settings.mqtt_protocol == "5"
         else MQTTProtocolVersion.MQTTv311
     )
+
+
+def broker_connection(
+    settings: Settings, broker: BrokerAddress, clock: Clock, subscriptions: list[str]
+) -> MqttConnection:
     options = SessionOptions(
         client_id=settings.mqtt_client_id,
         subscriptions=shared(settings, subscriptions),
-        protocol=protocol,
+        protocol=mqtt_protocol(settings),
         receive_maximum=settings.mqtt_receive_maximum,
     )
     return MqttConnection(broker, options, clock)
@@ -119,7 +123,7 @@ async def run_service(
         feed = AlertFeed()
         streams = TimelineWatch(stream_settings(settings))
         readiness: dict[str, ReadinessCheck] = {"database": lambda: database_reachable(engine)}
-        connection = ingest = server = listener = None
+        connection = ingest = server = listener = publisher = None
         writer: TelemetryWriter | None = None
         if telemetry is not None:
             readiness["telemetry"] = telemetry.ping
@@ -131,13 +135,19 @@ async def run_service(
             writer = telemetry_writer(settings, sink) if sink is not None else None
             ingest = ingest_service(settings, connection, decoder, sessions, feed, clock, writer)
         if roles.api:
-            # Acks from dispatchers' actions go out on ingest's connection. An API-only process
-            # has none yet: the actions still work, the timeline says the device was not told.
-            downlink = (
-                MqttDownlink(connection.publish, settings.mqtt_topic_prefix)
-                if connection is not None
-                else None
-            )
+            # Acks and Commands go out on ingest's connection; an API-only process gets a
+            # publisher of its own on ANXIN_MQTT_DOWNLINK_URL (its own account). Without one:
+            # actions work, the devices are not told.
+            downlink: MqttDownlink | None = None
+            if connection is not None:
+                up = connection
+                downlink = MqttDownlink(
+                    up.publish, settings.mqtt_topic_prefix, lambda: up.connected
+                )
+            elif (account := settings.downlink_broker) is not None:
+                own = publisher = downlink_publisher(settings, account)
+                readiness["broker"] = lambda: own.connected
+                downlink = MqttDownlink(own.publish, settings.mqtt_topic_prefix)
             server = _api_server(
                 settings, sessions, feed, readiness, clock, downlink, telemetry, streams=streams
             )
@@ -162,6 +172,8 @@ async def run_service(
         settle_heap()
         if writer is not None:
             writer.start()
+        if publisher is not None:
+            publisher.start()  # connects in paho's thread
         try:
             async with asyncio.TaskGroup() as tasks:
                 if connection is not None and ingest is not None:
@@ -198,6 +210,8 @@ async def run_service(
                 # After ingest stopped: what is still in memory is written, or spooled.
                 # (Its thread may be in a request: wait out the request's timeout.)
                 await asyncio.to_thread(writer.stop, settings.influx_timeout_s + 5)
+            if publisher is not None:
+                await asyncio.to_thread(publisher.stop)
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
     finally:
@@ -205,6 +219,17 @@ async def run_service(
         if telemetry is not None:
             telemetry.close()
     log.info("service.stopped")
+
+
+def downlink_publisher(settings: Settings, broker: BrokerAddress) -> BrokerPublisher:
+    """The API role's own publish-only connection: its own broker account
+    (ANXIN_MQTT_DOWNLINK_URL), ingest's protocol, its own client id."""
+    return BrokerPublisher(
+        broker,
+        PublisherOptions(
+            client_id=f"{settings.mqtt_client_id[:60]}-api", protocol=mqtt_protocol(settings)
+        ),
+    )
 
 
 def notifiers(settings: Settings) -> dict[Channel, Notifier]:

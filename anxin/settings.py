@@ -24,6 +24,7 @@ ENV_PREFIX = "ANXIN_"
 _SENSITIVE = frozenset(
     {
         "mqtt_url",
+        "mqtt_downlink_url",
         "database_url",
         "secret_key",
         "notify_webhook_url",
@@ -43,6 +44,11 @@ class Settings(BaseSettings):
 
     # Broker: mqtt://user:pass@host:port; None runs the embedded broker (demo only).
     mqtt_url: str | None = None
+    # The broker account of an `anxin api` process's own publish-only connection (Acks and
+    # Commands). Its own account, not ingest's: with use_username_as_clientid (deploy/
+    # mosquitto.conf) one account is one client, and a second connection would take over
+    # ingest's session and the SOS queued in it. Unset: an API-only process tells no device.
+    mqtt_downlink_url: str | None = None
     mqtt_topic_prefix: str = "anxin/v1"
     # Stable across restarts, so the broker keeps our session and queued messages.
     mqtt_client_id: str = Field(default_factory=lambda: f"anxin-{socket.gethostname()}"[:64])
@@ -111,7 +117,7 @@ class Settings(BaseSettings):
     # ContactGateway); without one, contacts' notifications go to the webhook.
     notify_contact_gateway: str | None = None
 
-    @field_validator("mqtt_url")
+    @field_validator("mqtt_url", "mqtt_downlink_url")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:
         if value is not None:
@@ -161,6 +167,18 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _downlink_account(self) -> Settings:
+        if self.mqtt_url is None or self.mqtt_downlink_url is None:
+            return self
+        ingest = BrokerAddress.from_url(self.mqtt_url).username
+        if ingest is not None and BrokerAddress.from_url(self.mqtt_downlink_url).username == ingest:
+            raise ValueError(
+                "ANXIN_MQTT_DOWNLINK_URL needs a broker account of its own, not ingest's"
+                " (one account is one client: it would take over ingest's session)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _influx_api(self) -> Settings:
@@ -279,6 +297,11 @@ class Settings(BaseSettings):
     @property
     def broker(self) -> BrokerAddress | None:
         return None if self.mqtt_url is None else BrokerAddress.from_url(self.mqtt_url)
+
+    @property
+    def downlink_broker(self) -> BrokerAddress | None:
+        url = self.mqtt_downlink_url
+        return None if url is None else BrokerAddress.from_url(url)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -10,6 +10,7 @@ from api.routes import (
     alert_stream,
     alerts,
     auth,
+    commands,
     dead_letters,
     devices,
     elders,
@@ -36,7 +37,7 @@ def create_app(context: ApiContext, *, health_only: bool = False) -> FastAPI:
     app.include_router(auth.router)
     # Before the alerts router: /alerts/stream is not an /alerts/{alert_id}.
     app.include_router(alert_stream.router)
-    for routes in (alerts, elders, devices, telemetry, dead_letters, stats):
+    for routes in (alerts, elders, devices, commands, telemetry, dead_letters, stats):
         app.include_router(routes.router, responses={401: UNAUTHORIZED})
     mount_console(app)
     return app

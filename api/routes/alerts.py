@@ -183,7 +183,9 @@ def claim_alert(
     """Take the alert: status `claimed`, `claimed_by` you. If two dispatchers claim at once,
     exactly one gets it; the other gets 409 naming who holds it. Claiming an alert you already
     hold changes nothing. An alert the system escalated because nobody claimed it in time
-    (`escalated`, no holder) is claimed the same way; the reminders stop."""
+    (`escalated`, no holder) is claimed the same way; the reminders stop. The device gets an
+    Ack `{"alert_id", "status": "claimed", "message"}` (a dispatcher has the call); without a
+    broker connection the timeline says `device_not_told`."""
     return _act(
         session,
         context,

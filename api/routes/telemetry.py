@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from api.deps import Context, CurrentUser, DbSession
+from api.problems import problem
 from api.routes.devices import visible_device
 from ingest.telemetry.ports import StoreUnavailableError
 
@@ -34,6 +35,22 @@ class TelemetryPointOut(BaseModel):
 
 
 class TelemetryOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "device_id": "watch-0017",
+                    "metric": "heart_rate",
+                    "start": "2026-11-21T08:00:00Z",
+                    "end": "2026-11-22T08:00:00Z",
+                    "points": [
+                        {"time": "2026-11-22T07:40:00Z", "metric": "heart_rate", "value": 72.0}
+                    ],
+                }
+            ]
+        }
+    )
+
     device_id: str
     metric: str | None
     start: datetime
@@ -62,7 +79,17 @@ def parse_moment(text: str, now: datetime, name: str) -> datetime:
     return moment
 
 
-@router.get("/{device_id}/telemetry", response_model=TelemetryOut)
+@router.get(
+    "/{device_id}/telemetry",
+    response_model=TelemetryOut,
+    responses={
+        404: problem("No such device, or outside your scope.", "device not found"),
+        503: problem(
+            "No telemetry store configured, or it failed.",
+            "no telemetry store is configured (ANXIN_INFLUX_URL is not set)",
+        ),
+    },
+)
 def read_telemetry(
     device_id: str,
     session: DbSession,

@@ -98,6 +98,7 @@ def test_a_dispatcher_sees_an_sos_arrive_claims_and_resolves_it(
         expect(detail.get_by_role("button", name="处理完成")).to_be_in_viewport()
         assert fits_the_screen(page)
         page.screenshot(path=artifacts / "01-claimed.png")
+        assert next_ack(acks, "claimed")
 
         detail.get_by_role("button", name="确认/通知设备").click()
         expect(detail.locator(".detail-title")).to_contain_text("已通知设备")

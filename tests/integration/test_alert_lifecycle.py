@@ -35,11 +35,11 @@ from alerting.lifecycle import (
 from alerting.model import ALERT_KINDS, AlertStatus, AlertType, Outcome
 from alerting.store import AlertChange, AlertRow, ChangeKind, get_timeline, raise_or_coalesce
 from api.app import create_app
-from api.downlink import DeviceDownlink, MqttDownlink
+from api.downlink import DeviceDownlink, DownlinkUnavailableError, MqttDownlink
 from api.tokens import Principal, TokenService
 from api.users import Role
 from devices.elders import ElderRow
-from devices.payloads import AckPayload, AckStatus
+from devices.payloads import AckPayload, AckStatus, CommandPayload
 from tests.support.api_world import api_context
 
 T = TypeVar("T")
@@ -259,12 +259,18 @@ class Ticking:
 @dataclass
 class RecordingDownlink:
     sent: list[tuple[str, AckPayload]] = field(default_factory=list)
+    commands: list[tuple[str, CommandPayload]] = field(default_factory=list)
     fail: bool = False
 
     def send_ack(self, device_id: str, ack: AckPayload) -> None:
         if self.fail:
             raise ConnectionError("broker gone")
         self.sent.append((device_id, ack))
+
+    def send_command(self, device_id: str, command: CommandPayload) -> None:
+        if self.fail:
+            raise ConnectionError("broker gone")
+        self.commands.append((device_id, command))
 
 
 class RecordingFeed(AlertFeed):
@@ -339,12 +345,22 @@ def test_claim_acknowledge_note_resolve_and_the_timeline_says_who_and_when(api: 
     assert (body["status"], body["claimed_by"]) == ("claimed", "wang")
     assert datetime.fromisoformat(body["claimed_at"]) == t_claim
     assert [e["action"] for e in body["timeline"]] == ["created", "claimed"]
+    assert api.downlink.sent == [
+        (
+            "p-017",
+            AckPayload(
+                alert_id=alert_id,
+                status=AckStatus.CLAIMED,
+                message="调度员已接到您的呼叫，正在处理。",
+            ),
+        )
+    ]
 
     acknowledged = api.post("wang", alert_id, "acknowledge")
     assert acknowledged.status_code == 200, acknowledged.text
     t_ack = api.clock.at
     assert acknowledged.json()["status"] == "acknowledged"
-    assert api.downlink.sent == [
+    assert api.downlink.sent[1:] == [
         (
             "p-017",
             AckPayload(
@@ -378,7 +394,11 @@ def test_claim_acknowledge_note_resolve_and_the_timeline_says_who_and_when(api: 
     _, resolved_ack = api.downlink.sent[-1]
     assert (resolved_ack.alert_id, resolved_ack.status) == (alert_id, AckStatus.RESOLVED)
     assert resolved_ack.message
-    assert len(api.downlink.sent) == 2
+    assert [a.status for _, a in api.downlink.sent] == [
+        AckStatus.CLAIMED,
+        AckStatus.HELP_COMING,
+        AckStatus.RESOLVED,
+    ]
 
     # The answer has the same shape as GET /alerts/{id}, and the timeline lists every action.
     read = api.client.get(f"/api/v1/alerts/{alert_id}", headers=api.headers("wang")).json()
@@ -394,7 +414,7 @@ def test_claim_acknowledge_note_resolve_and_the_timeline_says_who_and_when(api: 
         ("resolved", "wang", t_resolve),
     ]
     details = [e["detail"] for e in read["timeline"]]
-    assert details[1] == {}
+    assert details[1] == {"ack": "claimed"}
     assert details[2] == {"from": "claimed", "ack": "help_coming"}
     assert details[3] == {"text": "已电话联系老人，老人说摔倒了。"}
     assert details[4] == {
@@ -639,6 +659,9 @@ def test_a_release_gives_the_alert_back_to_the_queue(api: Api) -> None:
     )
     assert released["timeline"][-1]["detail"] == {"holder": "wang", "from": "claimed"}
     assert api.post("li", alert_id, "claim").json()["claimed_by"] == "li"
+    # Claimed again: the device hears so again; claiming one's own alert again tells nothing.
+    assert api.post("li", alert_id, "claim").status_code == 200
+    assert [a.status for _, a in api.downlink.sent] == [AckStatus.CLAIMED, AckStatus.CLAIMED]
 
 
 def test_without_a_downlink_the_action_stands_and_the_timeline_says_so(
@@ -651,6 +674,17 @@ def test_without_a_downlink_the_action_stands_and_the_timeline_says_so(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "acknowledged"
+    assert [e["action"] for e in body["timeline"]] == [
+        "created",
+        "claimed",
+        "device_not_told",
+        "acknowledged",
+        "device_not_told",
+    ]
+    assert body["timeline"][2]["detail"] == {
+        "ack": "claimed",
+        "reason": "no device downlink in this process",
+    }
     assert [(e["action"], e["actor"], e["detail"]) for e in body["timeline"][-2:]] == [
         ("acknowledged", "wang", {"from": "claimed", "ack": "help_coming"}),
         (
@@ -688,6 +722,18 @@ def test_the_mqtt_downlink_publishes_on_the_ack_topic() -> None:
             1,
         )
     ]
+
+
+def test_the_mqtt_downlink_publishes_commands_and_refuses_while_disconnected() -> None:
+    published: list[tuple[str, bytes, int]] = []
+    up = [True]
+    downlink = MqttDownlink(lambda t, p, q: published.append((t, p, q)), "anxin/v1", lambda: up[0])
+    downlink.send_command("p-017", CommandPayload(command="locate", id="c1"))
+    assert published == [("anxin/v1/p-017/cmd", b'{"command":"locate","params":{},"id":"c1"}', 1)]
+    up[0] = False
+    with pytest.raises(DownlinkUnavailableError):
+        downlink.send_ack("p-017", AckPayload(alert_id=7, status=AckStatus.CLAIMED))
+    assert len(published) == 1
 
 
 def test_the_actions_are_documented_in_openapi(api: Api) -> None:

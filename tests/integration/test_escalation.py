@@ -86,7 +86,10 @@ def test_reminders_every_interval_until_claimed_and_bounded(
     desk.claim(claimed_later)
     row = desk.alert(claimed_later)
     assert (row.status, row.claimed_by) == ("claimed", "wang")
-    assert desk.events(claimed_later, "claimed")[0].detail == {"from": "escalated"}
+    assert desk.events(claimed_later, "claimed")[0].detail == {
+        "from": "escalated",
+        "ack": "claimed",
+    }
     desk.at(3600, every=MINUTE)
     assert len(desk.events(claimed_later, "escalation_reminder")) == 3
     # The other one is reminded at most max_reminders (10) times, then left to the queue.

@@ -23,8 +23,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerting import lifecycle
 from anxin.database import open_database, upgrade
+from api.downlink import MqttDownlink
 from api.streaming import StreamSettings, TimelineWatch
 from api.tokens import Principal, TokenService
+from devices.registry import DeviceRow
+from ingest.mqtt import BrokerAddress
+from ingest.publisher import BrokerPublisher, PublisherOptions
+from ingest.telemetry.sink_v1 import InfluxV1
 from tests.support.api_world import (
     USERS,
     Registry,
@@ -36,6 +41,8 @@ from tests.support.api_world import (
     raise_alert,
     serving,
 )
+from tests.support.influx import InfluxServer
+from tests.support.mosquitto import running_mosquitto
 
 D, S, A, E = "dispatcher", "supervisor", "admin", "engineer"
 ROLES = (D, S, A, E)
@@ -70,16 +77,33 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(tmp_path_factory: pytest.TempPathFactory, influxd: InfluxServer) -> Iterator[Served]:
     folder: Path = tmp_path_factory.mktemp("matrix")
+    influxd.create_database("role_matrix")
     engine, sessions = open_database(f"sqlite:///{folder / 'anxin.db'}")
     upgrade(engine)
     with sessions.begin() as session:
         add_users(session)
         registry = add_registry(session)
-    context = api_context(sessions, streams=TimelineWatch(StreamSettings(poll_s=0.1)))
-    with serving(context) as url:
-        yield Served(url, sessions, registry, context.tokens)
+    # A real broker behind the downlink: Acks and Commands go somewhere, as in production.
+    with running_mosquitto(folder) as mosquitto:
+        publisher = BrokerPublisher(
+            BrokerAddress(host=mosquitto.host, port=mosquitto.port),
+            PublisherOptions(client_id="anxin-matrix-api"),
+        )
+        publisher.start()
+        assert publisher.wait_connected(10)
+        context = api_context(
+            sessions,
+            streams=TimelineWatch(StreamSettings(poll_s=0.1)),
+            downlink=MqttDownlink(publisher.publish),
+            telemetry=InfluxV1(influxd.url, "role_matrix"),  # a real store behind the reads
+        )
+        try:
+            with serving(context) as url:
+                yield Served(url, sessions, registry, context.tokens)
+        finally:
+            publisher.stop()
     engine.dispose()
 
 
@@ -156,6 +180,10 @@ CALLS = [
         lambda s: f"/api/v1/devices/{s.registry.zhang_device}", json={"room": "卧室"})),
     Call("POST", "/api/v1/devices/import", frozenset({A}), prepare=with_path(
         lambda _s: "/api/v1/devices/import", files={"file": ("fleet.csv", CSV, "text/csv")})),
+    Call("GET", "/api/v1/devices/{id}/telemetry", EVERYONE, prepare=with_path(
+        lambda s: f"/api/v1/devices/{s.registry.zhang_device}/telemetry")),
+    Call("POST", "/api/v1/devices/{id}/commands", frozenset({A, E}), 202, with_path(
+        lambda s: f"/api/v1/devices/{s.registry.zhang_device}/commands", json={"command": "ping"})),
     Call("GET", "/api/v1/dead-letters", frozenset({E, A})),
     Call("GET", "/api/v1/stats/kpis", frozenset({S, A})),
 ]  # fmt: skip
@@ -353,3 +381,46 @@ def test_a_supervisor_lists_the_escalations(served: Served) -> None:
     assert escalated in ids
     assert claimed not in ids
     assert {a["status"] for a in listed} == {"escalated"}
+
+
+def test_who_may_command_a_device(served: Served) -> None:
+    """Engineers and admins: any command to a device in scope. Dispatchers and supervisors:
+    only `locate`, only a device with an open alert, in their scope."""
+    with served.sessions.begin() as session:
+        session.add(DeviceRow(id="p-zhang-2", model="sos-pendant", elder_id=served.registry.zhang))
+
+    def command(user: str, body: Any, device: str = "p-zhang-2") -> tuple[int, Any]:
+        response = httpx.post(
+            f"{served.url}/api/v1/devices/{device}/commands",
+            json=body,
+            headers=served.headers(user),
+        )
+        return response.status_code, response.json()
+
+    locate = {"command": "locate"}
+    assert command(D, locate) == (403, {"detail": "a dispatcher may only locate a device "
+                                        "with an open alert"})  # fmt: skip
+    with served.sessions.begin() as session:
+        raise_alert(session, "p-zhang-2", served.registry.zhang, T0)
+    assert {u: command(u, locate)[0] for u in (D, S, "zhangbei_dispatcher")} == dict.fromkeys(
+        (D, S, "zhangbei_dispatcher"), 202
+    )
+    assert command(D, {"command": "ping"}) == (
+        403,
+        {"detail": "the dispatcher role may only locate"},
+    )
+    assert command("chongli_dispatcher", locate) == (404, {"detail": "device not found"})
+    assert command(E, locate, device="p-nobody") == (404, {"detail": "device not found"})
+    status, body = command(A, {"command": "configure", "params": {"heartbeat_interval_s": 60}})
+    assert status == 202
+    assert body["device_id"] == "p-zhang-2"
+    assert body["command"] == "configure"
+    assert len(body["id"]) == 32
+    for bad in (
+        {"command": "reboot"},
+        {"command": "ping", "params": []},
+        {"command": "ping", "params": {"blob": "x" * 5000}},
+        {"command": "ping", "extra": 1},
+        {},
+    ):
+        assert command(E, bad)[0] == 422, bad

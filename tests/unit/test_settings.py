@@ -193,3 +193,14 @@ def test_the_alert_stream_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANXIN_SSE_MAX_STREAMS", "0")
     with pytest.raises(ConfigError, match="ANXIN_SSE_MAX_STREAMS='0': Input should be greater"):
         load_settings()
+
+
+def test_the_api_downlink_needs_an_account_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANXIN_MQTT_URL", "mqtt://anxin:pw@broker:1883")
+    monkeypatch.setenv("ANXIN_MQTT_DOWNLINK_URL", "mqtt://anxin:pw@broker:1883")
+    with pytest.raises(ConfigError, match="needs a broker account of its own"):
+        load_settings()
+    monkeypatch.setenv("ANXIN_MQTT_DOWNLINK_URL", "mqtt://anxin-api:pw2@broker:1883")
+    downlink = load_settings().downlink_broker
+    assert downlink is not None
+    assert downlink.username == "anxin-api"
