@@ -225,6 +225,7 @@ def _replay_live(
 def register(app: typer.Typer) -> None:
     app.command("replay")(replay)
     app.command("simulate")(simulate)
+    app.command("record")(record)
 
 
 def simulate(
@@ -464,3 +465,63 @@ class _Progress:
             ),
             refresh=True,
         )
+
+
+def record(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="The traffic file to write (JSON Lines).")],
+    topic: Annotated[
+        list[str] | None,
+        typer.Option("--topic", help="A topic filter (repeatable); default: what ingest reads."),
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option("--duration", help="Stop after this long (90s, 5m …).")
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", min=1, help="Stop after this many messages.")
+    ] = None,
+) -> None:
+    """Subscribe to the broker and write what arrives as JSON Lines, until Ctrl-C."""
+    import os
+    import signal
+
+    from anxin.service import message_decoder
+    from simulators.recorder import Recorder
+    from simulators.traffic import TrafficWriter
+
+    settings = _settings(ctx)
+    broker = settings.broker
+    if broker is None:
+        raise UserError("ANXIN_MQTT_URL is not set: which broker?")
+    topics = topic or message_decoder(settings).subscriptions()
+    stop = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        with out.open("w", encoding="utf-8") as handle:
+            recorder = Recorder(
+                broker,
+                topics,
+                TrafficWriter(handle),
+                client_id=f"anxin-record-{os.getpid()}",
+                max_messages=count,
+            )
+            try:
+                recorder.start()
+            except OSError as exc:
+                raise UserError(
+                    f"cannot reach the broker {broker.host}:{broker.port}: {exc}"
+                ) from exc
+            if recorder.subscribed.wait(10):
+                typer.echo(f"recording {', '.join(topics)} to {out}; Ctrl-C stops", err=True)
+            counts = recorder.run(stop, _duration(duration, "--duration"))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    qos = ", ".join(f"QoS {q}: {n:,}" for q, n in sorted(counts.by_qos.items()))
+    typer.echo(
+        f"{out}: {counts.messages:,} messages ({qos or 'none'}; {counts.retained:,} retained, "
+        f"{counts.binary:,} not UTF-8), {counts.link_changes} link changes"
+    )
