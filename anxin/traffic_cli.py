@@ -400,8 +400,10 @@ def _run_live(
         "connections": counts.links,
         "speed": round(live.speed, 3),
         "wall_s": round(wall_s, 2),
+        "connect_s": round(counts.connect_s, 2),
+        "publish_s": round(counts.publish_s, 2),
         "messages": counts.published,
-        "msgs_per_s": round(counts.published / wall_s, 1) if wall_s else None,
+        "msgs_per_s": (round(counts.published / counts.publish_s, 1) if counts.publish_s else None),
         "by_kind": dict(sorted(counts.by_kind.items())),
         "errors": dict(sorted(counts.errors.items())),
         "cpu_s": round(cpu_seconds() - cpu_before, 2),
@@ -414,7 +416,8 @@ def _run_live(
     errors = ", ".join(f"{kind} ×{count:,}" for kind, count in summary["errors"].items())
     typer.echo(
         f"anxin simulate: {len(fleet.devices):,} devices over {counts.links:,} connections, "
-        f"{wall_s:.1f} s at ×{live.speed:g}{' (interrupted)' if interrupted else ''}\n"
+        f"{wall_s:.1f} s at ×{live.speed:g}{' (interrupted)' if interrupted else ''} "
+        f"(connecting {counts.connect_s:.1f} s, publishing {counts.publish_s:.1f} s)\n"
         f"  messages  {counts.published:,} ({summary['msgs_per_s'] or 0:,.0f}/s): "
         f"{kinds or 'none'}\n"
         f"  errors    {errors or 'none'}\n"

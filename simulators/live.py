@@ -50,6 +50,9 @@ class LiveCounts:
     links: int = 0
     published: int = 0
     virtual_now: datetime | None = None
+    # Seconds spent connecting, and publishing the traffic (the rate is over the latter).
+    connect_s: float = 0.0
+    publish_s: float = 0.0
 
 
 class _Link:
@@ -183,9 +186,15 @@ class LiveFleet:
         loop = asyncio.get_running_loop()
         misc = asyncio.create_task(self._misc(stop), name="sim-keepalive")
         try:
+            began = loop.time()
             await self._connect_all(loop, stop)
+            self.counts.connect_s = loop.time() - began
             if not stop.is_set():
-                await self._publish(stop, duration_s)
+                began = loop.time()
+                try:
+                    await self._publish(stop, duration_s)
+                finally:
+                    self.counts.publish_s = loop.time() - began
         finally:
             await self._close_all()
             misc.cancel()
