@@ -20,7 +20,7 @@ from anxin.database import open_database, require_current_schema, upgrade
 from anxin.settings import Settings
 from api.users import UserError
 from simulators.scenario_file import ScenarioError, parse_duration
-from simulators.traffic import TrafficFormatError, read_traffic
+from simulators.traffic import TrafficFormatError, read_traffic, topics_of
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -132,7 +132,11 @@ def _replay_virtual(
     first = next((line.time for line in read_traffic(file)), None)
     if first is None:
         raise UserError(f"{file}: no traffic in it")
-    device_ids, zigbee_names = named_devices(read_traffic(file), decoder)
+    try:
+        device_ids, zigbee_names = named_devices(topics_of(file), decoder)
+    except ValueError as exc:  # JSON errors: read_traffic names the line below
+        list(read_traffic(file))
+        raise UserError(f"{file}: {exc}") from exc
     url = f"sqlite:///{keep_db.resolve()}" if keep_db else "sqlite://"
     if keep_db is not None and keep_db.exists():
         raise UserError(f"{keep_db} exists: --keep-db wants a new file")

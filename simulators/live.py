@@ -85,8 +85,8 @@ class _Link:
         client.max_inflight_messages_set(100)
         client.on_socket_open = self._opened
         client.on_socket_close = self._closed
-        client.on_socket_register_write = self._want_write
-        client.on_socket_unregister_write = self._written
+        # No write callbacks: paho then sends a packet at once (one send, no epoll change),
+        # and only what the socket cannot take yet waits for the loop (``flush_later``).
         client.on_connect = self._connected
         client.on_disconnect = self._disconnected
         self.client = client
@@ -94,11 +94,16 @@ class _Link:
     def _opened(self, client: paho.Client, _userdata: Any, sock: Any) -> None:
         self.loop.add_reader(sock, client.loop_read)
 
-    def _want_write(self, client: paho.Client, _userdata: Any, sock: Any) -> None:
-        self.loop.add_writer(sock, client.loop_write)
+    def flush_later(self) -> None:
+        sock = self.client.socket()
+        if self.client.want_write() and sock is not None:
+            self.loop.add_writer(sock, self._flush)
 
-    def _written(self, _client: paho.Client, _userdata: Any, sock: Any) -> None:
-        self.loop.remove_writer(sock)
+    def _flush(self) -> None:
+        self.client.loop_write()
+        sock = self.client.socket()
+        if not self.client.want_write() and sock is not None:
+            self.loop.remove_writer(sock)
 
     def _closed(self, _client: paho.Client, _userdata: Any, sock: Any) -> None:
         self.loop.remove_reader(sock)
@@ -113,6 +118,8 @@ class _Link:
         if self.status_topic is not None:
             client.publish(self.status_topic, b"online", qos=1, retain=True)
             self.counts.by_kind["status"] += 1
+            # Inside paho's read handler a publish is queued, not sent: send it from the loop.
+            self.loop.call_soon(self.flush_later)
 
     def _disconnected(self, _c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if self.up:
@@ -141,6 +148,7 @@ class _Link:
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self.counts.errors[f"publish: {paho.error_string(info.rc)}"] += 1
             return False
+        self.flush_later()
         return True
 
     def close(self) -> None:
@@ -240,8 +248,10 @@ class LiveFleet:
         for number, item in enumerate(self._stream()):
             moment = item.at if isinstance(item, Emission) else item.time
             due = started + (moment - origin).total_seconds() / self.speed
-            if duration_s is not None and due - started > duration_s:
-                break
+            if duration_s is not None and (
+                due - started > duration_s or loop.time() - started > duration_s
+            ):
+                break  # the duration is wall time, also when publishing fell behind
             delay = due - loop.time()
             if delay > 0.002 or number % 200 == 0:
                 with contextlib.suppress(TimeoutError):
@@ -297,12 +307,14 @@ class LiveFleet:
             for link in (*self._links.values(), *self._shared):
                 if link.up:
                     link.client.loop_misc()
+                    link.flush_later()
             await asyncio.sleep(MISC_EVERY_S)
 
     async def _close_all(self) -> None:
         links = [*self._links.values(), *self._shared]
         for number, link in enumerate(links):
             link.close()
+            link.flush_later()
             if number % 500 == 499:
                 await asyncio.sleep(0)
         deadline = asyncio.get_running_loop().time() + 5

@@ -42,6 +42,7 @@ DEFAULT_TICK = timedelta(seconds=60)
 # and 30 s halves the writes.
 BEAT_EVERY = timedelta(seconds=30)
 _CHUNK = 5000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -85,20 +86,17 @@ def alerts_since(sessions: sessionmaker[Session], after_id: int = 0) -> list[dic
         return [alert_json(row) for row in rows]
 
 
-def named_devices(
-    lines: Iterable[TrafficLine], decoder: MessageDecoder
-) -> tuple[set[str], set[str]]:
-    """Device ids and Zigbee2MQTT friendly names the traffic speaks of."""
+def named_devices(topics: Iterable[str], decoder: MessageDecoder) -> tuple[set[str], set[str]]:
+    """Device ids and Zigbee2MQTT friendly names the topics speak of."""
     ids: set[str] = set()
-    messages = []
-    for line in lines:
-        if isinstance(line, TrafficMessage):
-            parsed = parse_uplink(line.topic, decoder.prefix)
-            if parsed is not None:
-                ids.add(parsed.device_id)
-            else:
-                messages.append(_delivery(line, 0))
-    return ids, decoder.zigbee_names(messages)
+    others = []
+    for topic in topics:
+        parsed = parse_uplink(topic, decoder.prefix)
+        if parsed is not None:
+            ids.add(parsed.device_id)
+        else:
+            others.append(_delivery(TrafficMessage(time=_EPOCH, topic=topic, payload=b""), 0))
+    return ids, decoder.zigbee_names(others)
 
 
 def copy_registry(

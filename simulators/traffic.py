@@ -134,6 +134,16 @@ def read_traffic(path: Path) -> Iterator[TrafficLine]:
             raise TrafficFormatError(f"{path}:{number + 1}: not UTF-8 ({exc.reason})") from exc
 
 
+def topics_of(path: Path) -> Iterator[str]:
+    """The topics of a traffic file, read cheaply (the lines are checked when replayed)."""
+    with path.open(encoding="utf-8") as handle:
+        for text in handle:
+            if text.strip():
+                topic = json.loads(text).get("topic")
+                if isinstance(topic, str):
+                    yield topic
+
+
 class TrafficWriter:
     """Appends records, one line each; flushed on ``flush()`` and when closed."""
 

@@ -116,7 +116,7 @@ def test_live_and_virtual_replay_raise_the_same_alerts(
     virtual = setup.cli("replay", str(traffic), "--virtual", "--json")
     assert virtual.returncode == 0, virtual.stderr
     with running_anxin(setup):
-        live = setup.cli("replay", str(traffic), "--speed", "2", "--json")
+        live = setup.cli("replay", str(traffic), "--speed", "4", "--json")
     assert live.returncode == 0, live.stderr
     assert alerts_of(live.stdout) == alerts_of(virtual.stdout)
     assert len(alerts_of(live.stdout)) == 7
