@@ -235,8 +235,9 @@ def register(app: typer.Typer) -> None:
 def simulate(
     ctx: typer.Context,
     devices: Annotated[
-        int, typer.Option("--devices", min=1, max=200_000, help="Fleet size (no --scenario).")
-    ] = 100,
+        int | None,
+        typer.Option("--devices", min=1, max=200_000, help="Fleet size (default 100)."),
+    ] = None,
     models: Annotated[
         str | None,
         typer.Option("--models", help="Comma-separated catalogue models (default: all)."),
@@ -289,6 +290,10 @@ def simulate(
     wanted = _duration(duration, "--duration")
     fleet: Scenario
     if scenario is not None:
+        if devices is not None or models is not None:
+            raise typer.BadParameter(
+                "the scenario says what the fleet is", param_hint="--devices/--models"
+            )
         try:
             fleet = load_scenario(scenario, catalogue)
         except ScenarioError as exc:
@@ -303,10 +308,15 @@ def simulate(
                 f"unknown model(s) {', '.join(unknown)} (known: {', '.join(catalogue)})",
                 param_hint="--models",
             )
+        if out is not None and wanted is None:
+            raise typer.BadParameter("how much virtual time, e.g. 24h", param_hint="--duration")
         start = datetime.now(UTC).replace(microsecond=0)
         span = timedelta(seconds=wanted) if wanted and out is not None else timedelta(days=3650)
         fleet = plain_scenario(
-            simple_fleet(devices, [catalogue[n] for n in names]), seed or 12349, start, span
+            simple_fleet(devices or 100, [catalogue[n] for n in names]),
+            seed or 12349,
+            start,
+            span,
         )
     if registry is not None:
         registry.write_text(registry_csv(fleet.devices), encoding="utf-8")

@@ -21,6 +21,7 @@ import resource
 import signal
 import socket
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -237,7 +238,7 @@ class LiveFleet:
 
     def _link_of(self, device_id: str) -> _Link:
         if self._shared:
-            return self._shared[hash(device_id) % len(self._shared)]
+            return self._shared[zlib.crc32(device_id.encode()) % len(self._shared)]
         return self._links[device_id]
 
     async def _publish(self, stop: asyncio.Event, duration_s: float | None) -> None:

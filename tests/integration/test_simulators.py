@@ -199,3 +199,35 @@ def test_ctrl_c_stops_simulate_cleanly_with_a_summary(mosquitto: Mosquitto, tmp_
         assert seen
         payloads = {statuses.get().payload for _ in range(20)}
     assert payloads == {b"offline"}
+
+
+def test_a_multiplexed_fleet_publishes_over_a_few_connections(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    setup = anxin_env(tmp_path / "anxin", ANXIN_MQTT_URL=mosquitto.url)
+    with listening(mosquitto.port, "anxin/v1/+/heartbeat") as beats:
+        result = setup.cli(
+            "simulate", "--devices", "30", "--models", "sos-pendant", "--connections", "2",
+            "--rate", "30", "--duration", "3s", "--json",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(result.stdout)
+        assert summary["connections"] == 2
+        assert summary["errors"] == {}
+        assert summary["interrupted"] is False
+        assert 30 <= summary["messages"] <= 200
+        assert beats.qsize() == summary["by_kind"]["heartbeat"]
+
+
+def test_bad_options_and_files_are_one_clear_line(tmp_path: Path) -> None:
+    setup = anxin_env(tmp_path / "anxin")
+    unknown = setup.cli("simulate", "--models", "sos-pendent", "--out", "x.jsonl")
+    assert unknown.returncode == 2
+    assert "unknown model(s) sos-pendent" in unknown.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"time": "2026-03-02T00:00:00Z", "topic": "a", "payload": "x"}\nnope\n')
+    replayed = setup.cli("replay", str(bad), "--virtual")
+    assert replayed.returncode == 2
+    assert replayed.stderr.strip().endswith(
+        "bad.jsonl:2: payload: Invalid JSON: expected value at line 1 column 1"
+    )
