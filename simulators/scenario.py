@@ -26,10 +26,18 @@ from simulators.scenario_file import (
     ScenarioFile,
     Step,
     Target,
+    parse_duration,
     read_scenario_file,
 )
 from simulators.traffic import LinkChange
-from simulators.virtual_devices import DevicePlan, Silence, VirtualDevice, Window, build_home
+from simulators.virtual_devices import (
+    DEFAULT_PREFIX,
+    DevicePlan,
+    Silence,
+    VirtualDevice,
+    Window,
+    build_home,
+)
 
 # Devices come back from an outage of the broker within this long of it returning.
 RECONNECT_SPREAD_S = 30.0
@@ -68,7 +76,11 @@ def load_scenario(path: Path, catalogue: Catalogue = CATALOGUE) -> Scenario:
 
 
 def plain_scenario(
-    devices: Sequence[VirtualDevice], seed: int, start: datetime, duration: timedelta
+    devices: Sequence[VirtualDevice],
+    seed: int,
+    start: datetime,
+    duration: timedelta,
+    prefix: str = DEFAULT_PREFIX,
 ) -> Scenario:
     """A fleet going about its day, nothing happening to it."""
     return Scenario(
@@ -77,7 +89,7 @@ def plain_scenario(
         start=start,
         end=start + duration,
         zone=ZoneInfo("Asia/Shanghai"),
-        prefix=devices[0].device_id.split("-")[0] if devices else "sim",
+        prefix=prefix,
         plans=[DevicePlan(device=device) for device in devices],
     )
 
@@ -146,8 +158,6 @@ class _Compiler:
         return model
 
     def _moment(self, value: str | float, where: tuple[str | int, ...], sc: Scenario) -> datetime:
-        from simulators.scenario_file import parse_duration
-
         text = str(value).strip()
         clock = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", text)
         if clock:

@@ -229,3 +229,24 @@ def test_bad_options_and_files_are_one_clear_line(tmp_path: Path) -> None:
     replayed = setup.cli("replay", str(bad), "--virtual")
     assert replayed.returncode == 2
     assert "bad.jsonl:2: payload: Invalid JSON" in replayed.stderr
+
+
+def test_a_device_that_loses_its_link_gets_its_last_will_from_the_broker(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    setup = anxin_env(tmp_path / "anxin", ANXIN_MQTT_URL=mosquitto.url)
+    scenario = tmp_path / "lost.yaml"
+    scenario.write_text(
+        "name: lost\nstart: 2026-03-02T09:00:00+08:00\nduration: 4m\ndevice_prefix: lost\n"
+        "fleet:\n  - homes: 2\n    models: [sos-pendant]\n"
+        "timeline:\n  - at: 2s\n    elder: 1\n    offline: {for: 3m}\n"
+        "    expect: [{type: device_offline, alerts: 0}]\n",
+        encoding="utf-8",
+    )
+    with listening(mosquitto.port, "anxin/v1/lost-00001-sos-pendant/status") as statuses:
+        result = setup.cli("simulate", "--scenario", str(scenario), "--speed", "20", "--json")
+        assert result.returncode == 0, result.stderr
+        seen = [statuses.get(timeout=5).payload for _ in range(4)]
+    # Connected; the will, published by the broker when the link died; back; gone at the end.
+    assert seen == [b"online", b"offline", b"online", b"offline"]
+    assert json.loads(result.stdout)["errors"] == {}
