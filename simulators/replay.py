@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Engine, Table, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.engine import RulesEngine
-from alerting.platform import INGEST, PULSE_TIMEOUT, PulseRow, beat
+from alerting.platform import INGEST, PulseRow, beat
 from alerting.scheduler import Scheduler
 from alerting.store import AlertRow
 from devices.catalogue import Catalogue
@@ -38,9 +38,6 @@ from simulators.virtual_clock import VirtualClock
 # step after its message) and the scheduler runs once per step; a day is 1,440 of each rather
 # than 17,280 (`--tick 5s` for the live cadence).
 DEFAULT_TICK = timedelta(seconds=60)
-# Ingest beats every 15 s live; any cadence under the 45 s timeout records the same outages,
-# and 30 s halves the writes.
-BEAT_EVERY = timedelta(seconds=30)
 _CHUNK = 5000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -164,7 +161,9 @@ class VirtualReplay:
         self._next_tick = start
         self._batch: list[Delivery] = []
         self._link_up = True
-        self._last_beat: datetime | None = None
+        # Pulses written since the link last came up: the next one only moves the time.
+        self._listening = False
+        self._engine: Engine = sessions.kw["bind"]
         self.report = ReplayReport(first=start)
 
     def run(self, lines: Iterable[TrafficLine]) -> ReplayReport:
@@ -172,11 +171,7 @@ class VirtualReplay:
         for line in lines:
             self._ticks_until(line.time)
             if isinstance(line, LinkChange):
-                self._flush()
-                self.report.links += 1
-                self._link_up = line.up
-                if line.up:
-                    self._beat(line.time)
+                self._link(line)
                 continue
             self._batch.append(_delivery(line, self.report.messages))
             self.report.messages += 1
@@ -191,41 +186,43 @@ class VirtualReplay:
         return self.report
 
     def _ticks_until(self, moment: datetime) -> None:
-        """Run the pulses and scheduler ticks due before ``moment``, after what came before."""
-        while True:
-            beat_at = self._next_beat()
-            if min(self._next_tick, beat_at) > moment:
-                return
-            if beat_at < self._next_tick:
-                self._beat(beat_at)
-                continue
+        """Run the scheduler ticks due before ``moment``, after the messages before them."""
+        while self._next_tick <= moment:
             if self._batch and self._batch[0].received_at < self._next_tick:
                 self._flush()
             self.clock.advance_to(self._next_tick)
-            if beat_at == self._next_tick:
-                self._beat(beat_at)
+            if self._link_up:
+                self._beat(self._next_tick)
             self._scheduler.step()
             self.report.ticks += 1
             self._next_tick += self._tick
 
-    def _next_beat(self) -> datetime:
-        if not self._link_up:
-            return datetime.max.replace(tzinfo=UTC)
-        if self._last_beat is None:
-            return self._next_tick
-        return self._last_beat + BEAT_EVERY
+    def _link(self, change: LinkChange) -> None:
+        self._flush()
+        self.report.links += 1
+        if not change.up and self._link_up:
+            self._beat(change.time)  # the last pulse before the outage
+        self._link_up, self._listening = change.up, False
+        if change.up:
+            self._beat(change.time)  # after the gap: ``beat`` records the outage
 
     def _beat(self, moment: datetime) -> None:
-        """Ingest's pulse, as `anxin ingest` writes it while connected. Within the timeout of
-        the last one it only moves the time (one cheap statement); after a gap, ``beat``
+        """Ingest's pulse, as `anxin ingest` writes it while connected. The scheduler reads it
+        only when it steps, so it is written at each tick rather than every 15 s: the same
+        outages. While the link stays up a single UPDATE moves it; after a gap, ``beat``
         records the outage."""
         self.clock.advance_to(moment)
+        if self._listening:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    update(PulseRow.__table__)  # type: ignore[arg-type]
+                    .where(PulseRow.__table__.c.name == INGEST)
+                    .values(at=moment)
+                )
+            return
         with self._sessions.begin() as session:
-            if self._last_beat is not None and moment - self._last_beat <= PULSE_TIMEOUT:
-                session.execute(update(PulseRow).where(PulseRow.name == INGEST).values(at=moment))
-            else:
-                beat(session, moment)
-        self._last_beat = moment
+            beat(session, moment)
+        self._listening = True
 
     def _flush(self) -> None:
         if not self._batch:
