@@ -130,6 +130,9 @@ class _Link:
             self.counts.errors[f"connection lost: {reason}"] += 1
 
     def connect(self) -> None:
+        if self.up:  # reconnecting before paho noticed the old link was gone
+            self.up = False
+            self.counts.connected -= 1
         self.wanted = True
         try:
             self.client.connect(self.broker.host, self.broker.port, keepalive=KEEPALIVE_S)
@@ -285,7 +288,7 @@ class LiveFleet:
                 link.drop()  # its will, published by the broker
             return
         if emission.kind is Uplink.STATUS and not self._shared:
-            if not link.up:
+            if not link.wanted:
                 link.connect()  # back: it says `online` once connected
             return
         if not link.up:
