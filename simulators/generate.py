@@ -16,7 +16,7 @@ def scenario_traffic(
 ) -> Iterator[TrafficLine]:
     """Every message of the scenario in time order, with ``ts`` the virtual time. Retained
     messages are written as a subscriber receives them while connected: not retained."""
-    encoder = Encoder(prefix)
+    encoder = Encoder(prefix, scenario.devices)
     links = sorted(scenario.links, key=lambda link: link.time)
     stream = fleet_stream(
         scenario.plans, scenario.seed, scenario.start, scenario.end, scenario.zone
@@ -24,12 +24,15 @@ def scenario_traffic(
     for emission in stream:
         while links and links[0].time <= emission.at:
             yield links.pop(0)
+        message = encoder.encode(emission, emission.at)
+        if message is None:
+            continue  # a Zigbee device has no way to say it
         if counts is not None:
             counts[emission.event_type or emission.kind.value] += 1
         yield TrafficMessage(
             time=emission.at,
-            topic=encoder.topic(emission),
-            payload=encoder.payload(emission, emission.at),
+            topic=message[0],
+            payload=message[1],
             qos=emission.qos,
             retain=False,
         )

@@ -31,7 +31,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
-from devices.topics import Uplink, uplink_topic
+from devices.topics import Uplink
 from ingest.mqtt import BrokerAddress
 from simulators.behaviours import BEHAVIOURS, MOTION_PER_HOUR, QUIET, Emission
 from simulators.scenario import Scenario
@@ -65,10 +65,11 @@ class _Link:
         broker: BrokerAddress,
         client_id: str,
         counts: LiveCounts,
-        status_topic: str | None,
+        status: tuple[str, bytes, bytes] | None,
     ) -> None:
         self.loop, self.broker, self.counts = loop, broker, counts
-        self.status_topic = status_topic
+        # Availability: topic, online payload, offline payload (also the last will).
+        self.status = status
         self.up = False
         self.wanted = True
         client = paho.Client(
@@ -81,8 +82,8 @@ class _Link:
             client.username_pw_set(broker.username, broker.password)
         if broker.tls:
             client.tls_set()
-        if status_topic is not None:
-            client.will_set(status_topic, b"offline", qos=1, retain=True)
+        if status is not None:
+            client.will_set(status[0], status[2], qos=1, retain=True)
         client.max_inflight_messages_set(100)
         client.on_socket_open = self._opened
         client.on_socket_close = self._closed
@@ -116,8 +117,8 @@ class _Link:
             return
         self.up = True
         self.counts.connected += 1
-        if self.status_topic is not None:
-            client.publish(self.status_topic, b"online", qos=1, retain=True)
+        if self.status is not None:
+            client.publish(self.status[0], self.status[1], qos=1, retain=True)
             self.counts.by_kind["status"] += 1
             # Inside paho's read handler a publish is queued, not sent: send it from the loop.
             self.loop.call_soon(self.flush_later)
@@ -157,9 +158,9 @@ class _Link:
 
     def close(self) -> None:
         self.wanted = False
-        if self.up and self.status_topic is not None:
+        if self.up and self.status is not None:
             # Going away on purpose: say so (a clean DISCONNECT does not fire the will).
-            self.client.publish(self.status_topic, b"offline", qos=1, retain=True)
+            self.client.publish(self.status[0], self.status[2], qos=1, retain=True)
         self.client.disconnect()
 
 
@@ -220,10 +221,12 @@ class LiveFleet:
             ]
             links = self._shared
         else:
+            encoder = Encoder(self.prefix, self.scenario.devices)
             for device in self.scenario.devices:
-                topic = uplink_topic(device.device_id, Uplink.STATUS, self.prefix)
+                topic, online = encoder.status(device, True)
+                status = (topic, online, encoder.status(device, False)[1])
                 self._links[device.device_id] = _Link(
-                    loop, self.broker, device.device_id, self.counts, topic
+                    loop, self.broker, device.device_id, self.counts, status
                 )
             links = list(self._links.values())
         self.counts.links = len(links)
@@ -246,7 +249,7 @@ class LiveFleet:
 
     async def _publish(self, stop: asyncio.Event, duration_s: float | None) -> None:
         loop = asyncio.get_running_loop()
-        encoder = Encoder(self.prefix)
+        encoder = Encoder(self.prefix, self.scenario.devices)
         started = loop.time()
         origin = self.scenario.start
         for number, item in enumerate(self._stream()):
@@ -294,8 +297,10 @@ class LiveFleet:
         if not link.up:
             self.counts.errors["not connected"] += 1
             return
-        payload = encoder.payload(emission, datetime.now(UTC))
-        if link.publish(encoder.topic(emission), payload, emission.qos, emission.retain):
+        message = encoder.encode(emission, datetime.now(UTC))
+        if message is None:
+            return  # a Zigbee device has no way to say it
+        if link.publish(message[0], message[1], emission.qos, emission.retain):
             self.counts.by_kind[emission.event_type or emission.kind.value] += 1
             self.counts.published += 1
 

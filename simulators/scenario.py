@@ -148,6 +148,7 @@ class _Compiler:
                     building=group.building or index + 1,
                     community=group.community,
                     categories=group.categories,
+                    zigbee=group.protocol == "zigbee2mqtt",
                 )
         return devices
 

@@ -66,6 +66,9 @@ class Group(BaseModel):
     building: Annotated[int, Field(ge=1)] | None = None
     community: str | None = None
     categories: list[str] = []
+    # zigbee2mqtt: the devices publish as Zigbee2MQTT does (state and availability under
+    # zigbee2mqtt/{device id}), and are registered with that friendly name.
+    protocol: Literal["native", "zigbee2mqtt"] = "native"
 
 
 class Target(BaseModel):

@@ -14,6 +14,7 @@ from typing import Any
 
 from devices.catalogue import DeviceModel
 from devices.topics import Uplink, uplink_topic
+from devices.zigbee2mqtt import DEFAULT_BASE_TOPIC
 from simulators.behaviours import (
     ACTIVITY_EVENTS,
     HOUR,
@@ -22,6 +23,7 @@ from simulators.behaviours import (
     routine,
     rssi_of,
 )
+from simulators.zigbee_encoding import ZigbeeState, availability
 
 DEFAULT_PREFIX = "sim"
 ROOMS = {
@@ -49,6 +51,8 @@ class VirtualDevice:
     model: DeviceModel
     home: Home
     room: str
+    # Published through Zigbee2MQTT under this friendly name, instead of natively.
+    zigbee_name: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -95,6 +99,7 @@ def build_home(
     building: int = 1,
     community: str | None = None,
     categories: Sequence[str] = (),
+    zigbee: bool = False,
 ) -> list[VirtualDevice]:
     home = Home(
         number=number,
@@ -107,12 +112,14 @@ def build_home(
     devices = []
     for model in models:
         seen[model.name] = seen.get(model.name, 0) + 1
+        device_id = device_id_for(prefix, number, model.name, seen[model.name])
         devices.append(
             VirtualDevice(
-                device_id=device_id_for(prefix, number, model.name, seen[model.name]),
+                device_id=device_id,
                 model=model,
                 home=home,
                 room=ROOMS.get(model.name, "客厅"),
+                zigbee_name=device_id if zigbee else None,
             )
         )
     return devices
@@ -134,7 +141,10 @@ def simple_fleet(
 def registry_csv(devices: Iterable[VirtualDevice]) -> str:
     """The fleet as `anxin devices import` reads it: one elder per home (names made up)."""
     out = io.StringIO()
-    columns = ["device_id", "model", "elder_id", "elder_name", "community", "categories", "room"]
+    columns = [
+        "device_id", "model", "elder_id", "elder_name", "community", "categories", "room",
+        "zigbee_name",
+    ]  # fmt: skip
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for device in devices:
@@ -148,6 +158,7 @@ def registry_csv(devices: Iterable[VirtualDevice]) -> str:
                 "community": home.community or "",
                 "categories": ";".join(home.categories),
                 "room": device.room,
+                "zigbee_name": device.zigbee_name or "",
             }
         )
     return out.getvalue()
@@ -228,19 +239,47 @@ def fleet_stream(
 
 
 class Encoder:
-    """Emissions to MQTT messages (contract §1): topic, payload with ``ts`` and ``seq``."""
+    """Emissions to MQTT messages: contract §1 (``ts``, ``seq``), or Zigbee2MQTT's state and
+    availability for a device with a friendly name."""
 
-    def __init__(self, prefix: str) -> None:
-        self._prefix = prefix
+    def __init__(
+        self,
+        prefix: str,
+        devices: Iterable[VirtualDevice] = (),
+        zigbee_base: str = DEFAULT_BASE_TOPIC,
+    ) -> None:
+        self._prefix, self._zigbee_base = prefix, zigbee_base
         self._seq: dict[str, int] = {}
+        self._zigbee = {d.device_id: d for d in devices if d.zigbee_name}
+        self._states: dict[str, ZigbeeState] = {}
 
-    def topic(self, emission: Emission) -> str:
-        return uplink_topic(emission.device_id, emission.kind, self._prefix)
-
-    def payload(self, emission: Emission, ts: datetime) -> bytes:
+    def encode(self, emission: Emission, ts: datetime) -> tuple[str, bytes] | None:
+        """Topic and payload; None for what the device's protocol cannot say."""
+        zigbee = self._zigbee.get(emission.device_id)
+        if zigbee is not None:
+            return self._zigbee_message(zigbee, emission, ts)
+        topic = uplink_topic(emission.device_id, emission.kind, self._prefix)
         if emission.kind is Uplink.STATUS:
-            return str(emission.body.get("status", "online")).encode()
+            return topic, str(emission.body.get("status", "online")).encode()
         seq = self._seq.get(emission.device_id, 0) + 1
         self._seq[emission.device_id] = seq
         body = {"ts": ts.isoformat(timespec="milliseconds"), "seq": seq, **emission.body}
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return topic, json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def status(self, device: VirtualDevice, online: bool) -> tuple[str, bytes]:
+        """The device's availability topic and payload (its last will when offline)."""
+        if device.zigbee_name:
+            return f"{self._zigbee_base}/{device.zigbee_name}/availability", availability(online)
+        topic = uplink_topic(device.device_id, Uplink.STATUS, self._prefix)
+        return topic, b"online" if online else b"offline"
+
+    def _zigbee_message(
+        self, device: VirtualDevice, emission: Emission, ts: datetime
+    ) -> tuple[str, bytes] | None:
+        if emission.kind is Uplink.STATUS:
+            return self.status(device, emission.body.get("status") == "online")
+        state = self._states.setdefault(device.device_id, ZigbeeState(device.model.name))
+        payload = state.payload(emission, ts)
+        if payload is None:
+            return None
+        return f"{self._zigbee_base}/{device.zigbee_name}", payload

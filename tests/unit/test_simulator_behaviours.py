@@ -165,12 +165,11 @@ def test_a_quiet_spell_holds_back_activity_but_not_heartbeats() -> None:
 def test_the_same_seed_gives_the_same_traffic() -> None:
     homes = build_home(1, [CATALOGUE[m] for m in ("sos-pendant", "bed-sensor", "door-contact")])
 
-    def traffic(seed: int) -> list[tuple[str, bytes]]:
+    def traffic(seed: int) -> list[tuple[str, bytes] | None]:
         encoder = Encoder("anxin/v1")
         plans = [DevicePlan(device=d) for d in homes]
         return [
-            (encoder.topic(e), encoder.payload(e, e.at))
-            for e in fleet_stream(plans, seed, ORIGIN, ORIGIN + DAY, ZONE)
+            encoder.encode(e, e.at) for e in fleet_stream(plans, seed, ORIGIN, ORIGIN + DAY, ZONE)
         ]
 
     assert traffic(1) == traffic(1)
@@ -180,6 +179,7 @@ def test_the_same_seed_gives_the_same_traffic() -> None:
 def test_the_registry_csv_has_one_elder_per_home() -> None:
     devices = build_home(4, [CATALOGUE["sos-pendant"], CATALOGUE["bed-sensor"]], prefix="t")
     lines = registry_csv(devices).splitlines()
+    assert lines[0].endswith(",room,zigbee_name")
     assert lines[0].startswith("device_id,model,elder_id")
     assert lines[1].startswith("t-00004-sos-pendant,sos-pendant,t-00004,")
     assert lines[2].startswith("t-00004-bed-sensor,bed-sensor,t-00004,")
@@ -188,8 +188,11 @@ def test_the_registry_csv_has_one_elder_per_home() -> None:
 def test_payloads_carry_ts_seq_and_the_battery() -> None:
     encoder = Encoder("anxin/v1")
     beat = Emission(at=ORIGIN, device_id="d", kind=Uplink.HEARTBEAT, body={"battery": 80.0})
-    first = encoder.payload(beat, ORIGIN.astimezone(UTC))
-    second = encoder.payload(beat, ORIGIN.astimezone(UTC))
-    assert first == b'{"ts":"2026-03-01T16:00:00.000+00:00","seq":1,"battery":80.0}'
-    assert b'"seq":2' in second
-    assert encoder.topic(beat) == "anxin/v1/d/heartbeat"
+    first = encoder.encode(beat, ORIGIN.astimezone(UTC))
+    second = encoder.encode(beat, ORIGIN.astimezone(UTC))
+    assert first == (
+        "anxin/v1/d/heartbeat",
+        b'{"ts":"2026-03-01T16:00:00.000+00:00","seq":1,"battery":80.0}',
+    )
+    assert second is not None
+    assert b'"seq":2' in second[1]
