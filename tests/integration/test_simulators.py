@@ -250,3 +250,25 @@ def test_a_device_that_loses_its_link_gets_its_last_will_from_the_broker(
     # Connected; the will, published by the broker when the link died; back; gone at the end.
     assert seen == [b"online", b"offline", b"online", b"offline"]
     assert json.loads(result.stdout)["errors"] == {}
+
+
+def test_ctrl_c_stops_record_with_its_summary(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    setup = anxin_env(tmp_path / "anxin", ANXIN_MQTT_URL=mosquitto.url)
+    out = tmp_path / "recorded.jsonl"
+    recorder = subprocess.Popen(
+        [ANXIN, "record", "--out", str(out), "--topic", "anxin/v1/#"],
+        env=dict(setup.env), cwd=setup.folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert recorder.stderr is not None
+        assert "recording anxin/v1/#" in recorder.stderr.readline()
+        mosquitto_pub(mosquitto.port, "anxin/v1/rec-9/heartbeat", "{}", qos=1)
+        wait_until(lambda: out.stat().st_size > 0 or None)
+        recorder.send_signal(signal.SIGINT)
+        stdout, _ = recorder.communicate(timeout=20)
+    finally:
+        if recorder.poll() is None:
+            recorder.kill()
+    assert recorder.returncode == 0
+    assert "1 messages (QoS 1: 1; 0 retained, 0 not UTF-8), 0 link changes" in stdout
