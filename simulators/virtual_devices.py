@@ -8,7 +8,7 @@ import heapq
 import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
@@ -199,26 +199,34 @@ def _shaped(
     """The emission as the scenario lets it out: held back, delayed, or with its readings."""
     if emission.event_type in ACTIVITY_EVENTS and any(w.holds(emission.at) for w in plan.quiet):
         return None
+    at = emission.at
     if not emission.by_broker:
         for silence in plan.silences:
-            if silence.holds(emission.at):
+            if silence.holds(at):
                 if silence.cause != "broker" or emission.qos == 0:
                     return None
-                # Kept by the device while the broker is away, sent once it is back.
-                emission = replace(emission, at=silence.end)
+                at = silence.end  # kept by the device while the broker is away, sent then
     body: dict[str, Any] = dict(emission.body)
     device = plan.device
     if emission.kind in (Uplink.HEARTBEAT, Uplink.EVENT, Uplink.SOS):
-        level = _battery(plan, seed, origin, emission.at, zone)
+        level = _battery(plan, seed, origin, at, zone)
         if level is not None:
             body["battery"] = level
     if emission.kind is Uplink.HEARTBEAT:
-        body["rssi"] = rssi_of(seed, device.device_id, emission.at)
+        body["rssi"] = rssi_of(seed, device.device_id, at)
     if emission.kind is Uplink.TELEMETRY and "temperature_c" in body.get("metrics", {}):
         for window, value in plan.temperatures:
-            if window.holds(emission.at):
+            if window.holds(at):
                 body["metrics"] = {**body["metrics"], "temperature_c": value}
-    return replace(emission, body=body)
+    return Emission(
+        at=at,
+        device_id=emission.device_id,
+        kind=emission.kind,
+        body=body,
+        qos=emission.qos,
+        retain=emission.retain,
+        by_broker=emission.by_broker,
+    )
 
 
 def _battery(
