@@ -9,7 +9,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from sqlalchemy import event, func, select
@@ -21,6 +21,10 @@ from anxin.settings import Settings
 from api.users import UserError
 from simulators.scenario_file import ScenarioError, parse_duration
 from simulators.traffic import TrafficFormatError, read_traffic, topics_of
+
+if TYPE_CHECKING:
+    from simulators.live import LiveFleet
+    from simulators.scenario import Scenario
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -281,7 +285,7 @@ def simulate(
     from datetime import UTC, datetime, timedelta
 
     from anxin.logs import configure_logging
-    from simulators.scenario import Scenario, load_scenario, plain_scenario
+    from simulators.scenario import load_scenario, plain_scenario
     from simulators.virtual_devices import registry_csv, simple_fleet
 
     settings = _settings(ctx)
@@ -338,7 +342,7 @@ def simulate(
 
 
 def _write_traffic(
-    fleet: Any, out: Path, duration_s: float | None, prefix: str, as_json: bool
+    fleet: Scenario, out: Path, duration_s: float | None, prefix: str, as_json: bool
 ) -> None:
     from datetime import timedelta
 
@@ -374,7 +378,7 @@ def _write_traffic(
 
 
 def _run_live(
-    fleet: Any,
+    fleet: Scenario,
     settings: Settings,
     *,
     rate: float | None,
@@ -442,7 +446,7 @@ def _run_live(
 class _Progress:
     """A live line on a terminal (rich, as `anxin bench` draws): what has been sent so far."""
 
-    def __init__(self, enabled: bool, live: Any) -> None:
+    def __init__(self, enabled: bool, live: LiveFleet) -> None:
         self._fleet = live
         self._live: Any = None
         self._last = (0.0, 0)
