@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import OperationalError
 
+from anxin import traffic_cli
 from anxin.database import (
     SchemaNotCurrentError,
     open_database,
@@ -37,6 +38,7 @@ app.add_typer(devices_app, name="devices")
 dead_letters_app = typer.Typer(help="Messages that could not be used.", no_args_is_help=True)
 app.add_typer(dead_letters_app, name="dead-letters")
 app.add_typer(bench_app, name="bench")
+traffic_cli.register(app)
 
 ConfigOption = Annotated[
     Path | None,

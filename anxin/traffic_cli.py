@@ -1,0 +1,548 @@
+"""`anxin simulate`, `anxin record` and `anxin replay`: the composition of simulators/ with the
+configured database, rules and broker."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerting.store import AlertRow
+from anxin.database import open_database, require_current_schema, upgrade
+from anxin.settings import Settings
+from api.users import UserError
+from simulators.scenario_file import ScenarioError, parse_duration
+from simulators.traffic import TrafficFormatError, read_traffic, topics_of
+
+if TYPE_CHECKING:
+    from simulators.live import LiveFleet
+    from simulators.scenario import Scenario
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+def _duration(text: str | None, option: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text).total_seconds()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from exc
+
+
+def _fast_sqlite(sessions: sessionmaker[Session]) -> None:
+    """A throwaway store: no fsync (a crash loses nothing worth keeping)."""
+    engine = sessions.kw["bind"]
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA synchronous=OFF")
+        cursor.close()
+
+
+def replay(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A traffic file (JSON Lines, contract §3).")],
+    speed: Annotated[
+        float, typer.Option("--speed", min=0.01, max=100_000, help="Against the broker: pace × X.")
+    ] = 1.0,
+    virtual: Annotated[
+        bool,
+        typer.Option("--virtual", help="No broker: straight through the rules in virtual time."),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per alert raised, a line each.")
+    ] = False,
+    expect: Annotated[
+        Path | None,
+        typer.Option("--expect", help="A scenario: exit 1 unless its expected alerts were raised."),
+    ] = None,
+    tick: Annotated[
+        str,
+        typer.Option("--tick", help="Virtual: batch and scheduler step (`serve` steps every 5s)."),
+    ] = "60s",
+    keep_db: Annotated[
+        Path | None,
+        typer.Option("--keep-db", help="Virtual: keep the replay's SQLite database here."),
+    ] = None,
+    settle: Annotated[
+        float, typer.Option("--settle", min=1, max=600, help="Broker: wait for ingest this long.")
+    ] = 60.0,
+) -> None:
+    """Play a traffic file back: to the broker at --speed, or --virtual through the rules."""
+    from anxin.logs import configure_logging
+
+    settings = _settings(ctx)
+    configure_logging(settings.log_format, "error")
+    expected = None
+    if expect is not None:
+        from simulators.scenario import load_scenario
+
+        try:
+            expected = load_scenario(expect, settings.catalogue).expected
+        except ScenarioError as exc:
+            raise UserError(str(exc)) from exc
+    try:
+        if virtual:
+            alerts = _replay_virtual(settings, file, _duration(tick, "--tick") or 5.0, keep_db)
+        else:
+            alerts = _replay_live(settings, file, speed, settle)
+    except TrafficFormatError as exc:
+        raise UserError(str(exc)) from exc
+    for alert in alerts:
+        if as_json:
+            typer.echo(json.dumps(alert, ensure_ascii=False))
+        else:
+            typer.echo(
+                f"{alert['created_at']}  {alert['priority']:<8} {alert['type']:<15} "
+                f"{alert['device_id']}  {alert['status']} ×{alert['count']}"
+            )
+    if expected is not None:
+        from simulators.expect import differences
+
+        found = differences(expected, alerts)
+        for line in found[:50]:
+            typer.echo(f"anxin: {line}", err=True)
+        if len(found) > 50:
+            typer.echo(f"anxin: … and {len(found) - 50} more differences", err=True)
+        if found:
+            typer.echo(f"anxin: {len(found)} differences from {expect}", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"as expected by {expect}: {len(expected)} alerts", err=True)
+
+
+def _replay_virtual(
+    settings: Settings, file: Path, tick_s: float, keep_db: Path | None
+) -> list[dict[str, Any]]:
+    from datetime import timedelta
+
+    from alerting.engine import RulesEngine
+    from anxin.service import message_decoder
+    from simulators.replay import VirtualReplay, copy_registry, named_devices
+
+    decoder = message_decoder(settings)
+    first = next((line.time for line in read_traffic(file)), None)
+    if first is None:
+        raise UserError(f"{file}: no traffic in it")
+    try:
+        device_ids, zigbee_names = named_devices(topics_of(file), decoder)
+    except ValueError as exc:  # JSON errors: read_traffic names the line below
+        list(read_traffic(file))
+        raise UserError(f"{file}: {exc}") from exc
+    url = f"sqlite:///{keep_db.resolve()}" if keep_db else "sqlite://"
+    if keep_db is not None and keep_db.exists():
+        raise UserError(f"{keep_db} exists: --keep-db wants a new file")
+    source_engine, source = open_database(settings.database_url)
+    target_engine, target = open_database(url)
+    try:
+        require_current_schema(source_engine)
+        _fast_sqlite(target)
+        upgrade(target_engine)
+        copied = copy_registry(source, target, device_ids, zigbee_names, first)
+        engine = RulesEngine(settings.rules, settings.catalogue)
+        run = VirtualReplay(
+            sessions=target,
+            decoder=message_decoder(settings),
+            engine=engine,
+            catalogue=settings.catalogue,
+            start=first,
+            tick=timedelta(seconds=tick_s),
+            max_batch=settings.ingest_max_batch,
+        )
+        report = run.run(read_traffic(file))
+    finally:
+        source_engine.dispose()
+        target_engine.dispose()
+    span = (report.last - first).total_seconds() if report.last else 0.0
+    typer.echo(
+        f"replayed {report.messages:,} messages ({span / 3600:.2f} h of traffic, "
+        f"{copied:,} registered devices) in {report.wall_s:.1f} s: "
+        f"{len(report.alerts)} alerts, {report.batches:,} batches, {report.ticks:,} ticks",
+        err=True,
+    )
+    return report.alerts
+
+
+def _replay_live(
+    settings: Settings, file: Path, speed: float, settle_s: float
+) -> list[dict[str, Any]]:
+    from ingest.dead_letters import DeadLetterRow
+    from simulators.replay import alerts_since
+    from simulators.replay_live import (
+        ReplayError,
+        connected_client,
+        probe_topic,
+        publish_traffic,
+    )
+
+    broker = settings.broker
+    if broker is None:
+        raise UserError("ANXIN_MQTT_URL is not set: which broker? (or replay --virtual)")
+    engine, sessions = open_database(settings.database_url)
+    try:
+        require_current_schema(engine)
+        with sessions() as session:
+            before = session.scalar(select(func.max(AlertRow.id))) or 0
+        try:
+            client = connected_client(broker, f"anxin-replay-{int(time.time())}")
+        except ReplayError as exc:
+            raise UserError(str(exc)) from exc
+        stop = threading.Event()
+        try:
+            started = time.monotonic()
+            published = publish_traffic(read_traffic(file), client, speed=speed, stop=stop)
+            probe = probe_topic(settings.mqtt_topic_prefix)
+            client.publish(probe, b"{}", qos=1).wait_for_publish(timeout=30)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        deadline = time.monotonic() + settle_s
+        while True:
+            with sessions() as session:
+                seen = session.scalar(
+                    select(DeadLetterRow.id).where(DeadLetterRow.topic == probe).limit(1)
+                )
+            if seen is not None:
+                break
+            if time.monotonic() > deadline:
+                raise UserError(f"ingest did not handle the replay within {settle_s:g} s")
+            time.sleep(0.1)
+        alerts = alerts_since(sessions, before)
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"published {published:,} messages in {time.monotonic() - started:.1f} s: "
+        f"{len(alerts)} alerts opened",
+        err=True,
+    )
+    return alerts
+
+
+def register(app: typer.Typer) -> None:
+    app.command("replay")(replay)
+    app.command("simulate")(simulate)
+    app.command("record")(record)
+
+
+def simulate(
+    ctx: typer.Context,
+    devices: Annotated[
+        int | None,
+        typer.Option("--devices", min=1, max=200_000, help="Fleet size (default 100)."),
+    ] = None,
+    models: Annotated[
+        str | None,
+        typer.Option("--models", help="Comma-separated catalogue models (default: all)."),
+    ] = None,
+    scenario: Annotated[
+        Path | None, typer.Option("--scenario", help="A scenario file (docs/simulators.md).")
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate", min=0.001, help="Messages a second for the whole fleet (speeds time up)."
+        ),
+    ] = None,
+    speed: Annotated[
+        float | None, typer.Option("--speed", min=0.001, help="Virtual seconds per second.")
+    ] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option("--duration", help="How long: 2m, 24h … (live: wall time; --out: virtual)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Same seed, same traffic.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the traffic (JSON Lines) in virtual time; no broker."),
+    ] = None,
+    registry: Annotated[
+        Path | None,
+        typer.Option("--registry", help="Write the fleet as CSV for `anxin devices import`."),
+    ] = None,
+    connections: Annotated[
+        int,
+        typer.Option(
+            "--connections", min=0, max=1000, help="0: one per device; N: N shared connections."
+        ),
+    ] = 0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The summary as one JSON object.")
+    ] = False,
+) -> None:
+    """A virtual fleet: publish over MQTT, or write its traffic to a file (--out)."""
+    from datetime import UTC, datetime, timedelta
+
+    from anxin.logs import configure_logging
+    from simulators.scenario import load_scenario, plain_scenario
+    from simulators.virtual_devices import registry_csv, simple_fleet
+
+    settings = _settings(ctx)
+    configure_logging(settings.log_format, "warning")
+    catalogue = settings.catalogue
+    wanted = _duration(duration, "--duration")
+    fleet: Scenario
+    if scenario is not None:
+        if devices is not None or models is not None:
+            raise typer.BadParameter(
+                "the scenario says what the fleet is", param_hint="--devices/--models"
+            )
+        try:
+            fleet = load_scenario(scenario, catalogue)
+        except ScenarioError as exc:
+            raise UserError(str(exc)) from exc
+        if seed is not None:
+            fleet.seed = seed
+    else:
+        names = [n.strip() for n in (models or ",".join(catalogue)).split(",") if n.strip()]
+        unknown = [n for n in names if n not in catalogue]
+        if unknown or not names:
+            raise typer.BadParameter(
+                f"unknown model(s) {', '.join(unknown)} (known: {', '.join(catalogue)})",
+                param_hint="--models",
+            )
+        if out is not None and wanted is None:
+            raise typer.BadParameter("how much virtual time, e.g. 24h", param_hint="--duration")
+        start = datetime.now(UTC).replace(microsecond=0)
+        span = timedelta(seconds=wanted) if wanted and out is not None else timedelta(days=3650)
+        fleet = plain_scenario(
+            simple_fleet(devices or 100, [catalogue[n] for n in names]),
+            seed or 12349,
+            start,
+            span,
+        )
+    if registry is not None:
+        registry.write_text(registry_csv(fleet.devices), encoding="utf-8")
+        typer.echo(
+            f"{registry}: {len(fleet.devices):,} devices for `anxin devices import`", err=True
+        )
+    if out is not None:
+        _write_traffic(fleet, out, wanted, settings.mqtt_topic_prefix, as_json)
+        return
+    _run_live(
+        fleet,
+        settings,
+        rate=rate,
+        speed=speed,
+        duration_s=wanted,
+        connections=connections,
+        as_json=as_json,
+    )
+
+
+def _write_traffic(
+    fleet: Scenario, out: Path, duration_s: float | None, prefix: str, as_json: bool
+) -> None:
+    from datetime import timedelta
+
+    from simulators.generate import scenario_traffic
+    from simulators.traffic import TrafficWriter
+
+    if duration_s is not None:
+        fleet.end = min(fleet.end, fleet.start + timedelta(seconds=duration_s))
+    counts: Counter[str] = Counter()
+    started = time.perf_counter()
+    with out.open("w", encoding="utf-8") as handle:
+        writer = TrafficWriter(handle)
+        for line in scenario_traffic(fleet, prefix, counts):
+            writer.write(line)
+    summary: dict[str, Any] = {
+        "devices": len(fleet.devices),
+        "messages": sum(counts.values()),
+        "by_kind": dict(sorted(counts.items())),
+        "virtual_start": fleet.start.isoformat(),
+        "virtual_end": fleet.end.isoformat(),
+        "wall_s": round(time.perf_counter() - started, 3),
+        "out": str(out),
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+        return
+    kinds = ", ".join(f"{kind} {count:,}" for kind, count in summary["by_kind"].items())
+    typer.echo(
+        f"{out}: {summary['messages']:,} messages from {len(fleet.devices):,} devices, "
+        f"{fleet.start.isoformat()} to {fleet.end.isoformat()} ({kinds}) "
+        f"in {summary['wall_s']:.1f} s",
+    )
+
+
+def _run_live(
+    fleet: Scenario,
+    settings: Settings,
+    *,
+    rate: float | None,
+    speed: float | None,
+    duration_s: float | None,
+    connections: int,
+    as_json: bool,
+) -> None:
+    """Publish the fleet's traffic to the broker, with a progress display and a summary."""
+    import asyncio
+
+    from simulators.live import LiveFleet, cpu_seconds, natural_rate, run_with_signals
+
+    broker = settings.broker
+    if broker is None:
+        raise UserError("ANXIN_MQTT_URL is not set: which broker? (or --out FILE)")
+    if rate is not None and speed is not None:
+        raise typer.BadParameter("give --rate or --speed, not both", param_hint="--rate")
+    if rate is not None:
+        speed = rate / natural_rate(fleet)
+    live = LiveFleet(
+        fleet,
+        broker,
+        prefix=settings.mqtt_topic_prefix,
+        connections=connections,
+        speed=speed or 1.0,
+    )
+    display = _Progress(sys.stderr.isatty() and not as_json, live)
+    cpu_before = cpu_seconds()
+    started = time.monotonic()
+    with display:
+        interrupted = asyncio.run(run_with_signals(live, duration_s, display.show))
+    wall_s = time.monotonic() - started
+    counts = live.counts
+    summary: dict[str, Any] = {
+        "devices": len(fleet.devices),
+        "connections": counts.links,
+        "speed": round(live.speed, 3),
+        "wall_s": round(wall_s, 2),
+        "connect_s": round(counts.connect_s, 2),
+        "publish_s": round(counts.publish_s, 2),
+        "messages": counts.published,
+        "msgs_per_s": (round(counts.published / counts.publish_s, 1) if counts.publish_s else None),
+        "by_kind": dict(sorted(counts.by_kind.items())),
+        "errors": dict(sorted(counts.errors.items())),
+        "cpu_s": round(cpu_seconds() - cpu_before, 2),
+        "interrupted": interrupted,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+        return
+    kinds = ", ".join(f"{kind} {count:,}" for kind, count in summary["by_kind"].items())
+    errors = ", ".join(f"{kind} ×{count:,}" for kind, count in summary["errors"].items())
+    typer.echo(
+        f"anxin simulate: {len(fleet.devices):,} devices over {counts.links:,} connections, "
+        f"{wall_s:.1f} s at ×{live.speed:g}{' (interrupted)' if interrupted else ''} "
+        f"(connecting {counts.connect_s:.1f} s, publishing {counts.publish_s:.1f} s)\n"
+        f"  messages  {counts.published:,} ({summary['msgs_per_s'] or 0:,.0f}/s): "
+        f"{kinds or 'none'}\n"
+        f"  errors    {errors or 'none'}\n"
+        f"  cpu       {summary['cpu_s']:.1f} s in this process"
+    )
+
+
+class _Progress:
+    """A live line on a terminal (rich, as `anxin bench` draws): what has been sent so far."""
+
+    def __init__(self, enabled: bool, live: LiveFleet) -> None:
+        self._fleet = live
+        self._live: Any = None
+        self._last = (0.0, 0)
+        if enabled:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(console=Console(stderr=True), auto_refresh=False, transient=True)
+
+    def __enter__(self) -> _Progress:
+        if self._live is not None:
+            self._live.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+    def show(self, elapsed: float) -> None:
+        if self._live is None:
+            return
+        from rich.text import Text
+
+        counts = self._fleet.counts
+        then, sent = self._last
+        rate = (counts.published - sent) / (elapsed - then) if elapsed > then else 0.0
+        self._last = (elapsed, counts.published)
+        virtual = counts.virtual_now.isoformat(timespec="seconds") if counts.virtual_now else "-"
+        kinds = "  ".join(f"{k} {v:,}" for k, v in counts.by_kind.most_common(6))
+        errors = sum(counts.errors.values())
+        self._live.update(
+            Text.assemble(
+                (f"{elapsed:7.1f} s", "bold"),
+                f"  connected {counts.connected:,}/{counts.links:,}  sent {counts.published:,}"
+                f" ({rate:,.0f}/s)  virtual {virtual}  errors {errors}\n  {kinds}\n",
+                ("Ctrl-C stops the fleet", "dim"),
+            ),
+            refresh=True,
+        )
+
+
+def record(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="The traffic file to write (JSON Lines).")],
+    topic: Annotated[
+        list[str] | None,
+        typer.Option("--topic", help="A topic filter (repeatable); default: what ingest reads."),
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option("--duration", help="Stop after this long (90s, 5m …).")
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", min=1, help="Stop after this many messages.")
+    ] = None,
+) -> None:
+    """Subscribe to the broker and write what arrives as JSON Lines, until Ctrl-C."""
+    import os
+    import signal
+
+    from anxin.service import message_decoder
+    from simulators.recorder import Recorder
+    from simulators.traffic import TrafficWriter
+
+    settings = _settings(ctx)
+    broker = settings.broker
+    if broker is None:
+        raise UserError("ANXIN_MQTT_URL is not set: which broker?")
+    topics = topic or message_decoder(settings).subscriptions()
+    stop = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        with out.open("w", encoding="utf-8") as handle:
+            recorder = Recorder(
+                broker,
+                topics,
+                TrafficWriter(handle),
+                client_id=f"anxin-record-{os.getpid()}",
+                max_messages=count,
+            )
+            try:
+                recorder.start()
+            except OSError as exc:
+                raise UserError(
+                    f"cannot reach the broker {broker.host}:{broker.port}: {exc}"
+                ) from exc
+            if recorder.subscribed.wait(10):
+                typer.echo(f"recording {', '.join(topics)} to {out}; Ctrl-C stops", err=True)
+            counts = recorder.run(stop, _duration(duration, "--duration"))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    qos = ", ".join(f"QoS {q}: {n:,}" for q, n in sorted(counts.by_qos.items()))
+    typer.echo(
+        f"{out}: {counts.messages:,} messages ({qos or 'none'}; {counts.retained:,} retained, "
+        f"{counts.binary:,} not UTF-8), {counts.link_changes} link changes"
+    )
