@@ -47,6 +47,21 @@ def _insert(session: Session) -> Any:
     return sqlite.insert(table)
 
 
+def _rows(deadlines: Iterable[SetDeadline]) -> list[dict[str, Any]]:
+    return [
+        {
+            "rule": d.rule.value,
+            "subject": d.subject,
+            "elder_id": d.elder_id,
+            "device_id": d.device_id,
+            "basis_at": d.basis_at,
+            "planned_at": d.due_at,
+            "due_at": d.due_at,
+        }
+        for d in deadlines
+    ]
+
+
 def set_deadlines(session: Session, deadlines: Iterable[SetDeadline]) -> None:
     """Write what events said, one statement for the batch: a deadline only moves to a newer
     basis (an event delivered late changes nothing)."""
@@ -71,20 +86,9 @@ def set_deadlines(session: Session, deadlines: Iterable[SetDeadline]) -> None:
         },
         where=table.c.basis_at < excluded.basis_at,
     )
+    # Sorted: concurrent writers take the rows' locks in one order (no deadlock).
     session.execute(
-        statement,
-        [
-            {
-                "rule": d.rule.value,
-                "subject": d.subject,
-                "elder_id": d.elder_id,
-                "device_id": d.device_id,
-                "basis_at": d.basis_at,
-                "planned_at": d.due_at,
-                "due_at": d.due_at,
-            }
-            for d in sorted(latest.values(), key=lambda d: (d.rule.value, d.subject))
-        ],
+        statement, _rows(sorted(latest.values(), key=lambda d: (d.rule.value, d.subject)))
     )
 
 
@@ -93,21 +97,7 @@ def arm_if_absent(session: Session, deadlines: Sequence[SetDeadline]) -> None:
     if not deadlines:
         return
     statement = _insert(session).on_conflict_do_nothing()
-    session.execute(
-        statement,
-        [
-            {
-                "rule": d.rule.value,
-                "subject": d.subject,
-                "elder_id": d.elder_id,
-                "device_id": d.device_id,
-                "basis_at": d.basis_at,
-                "planned_at": d.due_at,
-                "due_at": d.due_at,
-            }
-            for d in deadlines
-        ],
-    )
+    session.execute(statement, _rows(deadlines))
 
 
 def due_deadlines(session: Session, now: datetime, limit: int) -> list[DeadlineRow]:

@@ -86,7 +86,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             "ANXIN_SSE_POLL_S": "0.1",
         }
         ingest = anxin_env(folder / "anxin", **common)
-        api = anxin_env(folder / "anxin", **common)
+        # Its own broker connection tells devices; a device not told would be one more event.
+        api = anxin_env(folder / "anxin", ANXIN_MQTT_DOWNLINK_URL=mosquitto.url, **common)
         engine, sessions = open_database(ingest.env["ANXIN_DATABASE_URL"])
         upgrade(engine)
         with sessions.begin() as session:
