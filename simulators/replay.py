@@ -151,8 +151,14 @@ class VirtualReplay:
     ) -> None:
         self.clock = VirtualClock(start)
         self._sessions = sessions
+        # Nobody edits the replay's registry while it runs (it is copied before), so the
+        # registry cache need not re-read it every 10 s of virtual time, i.e. at every batch.
         self._pipeline = IngestPipeline(
-            sessions=sessions, decoder=decoder, engine=engine, clock=self.clock
+            sessions=sessions,
+            decoder=decoder,
+            engine=engine,
+            clock=self.clock,
+            registry_ttl=timedelta.max,
         )
         self._scheduler = Scheduler(
             sessions=sessions, engine=engine, catalogue=catalogue, clock=self.clock
