@@ -87,7 +87,7 @@ def named_devices(topics: Iterable[str], decoder: MessageDecoder) -> tuple[set[s
     """Device ids and Zigbee2MQTT friendly names the topics speak of."""
     ids: set[str] = set()
     others = []
-    for topic in topics:
+    for topic in dict.fromkeys(topics):  # each topic once: a fleet repeats a few thousand
         parsed = parse_uplink(topic, decoder.prefix)
         if parsed is not None:
             ids.add(parsed.device_id)
