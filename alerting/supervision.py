@@ -1,7 +1,10 @@
 """Link supervision: which devices have been silent past their model's window.
 
 A heap of deadlines keyed by device, so the cost of a sighting does not grow with the fleet:
-a sighting pushes one entry; stale entries are skipped when they surface. Pure: the shell
+a sighting pushes one entry; stale entries are dropped when they surface. Each watched device
+remembers the deadline of its one live entry, so a stale one is told apart without arithmetic
+and never pushed again (the heap holds about one entry per sighting of the last window, not
+one per sighting ever). Pure: the shell
 (alerting/scheduler.py) feeds it what the database says and asks it what is due.
 """
 
@@ -18,6 +21,7 @@ from alerting.outages import Outages, silence_deadline
 class Watched:
     last_heard: datetime
     window: timedelta
+    queued: datetime  # the deadline of its live heap entry
 
 
 class LinkSupervisor:
@@ -33,8 +37,9 @@ class LinkSupervisor:
         known = self._watched.get(device_id)
         if known is not None and known.last_heard >= last_heard and known.window == window:
             return
-        self._watched[device_id] = Watched(last_heard=last_heard, window=window)
-        heapq.heappush(self._heap, (last_heard + window, device_id))
+        deadline = last_heard + window
+        self._watched[device_id] = Watched(last_heard=last_heard, window=window, queued=deadline)
+        heapq.heappush(self._heap, (deadline, device_id))
 
     def forget(self, device_id: str) -> None:
         self._watched.pop(device_id, None)  # its heap entries are skipped when they surface
@@ -45,15 +50,18 @@ class LinkSupervisor:
             return []
         silent = []
         while self._heap and self._heap[0][0] <= now:
-            _, device_id = heapq.heappop(self._heap)
+            queued, device_id = heapq.heappop(self._heap)
             watched = self._watched.get(device_id)
-            if watched is None:
-                continue
+            if watched is None or watched.queued != queued:
+                continue  # forgotten, or superseded by a newer entry
             deadline = silence_deadline(watched.last_heard, watched.window, outages, now)
             if deadline is None:
                 continue
             if deadline > now:
                 # A newer sighting or an outage moved it: look again then.
+                self._watched[device_id] = Watched(
+                    last_heard=watched.last_heard, window=watched.window, queued=deadline
+                )
                 heapq.heappush(self._heap, (deadline, device_id))
                 continue
             silent.append(device_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
@@ -44,7 +44,7 @@ from ingest import metrics
 from ingest.dead_letters import store_dead_letters
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
-from ingest.registry_cache import DeadlineThrottle, DeviceCache, SightingThrottle
+from ingest.registry_cache import REGISTRY_TTL, DeadlineThrottle, DeviceCache, SightingThrottle
 from ingest.telemetry.points import Point, points_of
 
 log = structlog.get_logger(__name__)
@@ -104,12 +104,13 @@ class IngestPipeline:
         engine: RulesEngine,
         clock: Clock = system_clock,
         telemetry_points: bool = True,
+        registry_ttl: timedelta = REGISTRY_TTL,
     ) -> None:
         self._sessions, self._decoder, self._engine = sessions, decoder, engine
         self._clock = clock
         # Without a telemetry store, no points are made (a few µs a message saved).
         self._telemetry_points = telemetry_points
-        self._devices = DeviceCache(clock)
+        self._devices = DeviceCache(clock, registry_ttl)
         self._sightings = SightingThrottle()
         self._deadlines = DeadlineThrottle()
         # Recent occurrences per device, for the engine's rate limit (kept once committed).

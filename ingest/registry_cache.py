@@ -12,6 +12,9 @@ from alerting.decisions import DeadlineRule, SetDeadline
 from devices.clock import Clock
 from devices.registry import DeviceInfo, Sighting, find_devices, merge_sightings
 
+# How long a registered device's model and elder are trusted before they are read again.
+REGISTRY_TTL = timedelta(seconds=10)
+
 
 class DeviceCache:
     """Registered devices as the rules see them, re-read after ``ttl``.
@@ -20,7 +23,7 @@ class DeviceCache:
     is known at once; a change to a known one (model, elder) shows within ``ttl``.
     """
 
-    def __init__(self, clock: Clock, ttl: timedelta = timedelta(seconds=10)) -> None:
+    def __init__(self, clock: Clock, ttl: timedelta = REGISTRY_TTL) -> None:
         self._clock, self._ttl = clock, ttl
         self._known: dict[str, tuple[DeviceInfo, datetime]] = {}
 

@@ -87,7 +87,7 @@ def named_devices(topics: Iterable[str], decoder: MessageDecoder) -> tuple[set[s
     """Device ids and Zigbee2MQTT friendly names the topics speak of."""
     ids: set[str] = set()
     others = []
-    for topic in topics:
+    for topic in dict.fromkeys(topics):  # each topic once: a fleet repeats a few thousand
         parsed = parse_uplink(topic, decoder.prefix)
         if parsed is not None:
             ids.add(parsed.device_id)
@@ -151,8 +151,14 @@ class VirtualReplay:
     ) -> None:
         self.clock = VirtualClock(start)
         self._sessions = sessions
+        # Nobody edits the replay's registry while it runs (it is copied before), so the
+        # registry cache need not re-read it every 10 s of virtual time, i.e. at every batch.
         self._pipeline = IngestPipeline(
-            sessions=sessions, decoder=decoder, engine=engine, clock=self.clock
+            sessions=sessions,
+            decoder=decoder,
+            engine=engine,
+            clock=self.clock,
+            registry_ttl=timedelta.max,
         )
         self._scheduler = Scheduler(
             sessions=sessions, engine=engine, catalogue=catalogue, clock=self.clock
