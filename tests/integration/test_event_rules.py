@@ -13,8 +13,8 @@ from alerting.store import AlertRow, get_timeline
 from devices.codec import NativeCodec
 from devices.registry import register_device
 from ingest.decoding import MessageDecoder
-from ingest.mqtt import Delivery
 from ingest.pipeline import IngestPipeline
+from tests.support.mqtt import delivery as mqtt_delivery
 
 T0 = datetime(2026, 11, 22, 3, 10, tzinfo=UTC)
 
@@ -34,17 +34,8 @@ class Fleet:
 
     def send(self, device_id: str, kind: str, body: dict[str, object], after_s: float = 0) -> None:
         self.now += timedelta(seconds=after_s)
-        payload = json.dumps({"ts": self.now.isoformat(), **body}).encode()
-        delivery = Delivery(
-            topic=f"anxin/v1/{device_id}/{kind}",
-            payload=payload,
-            qos=1,
-            retain=False,
-            mid=1,
-            connection=1,
-            received_at=self.now,
-        )
-        self.pipeline.store([delivery])
+        payload = json.dumps({"ts": self.now.isoformat(), **body})
+        self.pipeline.store([mqtt_delivery(f"anxin/v1/{device_id}/{kind}", payload, self.now)])
 
     def alerts(self) -> list[AlertRow]:
         with self.sessions() as session:

@@ -18,14 +18,13 @@ from ingest.dead_letters import DeadLetterRow
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
 from ingest.pipeline import IngestPipeline
+from tests.support.mqtt import delivery as mqtt_delivery
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
 
 def delivery(topic: str, payload: bytes, at: datetime = T0, mid: int = 1) -> Delivery:
-    return Delivery(
-        topic=topic, payload=payload, qos=1, retain=False, mid=mid, connection=1, received_at=at
-    )
+    return mqtt_delivery(topic, payload, at, mid=mid)
 
 
 def pipeline(sessions: sessionmaker[Session]) -> IngestPipeline:

@@ -35,6 +35,7 @@ from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
 from ingest.pipeline import IngestPipeline
 from tests.support.mosquitto import Mosquitto
+from tests.support.mqtt import delivery as mqtt_delivery
 from tests.support.mqtt import listening, mosquitto_pub
 from tests.support.service import AnxinEnv, anxin_env, running_anxin, wait_until
 
@@ -159,9 +160,7 @@ def test_many_transactions_at_once_make_one_alert_per_device(postgres: Database)
 
 
 def delivery(topic: str, payload: bytes) -> Delivery:
-    return Delivery(
-        topic=topic, payload=payload, qos=1, retain=False, mid=1, connection=1, received_at=T0
-    )
+    return mqtt_delivery(topic, payload, T0)
 
 
 def test_an_sos_with_a_seq_beyond_32_bits_is_stored_whole(postgres: Database) -> None:

@@ -22,12 +22,12 @@ from devices.codec import NativeCodec
 from devices.elders import ElderRow
 from devices.registry import register_device
 from ingest.decoding import MessageDecoder
-from ingest.mqtt import Delivery
 from ingest.pipeline import IngestPipeline
 from ingest.telemetry.sink_v1 import InfluxV1
 from ingest.telemetry.spool import Spool
 from ingest.telemetry.writer import TelemetryWriter
 from tests.support.influx import InfluxServer
+from tests.support.mqtt import delivery as mqtt_delivery
 
 pytestmark = pytest.mark.integration
 
@@ -43,16 +43,7 @@ USERS = {
 }
 
 
-def _delivery(topic: str, payload: str, at: datetime) -> Delivery:
-    return Delivery(
-        topic=topic,
-        payload=payload.encode(),
-        qos=1,
-        retain=False,
-        mid=1,
-        connection=1,
-        received_at=at,
-    )
+_delivery = mqtt_delivery
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
 from ingest.pipeline import IngestPipeline
 from tests.support.mosquitto import Mosquitto
+from tests.support.mqtt import delivery as mqtt_delivery
 from tests.support.mqtt import mosquitto_pub
 from tests.support.service import anxin_env, running_anxin, wait_until
 
@@ -76,17 +77,8 @@ class Home:
             return elder.id
 
     def send(self, device_id: str, kind: str) -> None:
-        payload = json.dumps({"ts": self.now.isoformat(), "type": kind}).encode()
-        delivery = Delivery(
-            topic=f"anxin/v1/{device_id}/event",
-            payload=payload,
-            qos=1,
-            retain=False,
-            mid=1,
-            connection=1,
-            received_at=self.now,
-        )
-        self.pipeline.store([delivery])
+        payload = json.dumps({"ts": self.now.isoformat(), "type": kind})
+        self.pipeline.store([mqtt_delivery(f"anxin/v1/{device_id}/event", payload, self.now)])
 
     def at(self, moment: datetime, *, listening: bool = True) -> list[str]:
         """Move the clock to ``moment`` and let the scheduler look: the alert types raised."""

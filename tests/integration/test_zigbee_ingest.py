@@ -15,20 +15,13 @@ from ingest.dead_letters import DeadLetterRow
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
 from ingest.pipeline import IngestPipeline
+from tests.support.mqtt import delivery as mqtt_delivery
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
 
 def delivery(topic: str, payload: str, mid: int = 1) -> Delivery:
-    return Delivery(
-        topic=topic,
-        payload=payload.encode(),
-        qos=0,
-        retain=False,
-        mid=mid,
-        connection=1,
-        received_at=T0,
-    )
+    return mqtt_delivery(topic, payload, T0, qos=0, mid=mid)
 
 
 def test_zigbee_buttons_and_sensors_reach_the_registry_and_the_queue(

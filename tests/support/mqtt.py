@@ -6,9 +6,22 @@ import queue
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from ingest.mqtt import Delivery
+
+
+def delivery(
+    topic: str, payload: bytes | str, at: datetime, *, qos: int = 1, mid: int = 1
+) -> Delivery:
+    """A message as the broker connection hands it to the pipeline, received at ``at``."""
+    body = payload.encode() if isinstance(payload, str) else payload
+    return Delivery(
+        topic=topic, payload=body, qos=qos, retain=False, mid=mid, connection=1, received_at=at
+    )
 
 
 def mosquitto_pub(
