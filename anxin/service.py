@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 import uvicorn
 from paho.mqtt.enums import MQTTProtocolVersion
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.engine import RulesEngine
@@ -41,6 +42,7 @@ from ingest.pipeline import IngestPipeline
 from ingest.publisher import BrokerPublisher, PublisherOptions
 from ingest.pulse import keep_pulse
 from ingest.service import IngestService
+from ingest.takeover import Members, TakeoverOptions
 from ingest.telemetry.ports import TelemetryReader
 from ingest.telemetry.writer import TelemetryWriter
 
@@ -124,6 +126,7 @@ async def run_service(
         streams = TimelineWatch(stream_settings(settings))
         readiness: dict[str, ReadinessCheck] = {"database": lambda: database_reachable(engine)}
         connection = ingest = server = listener = publisher = None
+        members: Members | None = None
         writer: TelemetryWriter | None = None
         if telemetry is not None:
             readiness["telemetry"] = telemetry.ping
@@ -134,6 +137,9 @@ async def run_service(
             sink = telemetry_store(settings)
             writer = telemetry_writer(settings, sink) if sink is not None else None
             ingest = ingest_service(settings, connection, decoder, sessions, feed, clock, writer)
+            members = ingest_members(
+                settings, engine, broker, connection, sessions, feed, clock, writer
+            )
         if roles.api:
             # Acks and Commands go out on ingest's connection; an API-only process gets a
             # publisher of its own on ANXIN_MQTT_DOWNLINK_URL (its own account). Without one:
@@ -182,6 +188,8 @@ async def run_service(
                     tasks.create_task(
                         keep_pulse(sessions, connection, clock, stop), name="ingest-pulse"
                     )
+                    if members is not None:
+                        tasks.create_task(members.run(stop), name="ingest-members")
                 if roles.scheduler:
                     tasks.create_task(
                         run_when_leader(
@@ -334,6 +342,7 @@ def ingest_service(
     feed: AlertFeed,
     clock: Clock,
     telemetry: TelemetryWriter | None = None,
+    downlink: MqttConnection | None = None,
 ) -> IngestService:
     pipeline = IngestPipeline(
         sessions=sessions,
@@ -349,6 +358,39 @@ def ingest_service(
         topic_prefix=settings.mqtt_topic_prefix,
         max_batch=settings.ingest_max_batch,
         telemetry=telemetry.submit if telemetry is not None else None,
+        downlink=downlink,
+    )
+
+
+def ingest_members(
+    settings: Settings,
+    engine: Engine,
+    broker: BrokerAddress,
+    connection: MqttConnection,
+    sessions: sessionmaker[Session],
+    feed: AlertFeed,
+    clock: Clock,
+    telemetry: TelemetryWriter | None,
+) -> Members | None:
+    """Members sharing the uplinks drain a dead member's session: on PostgreSQL, with a
+    shared group (SQLite is one process on one host)."""
+    if engine.dialect.name != "postgresql" or not settings.mqtt_shared_group:
+        return None
+
+    def drain_service(takeover: MqttConnection) -> IngestService:
+        # A pipeline of its own; the devices' Acks leave on the member's own connection.
+        return ingest_service(
+            settings, takeover, message_decoder(settings), sessions, feed, clock, telemetry,
+            downlink=connection,
+        )  # fmt: skip
+
+    return Members(
+        engine=engine,
+        broker=broker,
+        session=connection.options,
+        drain_service=drain_service,
+        options=TakeoverOptions(grace_s=settings.ingest_takeover_grace_s),
+        clock=clock,
     )
 
 

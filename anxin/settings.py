@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     ingest_max_batch: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    # Ingest members (ANXIN_MQTT_SHARED_GROUP on PostgreSQL): a member unseen this long, whose
+    # lock is free, is gone, and a live member drains its broker session (ingest/takeover.py).
+    ingest_takeover_grace_s: Annotated[float, Field(ge=1, le=300)] = 5.0
 
     # Telemetry in InfluxDB (docs/telemetry.md); no URL: telemetry is not stored.
     influx_url: str | None = None

@@ -137,6 +137,10 @@ class SessionOptions:
     inbox_limit: int = 100_000
     # Seconds between two connection attempts: doubling from the first to the second.
     reconnect_delay_s: tuple[float, float] = (1.0, 30.0)
+    # Resume another member's session to drain it (ingest/takeover.py): on connecting,
+    # unsubscribe ``subscriptions`` (the session has them) rather than subscribe, so that only
+    # what was already queued or in flight for it comes; one connection, never a reconnect.
+    takeover: bool = False
 
 
 class MalformedPublishError(ValueError):
@@ -331,8 +335,14 @@ class MqttConnection:
         self._connected = False
         self._came_up = False  # the current connection got as far as its SUBACK
         self._received_at = clock()
+        # When a message last came in or was acknowledged (monotonic): a drain ends after quiet.
+        self.last_activity = time.monotonic()
         self._client = self._make_client()
         metrics.INBOX_DEPTH.set_function(lambda: len(self._inbox))
+
+    @property
+    def options(self) -> SessionOptions:
+        return self._options
 
     @property
     def connected(self) -> bool:
@@ -369,6 +379,7 @@ class MqttConnection:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_subscribe
         client.on_socket_close = self._on_socket_close
         properties = None
         if v5:
@@ -390,15 +401,32 @@ class MqttConnection:
         log.info("mqtt.connecting", host=self._broker.host, port=self._broker.port)
         self._supervisor = self._loop.create_task(self._keep_connected(), name="mqtt")
 
-    async def stop(self) -> None:
-        """Disconnect normally: the broker keeps the session and what was not acknowledged."""
+    @property
+    def pending(self) -> int:
+        """Deliveries received and not yet taken by ``next_batch``."""
+        return len(self._inbox)
+
+    @property
+    def closed(self) -> bool:
+        """The connection ended (a takeover's one connection: drained, or taken back)."""
+        return self._closed.is_set() and not self._connecting
+
+    async def stop(self, *, end_session: bool = False) -> None:
+        """Disconnect normally: the broker keeps the session and what was not acknowledged.
+
+        ``end_session`` (MQTT 5): the broker drops the session instead (a drained takeover).
+        """
         self._stopping.set()
         if self._supervisor is not None:
             # It ends at once, unless a connect is under way in a thread (5 s at most).
             await asyncio.wait([self._supervisor])
             self._supervisor = None
         if self._client.socket() is not None:
-            self._client.disconnect()
+            properties = None
+            if end_session and self._options.protocol is MQTTProtocolVersion.MQTTv5:
+                properties = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+                properties.SessionExpiryInterval = 0
+            self._client.disconnect(properties=properties)
             for _ in range(40):  # the DISCONNECT waits for room in the socket's buffer
                 if self._client.socket() is None:
                     break
@@ -434,6 +462,7 @@ class MqttConnection:
         if self._fd is None or self._connecting:
             return
         current, client = self._connection, self._client
+        self.last_activity = time.monotonic()
         ours = [d for d in deliveries if d.qos > 0 and d.connection == current]
         if isinstance(client, _BulkClient):
             client.puback([d.mid for d in ours if d.qos == 1])
@@ -489,6 +518,9 @@ class MqttConnection:
                 await self._wait_until(self._closed)
                 if self._came_up:
                     delay = low  # it was a working connection: start the backoff again
+            if self._options.takeover:
+                self._closed.set()
+                return
             if await self._wait_until(self._stopping, within_s=delay):
                 return
             delay = min(delay * 2, high)
@@ -610,6 +642,15 @@ class MqttConnection:
             log.error("mqtt.connect_refused", reason=str(reason))
             return
         self._connection += 1
+        if self._options.takeover:
+            # MQTT 5 unsubscribes what it is given; a session without subscriptions is up.
+            filters = list(self._options.subscriptions)
+            if filters:
+                client.unsubscribe(filters)
+            else:
+                self._on_subscribe(client, None, 0, [], None)
+            log.info("mqtt.takeover_connected", client_id=self._options.client_id)
+            return
         client.subscribe([(topic, 1) for topic in self._options.subscriptions])
         log.info("mqtt.connected", host=self._broker.host, port=self._broker.port)
 
@@ -618,14 +659,16 @@ class MqttConnection:
         _client: paho.Client,
         _userdata: Any,
         _mid: int,
-        reasons: list[ReasonCode],
+        reasons: list[ReasonCode] | ReasonCode,
         _properties: Properties | None,
     ) -> None:
+        reasons = reasons if isinstance(reasons, list) else [reasons]
         refused = [str(reason) for reason in reasons if reason.is_failure]
         if refused:
             log.error("mqtt.subscribe_refused", reasons=refused)
         self._came_up = True
         self._connected = True
+        self.last_activity = time.monotonic()
         self._up.set()
         metrics.MQTT_CONNECTED.set(1)
 
@@ -656,6 +699,7 @@ class MqttConnection:
             # Only QoS 0 can be shed (never an SOS); QoS 1 is bounded by the in-flight window.
             metrics.INBOX_DROPPED.inc()
             return
+        self.last_activity = time.monotonic()
         self._inbox.append(
             Delivery(
                 topic=text,

@@ -46,8 +46,16 @@ class IngestService:
         max_batch: int = 1000,
         retry_delay_s: Callable[[int], float] | None = None,
         telemetry: TelemetryHandOver | None = None,
+        downlink: MqttConnection | None = None,
     ) -> None:
         self._connection, self._pipeline, self._feed = connection, pipeline, feed
+        # Where the devices' Acks go: the connection itself, or (a takeover's drain, whose
+        # connection ends with its session) the member's own.
+        self._downlink = downlink or connection
+        # A batch is being stored or acknowledged (a drain waits for it before it ends).
+        self.busy = False
+        # Messages stored and acknowledged so far.
+        self.handled = 0
         self._telemetry = telemetry
         self._prefix, self._max_batch = topic_prefix, max_batch
         self._retry_delay_s = retry_delay_s or _jittered_backoff
@@ -66,22 +74,32 @@ class IngestService:
                 batch = await self._connection.next_batch(self._max_batch)
                 if not batch:
                     continue
-                started = time.perf_counter()
-                result = await self._store(batch)
-                if result is None:
-                    break  # stopped while the store was away: the broker keeps the batch
-                metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-                metrics.BATCH_SIZE.observe(len(batch))
-                self._connection.ack(batch)
-                self._tell_devices(result.device_acks)
-                if result.changes:
-                    self._feed.publish(result.changes)
-                if result.points and self._telemetry is not None:
-                    # Last, and on the writer thread, not awaited: the acks and the next
-                    # batch never wait for it.
-                    self._writer.submit(_hand_over, self._telemetry, result.points)
+                self.busy = True
+                try:
+                    if not await self._handle(batch):
+                        break  # stopped while the store was away: the broker keeps the batch
+                finally:
+                    self.busy = False
         finally:
             self._writer.shutdown(wait=True)
+
+    async def _handle(self, batch: Sequence[Delivery]) -> bool:
+        started = time.perf_counter()
+        result = await self._store(batch)
+        if result is None:
+            return False
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.observe(len(batch))
+        self._connection.ack(batch)
+        self.handled += len(batch)
+        self._tell_devices(result.device_acks)
+        if result.changes:
+            self._feed.publish(result.changes)
+        if result.points and self._telemetry is not None:
+            # Last, and on the writer thread, not awaited: the acks and the next
+            # batch never wait for it.
+            self._writer.submit(_hand_over, self._telemetry, result.points)
+        return True
 
     async def _store(self, batch: Sequence[Delivery]) -> BatchResult | None:
         """Store the batch, waiting out an absent store; never drops it, never acks it early."""
@@ -108,7 +126,7 @@ class IngestService:
             message = SOS_RECEIVED_MESSAGE if ack.status is AckStatus.RECEIVED else ""
             payload = AckPayload(alert_id=ack.alert_id, status=ack.status, message=message)
             topic = downlink_topic(ack.device_id, Downlink.ACK, self._prefix)
-            self._connection.publish(topic, payload.model_dump_json().encode(), qos=1)
+            self._downlink.publish(topic, payload.model_dump_json().encode(), qos=1)
 
 
 def _hand_over(telemetry: TelemetryHandOver, points: Sequence[Point]) -> None:
