@@ -25,8 +25,9 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, make_transient_to_detached, mapped_column, relationship
 
 from alerting.decisions import RaiseAlert
 from alerting.engine import OpenAlert
@@ -130,12 +131,110 @@ class AlertChange:
     type: str
 
 
+# What lock_open_alerts found, in the session's info: the rows, and the devices looked up.
+_LOCKED_ROWS = "anxin.open_alerts"
+_LOCKED_DEVICES = "anxin.open_alert_devices"
+
+
+def lock_open_alerts(session: Session, device_ids: Sequence[str]) -> None:
+    """Read and lock (FOR UPDATE, in id order) the open alerts of these devices at once, for the
+    raises and closes that follow in the same transaction: one query for a whole batch instead
+    of one per decision. An alert another process opens meanwhile is still found (the insert
+    meets it, below)."""
+    wanted = sorted(set(device_ids) - session.info.get(_LOCKED_DEVICES, set()))
+    if not wanted:
+        return
+    rows = session.scalars(
+        select(AlertRow)
+        .where(AlertRow.device_id.in_(wanted), AlertRow.status.in_(_OPEN))
+        .order_by(AlertRow.id)
+        .with_for_update()
+    )
+    found: dict[tuple[str, str], AlertRow] = session.info.setdefault(_LOCKED_ROWS, {})
+    for row in rows:
+        found[(row.device_id, row.type)] = row
+    session.info.setdefault(_LOCKED_DEVICES, set()).update(wanted)
+
+
+def has_open_alert(session: Session, device_id: str, alert: AlertType) -> bool | None:
+    """Whether lock_open_alerts found an open alert of the device and type (None: not looked)."""
+    if device_id not in session.info.get(_LOCKED_DEVICES, ()):
+        return None
+    return _open_row(session, device_id, alert) is not None
+
+
+def open_new_alerts(
+    session: Session, decisions: Sequence[RaiseAlert], now: datetime
+) -> list[AlertChange | None]:
+    """Open these alerts, each of a device with no open alert of its type, in one INSERT
+    (PostgreSQL; elsewhere nothing is done). An alert another transaction opened meanwhile is
+    not inserted: None in its place, for raise_or_coalesce to count the repeat on it."""
+    if not decisions or session.get_bind().dialect.name != "postgresql":
+        return [None] * len(decisions)
+    rows = [_new_values(decision, now) for decision in decisions]
+    statement = (
+        postgresql.insert(AlertRow)
+        .on_conflict_do_nothing(index_elements=["device_id", "type"], index_where=text(_OPEN_SQL))
+        .returning(AlertRow.id, AlertRow.device_id, AlertRow.type)
+    )
+    with session.no_autoflush:
+        # Many parameter sets: SQLAlchemy sends them as few multi-row INSERTs (its
+        # "insertmanyvalues"), compiled once.
+        result = session.connection().execute(statement, rows)
+        inserted = {(d, t): i for i, d, t in result}
+    changes: list[AlertChange | None] = []
+    for decision, values in zip(decisions, rows, strict=True):
+        alert_id = inserted.get((decision.device_id, decision.type.value))
+        if alert_id is None:
+            changes.append(None)
+            continue
+        changes.append(_created(session, _attached(alert_id, values), decision, now))
+    return changes
+
+
+def _new_values(decision: RaiseAlert, now: datetime) -> dict[str, Any]:
+    return {
+        "device_id": decision.device_id,
+        "elder_id": decision.elder_id,
+        "type": decision.type.value,
+        "category": decision.category.value,
+        "priority": decision.priority.value,
+        "priority_rank": decision.priority.rank,
+        "status": AlertStatus.NEW.value,
+        "count": 1,
+        "created_at": now,
+        "updated_at": now,
+        "occurred_at": decision.occurred_at,
+        "last_occurred_at": decision.occurred_at,
+        "location": dict(decision.location) if decision.location else None,
+        "attributes": dict(decision.attributes),
+        "last_seq": decision.seq,
+        "claimed_at": None,
+        "claimed_by": None,
+        "resolved_at": None,
+        "outcome": None,
+        "queued_at": now,
+        "escalated_at": None,
+        "reminded_at": None,
+        "reminders": 0,
+        "contacts_notified_at": None,
+    }
+
+
+def _attached(alert_id: int, values: Mapping[str, Any]) -> AlertRow:
+    """The ORM row of an alert just inserted by a Core statement, in the session without a
+    query: every column is set, so nothing is loaded again."""
+    row = AlertRow(id=alert_id, **values)
+    make_transient_to_detached(row)
+    return row
+
+
 def raise_or_coalesce(session: Session, decision: RaiseAlert, now: datetime) -> AlertChange:
     """Open the alert, or count the repeat on the open alert of the same device and type."""
     change = _coalesce(session, decision, now)
     if change is not None:
         return change
-    row = AlertRow(
+    values: dict[str, Any] = dict(
         device_id=decision.device_id,
         elder_id=decision.elder_id,
         type=decision.type.value,
@@ -152,24 +251,58 @@ def raise_or_coalesce(session: Session, decision: RaiseAlert, now: datetime) -> 
         attributes=dict(decision.attributes),
         last_seq=decision.seq,
     )
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        return _insert_or_coalesce(session, decision, now, values)
+    row = AlertRow(**values)
     try:
         # A savepoint: if another process opened the same alert first, coalesce into it.
         with session.begin_nested():
             session.add(row)
             session.flush()
     except IntegrityError:
-        change = _coalesce(session, decision, now)
+        change = _coalesce(session, decision, now, use_locked=False)
         if change is None:
             raise
         return change
+    return _created(session, row, decision, now)
+
+
+def _insert_or_coalesce(
+    session: Session, decision: RaiseAlert, now: datetime, values: dict[str, Any]
+) -> AlertChange:
+    """PostgreSQL: one INSERT … ON CONFLICT DO NOTHING, rather than a savepoint around it (three
+    round trips). If another transaction holds an open alert of the device and type, it waits
+    for that one to end, then inserts nothing: the repeat is counted on that alert."""
+    statement = (
+        postgresql.insert(AlertRow)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["device_id", "type"], index_where=text(_OPEN_SQL))
+        .returning(AlertRow.id)
+    )
+    with session.no_autoflush:  # the timeline rows so far go in one flush, at the commit
+        alert_id = session.execute(statement).scalar()
+    if alert_id is None:
+        change = _coalesce(session, decision, now, use_locked=False)
+        if change is None:  # opened and closed again meanwhile: unlikely; try once more
+            return raise_or_coalesce(session, decision, now)
+        return change
+    return _created(session, _attached(alert_id, _new_values(decision, now)), decision, now)
+
+
+def _created(session: Session, row: AlertRow, decision: RaiseAlert, now: datetime) -> AlertChange:
+    session.add(row)
+    session.info.setdefault(_LOCKED_ROWS, {})[(row.device_id, row.type)] = row
     _log(session, row.id, now, "created", f"device:{decision.device_id}", decision.attributes)
     return AlertChange(
         alert_id=row.id, kind=ChangeKind.CREATED, device_id=row.device_id, type=row.type
     )
 
 
-def _coalesce(session: Session, decision: RaiseAlert, now: datetime) -> AlertChange | None:
-    row = _open_row(session, decision.device_id, decision.type)
+def _coalesce(
+    session: Session, decision: RaiseAlert, now: datetime, *, use_locked: bool = True
+) -> AlertChange | None:
+    row = _open_row(session, decision.device_id, decision.type, use_locked=use_locked)
     if row is None:
         return None
     if not decision.counted or (decision.seq is not None and decision.seq == row.last_seq):
@@ -407,7 +540,15 @@ def note_open(
     return AlertChange(alert_id=row.id, kind=ChangeKind.UPDATED, device_id=device_id, type=row.type)
 
 
-def _open_row(session: Session, device_id: str, alert: AlertType) -> AlertRow | None:
+def _open_row(
+    session: Session, device_id: str, alert: AlertType, *, use_locked: bool = True
+) -> AlertRow | None:
+    if use_locked and device_id in session.info.get(_LOCKED_DEVICES, ()):
+        row: AlertRow | None = session.info[_LOCKED_ROWS].get((device_id, alert.value))
+        if row is not None and row.status in _OPEN:
+            return row
+        if row is None:
+            return None
     return session.scalars(
         select(AlertRow)
         .where(

@@ -30,9 +30,12 @@ from alerting.store import (
     ChangeKind,
     close_elder_alert,
     close_open,
+    has_open_alert,
+    lock_open_alerts,
     note_open,
     open_alerts_of,
     open_elder_alerts,
+    open_new_alerts,
     raise_or_coalesce,
 )
 from devices.clock import Clock, system_clock
@@ -210,6 +213,9 @@ class IngestPipeline:
             {e.device_id for _, e in events if isinstance(e, SensorEvent)},
         )
         now = self._clock()
+        # Decided first (the engine carries each device's state from event to event), then
+        # written: the open alerts the writes touch are read and locked in one query.
+        writes: list[RaiseAlert | ResolveAlert | CancelAlert | NoteOnAlert | ResolveElderAlert] = []
         for delivery, event in events:
             if isinstance(event, Rejected):
                 result.rejected.append(event)
@@ -237,7 +243,17 @@ class IngestPipeline:
                         )
                     )
                 else:
-                    self._apply(session, decision, now, result)
+                    writes.append(decision)
+        lock_open_alerts(
+            session, [w.device_id for w in writes if not isinstance(w, ResolveElderAlert)]
+        )
+        opened = self._open_new(session, writes, now)
+        for index, write in enumerate(writes):
+            change = opened.get(index)
+            if change is not None and isinstance(write, RaiseAlert):
+                self._counted_raise(write, change, result)
+            else:
+                self._apply(session, write, now, result)
         result.sightings = self._sightings.worth_writing(sightings)
         result.recent = {device_id: state.recent for device_id, state in states.items()}
         record_sightings(session, result.sightings)
@@ -346,8 +362,34 @@ class IngestPipeline:
         return result
 
     @staticmethod
+    def _open_new(
+        session: Session,
+        writes: Sequence[RaiseAlert | ResolveAlert | CancelAlert | NoteOnAlert | ResolveElderAlert],
+        now: datetime,
+    ) -> dict[int, AlertChange]:
+        """The batch's new alerts (a device's first write in the batch, raising a type it has
+        no open alert of) in one INSERT; the other writes go one by one, in order."""
+        seen: set[str] = set()
+        firsts: list[int] = []
+        for index, write in enumerate(writes):
+            if isinstance(write, ResolveElderAlert) or write.device_id in seen:
+                continue
+            seen.add(write.device_id)
+            if (
+                isinstance(write, RaiseAlert)
+                and has_open_alert(session, write.device_id, write.type) is False
+            ):
+                firsts.append(index)
+        raises = [writes[i] for i in firsts]
+        changes = open_new_alerts(session, [w for w in raises if isinstance(w, RaiseAlert)], now)
+        return {i: c for i, c in zip(firsts, changes, strict=True) if c is not None}
+
+    @staticmethod
     def _raise(session: Session, decision: RaiseAlert, now: datetime, result: BatchResult) -> None:
-        change = raise_or_coalesce(session, decision, now)
+        IngestPipeline._counted_raise(decision, raise_or_coalesce(session, decision, now), result)
+
+    @staticmethod
+    def _counted_raise(decision: RaiseAlert, change: AlertChange, result: BatchResult) -> None:
         if change.kind is ChangeKind.CREATED:
             metrics.ALERTS_RAISED.labels(change.type).inc()
         elif change.kind is ChangeKind.UPDATED:

@@ -32,6 +32,7 @@ class Press:
 class FleetReport:
     # monotonic_ns of each press's first PUBLISH, and of its first Ack `received`.
     sent_ns: dict[Press, int] = field(default_factory=dict)
+    sent_wall: dict[Press, float] = field(default_factory=dict)  # time.time() of the same
     answered_ns: dict[Press, int] = field(default_factory=dict)
     resent: int = 0  # PUBLISHes of a press after its first (resends and DUPs)
     reconnects: int = 0
@@ -180,7 +181,9 @@ class SosFleet:
         self._send(bytes([flags]) + varint(len(head) + len(payload)) + head + payload)
         self._unacked[self._packet_id] = press
         self._last_sent[press] = time.monotonic()
-        self.report.sent_ns.setdefault(press, time.monotonic_ns())
+        if press not in self.report.sent_ns:
+            self.report.sent_ns[press] = time.monotonic_ns()
+            self.report.sent_wall[press] = time.time()
         if again:
             self.report.resent += 1
 

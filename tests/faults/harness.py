@@ -34,19 +34,24 @@ class Member:
     env: Mapping[str, str]
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    command: str = "ingest"
 
     @property
     def log(self) -> Path:
-        return self.folder / "anxin-ingest.log"
+        return self.folder / f"anxin-{self.command}.log"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['ANXIN_API_PORT']}"
 
     @property
     def health_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['ANXIN_API_PORT']}/readyz"
+        return f"{self.api_url}/readyz"
 
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [ANXIN, "ingest"], env=dict(self.env), cwd=self.folder, stdout=log, stderr=log
+                [ANXIN, self.command], env=dict(self.env), cwd=self.folder, stdout=log, stderr=log
             )
         self.starts += 1
 
@@ -217,3 +222,16 @@ def drain(plan: list[Press], database_url: str, within_s: float, quiet_s: float 
         if time.monotonic() > deadline and time.monotonic() - changed > quiet_s:
             return count
         time.sleep(0.25)
+
+
+def stored_at(database_url: str) -> dict[str, float]:
+    """When each device's first SOS alert was stored (``created_at``, seconds since the epoch)."""
+    engine = create_engine(normalise_url(database_url))
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT device_id, min(created_at) FROM alerts WHERE type = 'sos' GROUP BY 1")
+            ).all()
+    finally:
+        engine.dispose()
+    return {device: at.timestamp() for device, at in rows}
