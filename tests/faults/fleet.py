@@ -35,6 +35,7 @@ class FleetReport:
     sent_wall: dict[Press, float] = field(default_factory=dict)  # time.time() of the same
     answered_ns: dict[Press, int] = field(default_factory=dict)
     resent: int = 0  # PUBLISHes of a press after its first (resends and DUPs)
+    sends: dict[Press, int] = field(default_factory=dict)  # PUBLISHes of each press
     reconnects: int = 0
     # Acks received per (device, seq), to see whether one is answered twice.
     acks: int = 0
@@ -184,6 +185,7 @@ class SosFleet:
         if press not in self.report.sent_ns:
             self.report.sent_ns[press] = time.monotonic_ns()
             self.report.sent_wall[press] = time.time()
+        self.report.sends[press] = self.report.sends.get(press, 0) + 1
         if again:
             self.report.resent += 1
 
