@@ -136,7 +136,8 @@ class SessionOptions:
     receive_maximum: int = 2000
     inbox_limit: int = 100_000
     # Seconds between two connection attempts: doubling from the first to the second.
-    reconnect_delay_s: tuple[float, float] = (1.0, 30.0)
+    # At most 5 s: back within seconds of a long cut-off (fault 6); a refused attempt is cheap.
+    reconnect_delay_s: tuple[float, float] = (1.0, 5.0)
     # Resume another member's session to drain it (ingest/takeover.py): on connecting,
     # unsubscribe ``subscriptions`` (the session has them) rather than subscribe, so that only
     # what was already queued or in flight for it comes; one connection, never a reconnect.

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from subprocess import Popen
 
+from tests.support.ports import free_port
 from tests.support.postgres import (
     PostgresServer,
     _initdb,
@@ -19,7 +20,6 @@ from tests.support.postgres import (
     _stop,
     postgres_bin_dir,
 )
-from tests.support.ports import free_port
 
 OPTIONS = {
     "fsync": "off",

@@ -224,3 +224,51 @@ class SosFleet:
         if self.resend_s is None:
             return True
         return all(press in self.report.answered_ns for press in self._last_sent)
+
+
+class Heartbeats:
+    """Every device's QoS 0 heartbeat every ``every_s``, over one socket, in a thread."""
+
+    def __init__(
+        self, host: str, port: int, devices: list[str], every_s: float, prefix: str = "anxin/v1"
+    ) -> None:
+        self.host, self.port, self.devices, self.every_s = host, port, devices, every_s
+        self.prefix = prefix
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        sock = socket.create_connection((self.host, self.port), timeout=5)
+        sock.sendall(connect_packet("anxin-faults-heartbeats"))
+        try:
+            while not self._stop.is_set():
+                ts = time.time_ns() // 10**6
+                block = b"".join(
+                    _qos0(f"{self.prefix}/{d}/heartbeat".encode(), b'{"ts":%d,"battery":90}' % ts)
+                    for d in self.devices
+                )
+                sock.sendall(block)
+                self.sent += len(self.devices)
+                with contextlib.suppress(OSError):
+                    sock.setblocking(False)
+                    while sock.recv(1 << 16):
+                        pass
+                sock.setblocking(True)
+                self._stop.wait(self.every_s)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+
+def _qos0(topic: bytes, payload: bytes) -> bytes:
+    head = mqtt_string(topic)
+    return b"\x30" + varint(len(head) + len(payload)) + head + payload

@@ -66,6 +66,6 @@ def test_the_broker_stopped_and_killed_during_a_burst_loses_no_sos(
                 ),
             )
         )
-        assert count.lost == 0 and count.duplicated == 0 and count.unexpected == 0, count
+        assert (count.lost, count.duplicated, count.unexpected) == (0, 0, 0), count
         assert unanswered == 0  # every device heard its Ack, and stopped resending
         assert recovered > 0  # the broker's deaths did cost messages: the resends saved them

@@ -56,5 +56,5 @@ def test_postgresql_restarted_during_a_burst_loses_no_sos(
                     ),
                 )
             )
-            assert count.lost == 0 and count.duplicated == 0 and count.unexpected == 0, count
+            assert (count.lost, count.duplicated, count.unexpected) == (0, 0, 0), count
             assert retried > 0  # the restart did cut the members off their database

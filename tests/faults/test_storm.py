@@ -53,9 +53,7 @@ def test_an_alarm_storm_reaches_the_stream_in_time(
     )
     admin = AnxinEnv(folder=api.folder, env=api.env)
     admin.add_user("storm", "storm-password")
-    with running_members(
-        tmp_path, mosquitto.url, database_url, ANXIN_RULES_FILE=str(rules)
-    ):
+    with running_members(tmp_path, mosquitto.url, database_url, ANXIN_RULES_FILE=str(rules)):
         api.start()
         try:
             api.wait_ready()
@@ -110,7 +108,7 @@ def test_an_alarm_storm_reaches_the_stream_in_time(
                 ),
             )
         )
-        assert count.lost == 0 and count.duplicated == 0 and count.unexpected == 0, count
+        assert (count.lost, count.duplicated, count.unexpected) == (0, 0, 0), count
         assert len(created) == SOS + 1  # every SOS reached the stream
         assert count.alerts == SOS + 1  # the stuck button is one alert: the count says 100
         assert p99 <= P99_LIMIT_S, f"p99 {p99:.2f} s"
