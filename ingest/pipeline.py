@@ -69,6 +69,7 @@ class DeviceAck:
     device_id: str
     alert_id: int
     status: AckStatus
+    seq: int | None = None
 
 
 @dataclass(kw_only=True, slots=True)
@@ -402,6 +403,7 @@ class IngestPipeline:
                     device_id=decision.device_id,
                     alert_id=change.alert_id,
                     status=AckStatus.RECEIVED,
+                    seq=decision.seq,
                 )
             )
 
