@@ -277,6 +277,15 @@ def simulate(
             "--connections", min=0, max=1000, help="0: one per device; N: N shared connections."
         ),
     ] = 0,
+    sos_resend: Annotated[
+        float,
+        typer.Option(
+            "--sos-resend",
+            min=0.1,
+            max=3600,
+            help="Seconds before an SOS without its Ack `received` is sent again (same seq).",
+        ),
+    ] = 10.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="The summary as one JSON object.")
     ] = False,
@@ -337,6 +346,7 @@ def simulate(
         speed=speed,
         duration_s=wanted,
         connections=connections,
+        sos_resend_s=sos_resend,
         as_json=as_json,
     )
 
@@ -385,6 +395,7 @@ def _run_live(
     speed: float | None,
     duration_s: float | None,
     connections: int,
+    sos_resend_s: float,
     as_json: bool,
 ) -> None:
     """Publish the fleet's traffic to the broker, with a progress display and a summary."""
@@ -405,6 +416,7 @@ def _run_live(
         prefix=settings.mqtt_topic_prefix,
         connections=connections,
         speed=speed or 1.0,
+        sos_resend_s=sos_resend_s,
     )
     display = _Progress(sys.stderr.isatty() and not as_json, live)
     cpu_before = cpu_seconds()
@@ -424,6 +436,12 @@ def _run_live(
         "msgs_per_s": (round(counts.published / counts.publish_s, 1) if counts.publish_s else None),
         "by_kind": dict(sorted(counts.by_kind.items())),
         "errors": dict(sorted(counts.errors.items())),
+        # SOS sent again (same seq) until their Ack `received` came; still waiting at the end.
+        "sos": {
+            "answered": counts.sos_answered,
+            "resent": counts.sos_resent,
+            "unanswered": counts.sos_unanswered,
+        },
         "cpu_s": round(cpu_seconds() - cpu_before, 2),
         "interrupted": interrupted,
     }
@@ -439,6 +457,8 @@ def _run_live(
         f"  messages  {counts.published:,} ({summary['msgs_per_s'] or 0:,.0f}/s): "
         f"{kinds or 'none'}\n"
         f"  errors    {errors or 'none'}\n"
+        f"  sos       answered {counts.sos_answered:,}, resent {counts.sos_resent:,}, "
+        f"unanswered {counts.sos_unanswered:,}\n"
         f"  cpu       {summary['cpu_s']:.1f} s in this process"
     )
 

@@ -35,6 +35,7 @@ from devices.topics import Uplink
 from ingest.mqtt import BrokerAddress
 from simulators.behaviours import BEHAVIOURS, MOTION_PER_HOUR, QUIET, Emission
 from simulators.scenario import Scenario
+from simulators.sos_resend import RESEND_EVERY_S, SosResends
 from simulators.traffic import LinkChange
 from simulators.virtual_devices import Encoder, fleet_stream
 
@@ -54,6 +55,14 @@ class LiveCounts:
     # Seconds spent connecting, and publishing the traffic (the rate is over the latter).
     connect_s: float = 0.0
     publish_s: float = 0.0
+    # The device side of an SOS: sent again until its Ack `received` came (contract §1).
+    sos_resent: int = 0
+    sos_answered: int = 0
+    sos_unanswered: int = 0
+
+
+# (device id, Ack payload) for each Ack a link receives.
+AckHandler = Callable[[str, bytes], None]
 
 
 class _Link:
@@ -66,8 +75,11 @@ class _Link:
         client_id: str,
         counts: LiveCounts,
         status: tuple[str, bytes, bytes] | None,
+        acks: tuple[str, AckHandler] | None = None,
     ) -> None:
         self.loop, self.broker, self.counts = loop, broker, counts
+        # The Ack downlink to read (its filter) and whom to tell.
+        self.acks = acks
         # Availability: topic, online payload, offline payload (also the last will).
         self.status = status
         self.up = False
@@ -91,7 +103,12 @@ class _Link:
         # and only what the socket cannot take yet waits for the loop (``flush_later``).
         client.on_connect = self._connected
         client.on_disconnect = self._disconnected
+        client.on_message = self._message
         self.client = client
+
+    def _message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
+        if self.acks is not None and message.topic.endswith("/ack"):
+            self.acks[1](message.topic.rsplit("/", 2)[-2], bytes(message.payload))
 
     def _opened(self, client: paho.Client, _userdata: Any, sock: Any) -> None:
         self.loop.add_reader(sock, client.loop_read)
@@ -117,6 +134,9 @@ class _Link:
             return
         self.up = True
         self.counts.connected += 1
+        if self.acks is not None:
+            client.subscribe(self.acks[0], qos=1)
+            self.loop.call_soon(self.flush_later)
         if self.status is not None:
             client.publish(self.status[0], self.status[1], qos=1, retain=True)
             self.counts.by_kind["status"] += 1
@@ -188,16 +208,19 @@ class LiveFleet:
         prefix: str,
         connections: int = 0,
         speed: float = 1.0,
+        sos_resend_s: float = RESEND_EVERY_S,
     ) -> None:
         self.scenario, self.broker, self.prefix = scenario, broker, prefix
         self.connections, self.speed = connections, speed
         self.counts = LiveCounts()
+        self.resends = SosResends(sos_resend_s)
         self._links: dict[str, _Link] = {}
         self._shared: list[_Link] = []
 
     async def run(self, stop: asyncio.Event, duration_s: float | None) -> None:
         loop = asyncio.get_running_loop()
         misc = asyncio.create_task(self._misc(stop), name="sim-keepalive")
+        resending = asyncio.create_task(self._resend(stop), name="sim-sos-resend")
         try:
             began = loop.time()
             await self._connect_all(loop, stop)
@@ -208,15 +231,27 @@ class LiveFleet:
                     await self._publish(stop, duration_s)
                 finally:
                     self.counts.publish_s = loop.time() - began
+                await self._await_answers(stop)
         finally:
+            resending.cancel()
+            self._count_resends()
             await self._close_all()
             misc.cancel()
 
     async def _connect_all(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
         pid = os.getpid()
         if self.connections:
+            # The first shared connection reads every device's Acks.
+            every_ack = (f"{self.prefix}/+/ack", self._on_ack)
             self._shared = [
-                _Link(loop, self.broker, f"anxin-sim-{pid}-{n}", self.counts, None)
+                _Link(
+                    loop,
+                    self.broker,
+                    f"anxin-sim-{pid}-{n}",
+                    self.counts,
+                    None,
+                    every_ack if n == 0 else None,
+                )
                 for n in range(self.connections)
             ]
             links = self._shared
@@ -225,8 +260,11 @@ class LiveFleet:
             for device in self.scenario.devices:
                 topic, online = encoder.status(device, True)
                 status = (topic, online, encoder.status(device, False)[1])
+                acks = None
+                if device.model.sos:
+                    acks = (f"{self.prefix}/{device.device_id}/ack", self._on_ack)
                 self._links[device.device_id] = _Link(
-                    loop, self.broker, device.device_id, self.counts, status
+                    loop, self.broker, device.device_id, self.counts, status, acks
                 )
             links = list(self._links.values())
         self.counts.links = len(links)
@@ -303,6 +341,37 @@ class LiveFleet:
         if link.publish(message[0], message[1], emission.qos, emission.retain):
             self.counts.by_kind[emission.event_type or emission.kind.value] += 1
             self.counts.published += 1
+            if emission.kind is Uplink.SOS:
+                self.resends.pressed(emission.device_id, message[0], message[1], time.monotonic())
+
+    async def _await_answers(self, stop: asyncio.Event) -> None:
+        """The traffic is over, but a device keeps resending an SOS nobody answered: give the
+        last presses three rounds of resending (at most a minute) to be answered."""
+        deadline = asyncio.get_running_loop().time() + min(60.0, 3 * self.resends.resend_s)
+        while self.resends.unanswered and asyncio.get_running_loop().time() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.1)
+            if stop.is_set():
+                return
+
+    def _on_ack(self, device_id: str, payload: bytes) -> None:
+        self.resends.acked(device_id, payload)
+
+    async def _resend(self, stop: asyncio.Event) -> None:
+        """An unanswered SOS again, with its seq, every ``sos_resend_s`` (contract §1)."""
+        tick_s = min(1.0, self.resends.resend_s / 4)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=tick_s)
+            for device_id, topic, payload in self.resends.due(time.monotonic()):
+                link = self._link_of(device_id)
+                if link.up and link.publish(topic, payload, 1, False):
+                    self.counts.sos_resent += 1
+            self._count_resends()
+
+    def _count_resends(self) -> None:
+        self.counts.sos_answered = self.resends.answered
+        self.counts.sos_unanswered = self.resends.unanswered
 
     def _broker_outage(self, change: LinkChange) -> None:
         """Live, an outage of the broker is every device losing it (the platform's own link is

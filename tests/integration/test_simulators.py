@@ -271,3 +271,36 @@ def test_ctrl_c_stops_record_with_its_summary(mosquitto: Mosquitto, tmp_path: Pa
             recorder.kill()
     assert recorder.returncode == 0
     assert "1 messages (QoS 1: 1; 0 retained, 0 not UTF-8), 0 link changes" in stdout
+
+
+def test_a_simulated_device_resends_an_unanswered_sos_with_its_seq_until_the_ack(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Nobody answers the first presses: they come again, same seq, every --sos-resend; once
+    anxin's Ack `received` for that seq arrives, that press is sent no more."""
+    setup = anxin_env(tmp_path / "anxin", ANXIN_MQTT_URL=mosquitto.url)
+    scenario = tmp_path / "resend.yaml"
+    scenario.write_text(
+        "name: resend\nstart: 2026-03-02T09:00:00+08:00\nduration: 6s\ndevice_prefix: rs\n"
+        "fleet:\n  - homes: 1\n    models: [sos-pendant]\n"
+        "timeline:\n  - at: 1s\n    elder: 1\n    sos: {}\n    expect: [{type: sos}]\n",
+        encoding="utf-8",
+    )
+    device = "rs-00001-sos-pendant"
+    with listening(mosquitto.port, f"anxin/v1/{device}/sos") as presses:
+        simulate = subprocess.Popen(
+            [ANXIN, "simulate", "--scenario", str(scenario), "--sos-resend", "0.5", "--json"],
+            env=dict(setup.env), cwd=setup.folder, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        first = json.loads(presses.get(timeout=10).payload)
+        again = json.loads(presses.get(timeout=5).payload)
+        assert again["seq"] == first["seq"]
+        ack = {"alert_id": 1, "status": "received", "message": "…", "seq": first["seq"]}
+        mosquitto_pub(mosquitto.port, f"anxin/v1/{device}/ack", json.dumps(ack))
+        out, _ = simulate.communicate(timeout=30)
+    summary = json.loads(out)
+    assert summary["sos"]["answered"] == 1
+    assert summary["sos"]["unanswered"] == 0
+    assert summary["sos"]["resent"] >= 1
+    # After the Ack, at most the one resend already on its way when it came.
+    assert presses.qsize() <= 1
