@@ -156,6 +156,46 @@ def lock_open_alerts(session: Session, device_ids: Sequence[str]) -> None:
     session.info.setdefault(_LOCKED_DEVICES, set()).update(wanted)
 
 
+def locked_open_alerts(
+    session: Session, device_ids: Sequence[str]
+) -> dict[str, dict[AlertType, OpenAlert]]:
+    """open_alerts_of, from what lock_open_alerts read and locked (it is called first)."""
+    lock_open_alerts(session, device_ids)
+    wanted = set(device_ids)
+    found: dict[str, dict[AlertType, OpenAlert]] = {}
+    for (device_id, kind), row in session.info.get(_LOCKED_ROWS, {}).items():
+        if device_id in wanted and row.status in _OPEN:
+            alert = AlertType(kind)
+            found.setdefault(device_id, {})[alert] = OpenAlert(type=alert, since=row.occurred_at)
+    return found
+
+
+def recent_occurrences(
+    session: Session, device_ids: Sequence[str], since: datetime
+) -> dict[str, tuple[datetime, ...]]:
+    """When each device's occurrences since ``since`` were counted (an alert opened, a repeat
+    counted), whichever process counted them: the rate limit's memory, shared by every ingest
+    member. Read after lock_open_alerts, it sees every repeat committed on the open alerts."""
+    wanted = sorted(set(device_ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(AlertRow.device_id, AlertEventRow.at)
+        .join(AlertEventRow, AlertEventRow.alert_id == AlertRow.id)
+        .where(
+            AlertRow.device_id.in_(wanted),
+            AlertRow.updated_at >= since,  # an alert counted on since then was updated then
+            AlertEventRow.at > since,
+            AlertEventRow.action.in_(("created", "coalesced")),
+        )
+        .order_by(AlertEventRow.at)
+    )
+    found: dict[str, list[datetime]] = {}
+    for device_id, at in rows:
+        found.setdefault(device_id, []).append(at)
+    return {device_id: tuple(times) for device_id, times in found.items()}
+
+
 def has_open_alert(session: Session, device_id: str, alert: AlertType) -> bool | None:
     """Whether lock_open_alerts found an open alert of the device and type (None: not looked)."""
     if device_id not in session.info.get(_LOCKED_DEVICES, ()):

@@ -23,6 +23,7 @@ from devices import registry as _device_tables  # noqa: F401
 from devices.sql import Base, make_engine, normalise_url
 from ingest import dead_letters as _dead_letter_tables  # noqa: F401
 from ingest import membership as _member_tables  # noqa: F401
+from ingest import zigbee_memory as _zigbee_tables  # noqa: F401
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 metadata = Base.metadata

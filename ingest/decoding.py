@@ -37,6 +37,7 @@ class MessageDecoder:
     ) -> None:
         self._native, self._zigbee_base, self._catalogue = native, zigbee_base_topic, catalogue
         self._zigbee_states: dict[str, ZigbeeState] = {}
+        self._remembered: Mapping[str, ZigbeeState] | None = None
 
     @property
     def prefix(self) -> str:
@@ -73,8 +74,12 @@ class MessageDecoder:
         self,
         deliveries: Sequence[Delivery],
         zigbee_devices: Mapping[str, ZigbeeDevice],
+        remembered: Mapping[str, ZigbeeState] | None = None,
     ) -> BatchDecoding:
+        """``remembered``: the states stored for the batch's names (ingest/zigbee_memory.py),
+        shared by every ingest member; without it, this process's own memory."""
         result = BatchDecoding()
+        self._remembered = remembered
         lookup: Callable[[str], ZigbeeDevice | None] = zigbee_devices.get
         for delivery in deliveries:
             if self._zigbee_base and delivery.topic.startswith(self._zigbee_base + "/"):
@@ -110,6 +115,8 @@ class MessageDecoder:
         name = parsed.friendly_name
         if name in pending.zigbee_states:
             return pending.zigbee_states[name]
+        if self._remembered is not None and name in self._remembered:
+            return self._remembered[name]
         return self._zigbee_states.get(name)
 
     def commit(self, decoding: BatchDecoding) -> None:

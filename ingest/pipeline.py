@@ -23,7 +23,7 @@ from alerting.decisions import (
     ResolveElderAlert,
     SetDeadline,
 )
-from alerting.engine import DeviceState, RulesEngine
+from alerting.engine import RATE_WINDOW, DeviceState, RulesEngine
 from alerting.model import AlertStatus
 from alerting.store import (
     AlertChange,
@@ -32,11 +32,12 @@ from alerting.store import (
     close_open,
     has_open_alert,
     lock_open_alerts,
+    locked_open_alerts,
     note_open,
-    open_alerts_of,
     open_elder_alerts,
     open_new_alerts,
     raise_or_coalesce,
+    recent_occurrences,
 )
 from devices.clock import Clock, system_clock
 from devices.events import Decoded, Rejected, SensorEvent, SosPressed
@@ -49,6 +50,7 @@ from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
 from ingest.registry_cache import REGISTRY_TTL, DeadlineThrottle, DeviceCache, SightingThrottle
 from ingest.telemetry.points import Point, points_of
+from ingest.zigbee_memory import recall, remember
 
 log = structlog.get_logger(__name__)
 
@@ -117,8 +119,6 @@ class IngestPipeline:
         self._devices = DeviceCache(clock, registry_ttl)
         self._sightings = SightingThrottle()
         self._deadlines = DeadlineThrottle()
-        # Recent occurrences per device, for the engine's rate limit (kept once committed).
-        self._recent: dict[str, tuple[datetime, ...]] = {}
 
     def store(self, deliveries: Sequence[Delivery]) -> BatchResult:
         """Store the batch; if it fails for good, store its messages one by one, so that one
@@ -150,8 +150,12 @@ class IngestPipeline:
         """All of the batch in one transaction, or none of it."""
         with self._sessions.begin() as session:
             names = self._decoder.zigbee_names(deliveries)
-            decoding = self._decoder.decode(deliveries, find_zigbee_devices(session, names))
+            zigbee = find_zigbee_devices(session, names)
+            # The registered names' state memory, shared by every ingest member.
+            remembered = recall(session, zigbee, self._clock())
+            decoding = self._decoder.decode(deliveries, zigbee, remembered)
             result = self._store(session, list(zip(deliveries, decoding.events, strict=True)))
+            remember(session, decoding.zigbee_states, zigbee, self._clock())
         self._committed(result)
         self._decoder.commit(decoding)
         return self._counted(deliveries, result)
@@ -270,7 +274,10 @@ class IngestPipeline:
         and for devices with sensor events, their elder's open welfare alerts (a batch of
         heartbeats costs no query for them)."""
         devices = self._devices.find(session, device_ids)
-        open_alerts = open_alerts_of(session, sorted(device_ids))
+        # Read and locked at once: a repeat another member counts on one of these alerts waits
+        # for this batch, and the rate limit below sees every repeat committed before.
+        open_alerts = locked_open_alerts(session, sorted(device_ids))
+        recent = recent_occurrences(session, sorted(device_ids), self._clock() - RATE_WINDOW)
         elders = {
             info.elder_id
             for device_id in sensing
@@ -285,7 +292,7 @@ class IngestPipeline:
                 device_id=device_id,
                 device=device,
                 open_alerts=open_alerts.get(device_id, {}),
-                recent=self._recent.get(device_id, ()),
+                recent=recent.get(device_id, ()),
                 elder_open=frozenset(elder_open.get(elder, ()))
                 if elder is not None
                 else frozenset(),
@@ -346,11 +353,6 @@ class IngestPipeline:
         """What the engine and the throttle remember changes only once the batch is stored."""
         self._sightings.written(result.sightings)
         self._deadlines.written(result.deadlines)
-        for device_id, recent in result.recent.items():
-            if recent:
-                self._recent[device_id] = recent
-            else:
-                self._recent.pop(device_id, None)
 
     def _counted(self, deliveries: Sequence[Delivery], result: BatchResult) -> BatchResult:
         # Counted once committed, so a retried batch is not counted twice; by label, once per

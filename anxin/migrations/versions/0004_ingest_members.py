@@ -1,4 +1,5 @@
-"""ingest members: the processes sharing the uplinks, for the takeover of a dead one's session
+"""ingest members: the processes sharing the uplinks (the takeover of a dead one's session),
+and Zigbee2MQTT's state memory, shared by them
 
 Revision ID: 0004
 Revises: 0003
@@ -29,7 +30,16 @@ def upgrade() -> None:
         sa.Column("seen_at", devices.sql.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("client_id", name=op.f("pk_ingest_members")),
     )
+    op.create_table(
+        "zigbee_states",
+        sa.Column("friendly_name", sa.String(length=255), nullable=False),
+        sa.Column("active", sa.JSON(), nullable=False),
+        sa.Column("online", sa.Boolean(), nullable=True),
+        sa.Column("updated_at", devices.sql.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("friendly_name", name=op.f("pk_zigbee_states")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("zigbee_states")
     op.drop_table("ingest_members")
