@@ -205,7 +205,7 @@ def count_sos(plan: list[Press], alerts: Mapping[str, list[int]]) -> SosCount:
     )
 
 
-def drain(plan: list[Press], database_url: str, within_s: float, quiet_s: float = 3.0) -> SosCount:
+def drain(plan: list[Press], database_url: str, within_s: float, quiet_s: float = 1.5) -> SosCount:
     """Wait until every press is stored, or nothing changed for ``quiet_s`` after ``within_s``;
     then count."""
     deadline = time.monotonic() + within_s

@@ -6,7 +6,7 @@ offline for the silence the cut made.
 The devices beat every 5 s and count as offline after 55 s of silence: longer than it takes the
 platform to see its own outage (the pulse, alerting/platform.py: 45 s at most), shorter than
 the cut, so the cut would call them offline if the outage were not taken into account. The
-bounded form cuts for 15 s: it checks the reconnection and the SOS, not the offline alerts.
+bounded form cuts for 10 s: it checks the reconnection and the SOS, not the offline alerts.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tests.support.service import AnxinEnv, anxin_env
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
-CUT_S = scaled(15.0, 60.0)
+CUT_S = scaled(10.0, 60.0)
 DEVICES = scaled(100, 1000)
 SOS = scaled(200, 2000)
 BACK_WITHIN_S = 10.0
