@@ -30,6 +30,9 @@ from ingest.service import IngestService
 
 log = structlog.get_logger(__name__)
 
+# A drain that left the session (cut off, refused) is tried again after this long.
+RETRY_AFTER_S = 10.0
+
 # Builds the drain's own ingest service on the connection that resumed the gone member's session.
 DrainService = Callable[[MqttConnection], IngestService]
 
@@ -77,6 +80,8 @@ class Members:
         )
         self._db = asyncio.Lock()  # one database session, used by one call at a time
         self._draining: set[str] = set()
+        # A drain that did not end the session is tried again after a while, not every second.
+        self._not_before: dict[str, float] = {}
         self.drained: list[DrainResult] = []
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -99,8 +104,10 @@ class Members:
         try:
             async with self._db:
                 await asyncio.to_thread(self._locks.renew, self._session.subscriptions)
+                now = time.monotonic()
+                waiting = {m for m, at in self._not_before.items() if at > now}
                 return await asyncio.to_thread(
-                    self._locks.claim_gone, self._options.grace_s, set(self._draining)
+                    self._locks.claim_gone, self._options.grace_s, self._draining | waiting
                 )
         except SQLAlchemyError as error:
             log.warning("ingest.members_unavailable", error=type(error).__name__)
@@ -110,8 +117,18 @@ class Members:
 
     async def _take_over(self, member: GoneMember, stop: asyncio.Event) -> None:
         try:
-            result = await self.drain(member, stop)
+            try:
+                result = await self.drain(member, stop)
+            except Exception:  # a bug of ours must not stop this member's own ingest
+                log.exception("ingest.takeover_failed", member=member.client_id)
+                result = DrainResult(
+                    client_id=member.client_id, messages=0, ended=False, seconds=0.0
+                )
             self.drained.append(result)
+            if result.ended:
+                self._not_before.pop(member.client_id, None)
+            else:
+                self._not_before[member.client_id] = time.monotonic() + RETRY_AFTER_S
             try:
                 async with self._db:
                     await asyncio.to_thread(
