@@ -103,6 +103,21 @@ def demo(ctx: typer.Context) -> None:
     asyncio.run(run_demo(_settings(ctx)))
 
 
+@gateway_app.command("watch")
+def gateway_watch(ctx: typer.Context) -> None:
+    """The 4G watch gateway: watches' TCP protocol on ANXIN_WATCH_LISTEN, into the MQTT
+    contract on ANXIN_WATCH_MQTT_URL (docs/watch-gateway.md)."""
+    from anxin.gateway import run_gateway
+    from gateways.watch.server import WatchServer, options_from
+
+    settings = _settings(ctx)
+    broker = settings.watch_broker
+    if broker is None:
+        raise ConfigError("anxin gateway watch needs ANXIN_WATCH_MQTT_URL (its broker account)")
+    options = options_from(settings)
+    asyncio.run(run_gateway(settings, "watch", broker, lambda link: WatchServer(link, options)))
+
+
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Create or migrate the schema; with ANXIN_INFLUX_DB, also the InfluxDB database and its

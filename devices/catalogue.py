@@ -206,6 +206,19 @@ _MODELS = (
         mains_powered=True,
     ),
     DeviceModel(
+        # The 4G SOS watch of the "3G / SeTracker" TCP protocol (`anxin gateway watch`). At
+        # rest it sends its keep-alive every 5-8 min (the vendor document): 8 min, offline
+        # after 3 missed (24 min). Health readings come as telemetry (heart_rate, spo2 …).
+        name="watch-4g",
+        display_name="4G 定位手表",
+        heartbeat_s=480,
+        offline_after_missed=3,
+        events=frozenset({"fall", "removed", "low_battery", "device_alarm"}),
+        sos=True,
+        sos_trigger="watch",
+        battery=_RECHARGEABLE,
+    ),
+    DeviceModel(
         name="4g-elder-phone",
         display_name="4G 老人手机",
         heartbeat_s=1800,

@@ -35,7 +35,7 @@ EVENT_TYPES = frozenset(
     {
         "fall", "smoke", "gas", "co", "water_leak", "heat", "cold", "door_open", "door_close",
         "motion", "bed_exit", "bed_enter", "tamper", "removed", "low_battery", "power_loss",
-        "power_restore", "test", "checkin", "service_request", "cancel",
+        "power_restore", "test", "checkin", "service_request", "cancel", "device_alarm",
     }
 )  # fmt: skip
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -23,7 +23,7 @@ from alerting.decisions import (
     ResolveElderAlert,
     SetDeadline,
 )
-from alerting.engine import DeviceState, RulesEngine
+from alerting.engine import DeviceState, RulesEngine, VitalRun
 from alerting.model import AlertStatus
 from alerting.store import (
     AlertChange,
@@ -77,6 +77,7 @@ class BatchResult:
     sightings: list[Sighting] = field(default_factory=list)
     deadlines: list[SetDeadline] = field(default_factory=list)
     recent: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
+    vitals: dict[str, Mapping[str, VitalRun]] = field(default_factory=dict)
     # Heartbeats' and telemetry's points, for InfluxDB once the batch is committed.
     points: list[Point] = field(default_factory=list)
 
@@ -91,6 +92,7 @@ class BatchResult:
         self.sightings += other.sightings
         self.deadlines += other.deadlines
         self.recent.update(other.recent)
+        self.vitals.update(other.vitals)
         self.points += other.points
 
 
@@ -116,6 +118,8 @@ class IngestPipeline:
         self._deadlines = DeadlineThrottle()
         # Recent occurrences per device, for the engine's rate limit (kept once committed).
         self._recent: dict[str, tuple[datetime, ...]] = {}
+        # Vital signs out of range in a row per device, for the [vitals] rule (same way).
+        self._vitals: dict[str, Mapping[str, VitalRun]] = {}
 
     def store(self, deliveries: Sequence[Delivery]) -> BatchResult:
         """Store the batch; if it fails for good, store its messages one by one, so that one
@@ -241,6 +245,7 @@ class IngestPipeline:
                     self._apply(session, decision, now, result)
         result.sightings = self._sightings.worth_writing(sightings)
         result.recent = {device_id: state.recent for device_id, state in states.items()}
+        result.vitals = {device_id: state.vitals for device_id, state in states.items()}
         record_sightings(session, result.sightings)
         result.deadlines = self._deadlines.worth_writing(deadlines)
         set_deadlines(session, result.deadlines)
@@ -270,6 +275,7 @@ class IngestPipeline:
                 device=device,
                 open_alerts=open_alerts.get(device_id, {}),
                 recent=self._recent.get(device_id, ()),
+                vitals=self._vitals.get(device_id, {}),
                 elder_open=frozenset(elder_open.get(elder, ()))
                 if elder is not None
                 else frozenset(),
@@ -335,6 +341,11 @@ class IngestPipeline:
                 self._recent[device_id] = recent
             else:
                 self._recent.pop(device_id, None)
+        for device_id, vitals in result.vitals.items():
+            if vitals:
+                self._vitals[device_id] = vitals
+            else:
+                self._vitals.pop(device_id, None)
 
     def _counted(self, deliveries: Sequence[Delivery], result: BatchResult) -> BatchResult:
         # Counted once committed, so a retried batch is not counted twice; by label, once per
