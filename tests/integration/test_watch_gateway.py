@@ -31,60 +31,29 @@ def world(tmp_path: Path, broker_url: str) -> tuple[AnxinEnv, int, int]:
     return setup, free_port(), free_port()
 
 
-def test_sos_is_answered_only_once_stored_with_its_location(
-    mosquitto: Mosquitto, tmp_path: Path
-) -> None:
-    setup, listen, health = world(tmp_path, mosquitto.url)
-    with running_anxin(setup):  # ingest's persistent session exists from here on
-        pass
-    with running_gateway(setup, listen, ANXIN_API_PORT=str(health)):
-        watch = WatchSocket(listen, WATCH)
-        watch.send("LK,50,100,95")
-        watch.wait_for(b"LK", within_s=5)  # the broker PUBACKed the heartbeat
-        alarm = alarm_content(SOS)
-        watch.send(alarm)
-        # Nothing stores it (anxin is down): no AL, however often the watch asks.
-        with pytest.raises(TimeoutError):
-            watch.wait_for(b"AL", within_s=2.5, resend=lambda: watch.send(alarm))
-        assert gateway_metric(health, "anxin_gateway_acks_waiting") == 1
-        with running_anxin(setup):
-            answered_at = watch.wait_for(b"AL", within_s=20, resend=lambda: watch.send(alarm))
-            token = setup.token("dispatcher1", PASSWORD)
-            alert = alert_of(setup, token, WATCH)
-            # The Ack's text reaches the watch's screen as MESSAGE (UTF-16BE hex).
-            wait_until(lambda: watch.read(0.2) and None or _message(watch), 10)
-        watch.close()
-        repeats = gateway_metric(health, "anxin_watch_alarm_repeats_total")
-    assert alert is not None
-    assert alert["type"] == "sos"
-    assert alert["count"] == 1
-    assert alert["location"]["lat"] == pytest.approx(22.570512)
-    assert alert["location"]["lon"] == pytest.approx(113.8623267)
-    assert alert["attributes"]["trigger"] == "watch"
-    created = datetime.fromisoformat(alert["created_at"].replace("Z", "+00:00"))
-    assert created.timestamp() <= answered_at  # stored, then answered
-    assert repeats >= 2  # the resends joined the one wait instead of publishing again
-    message = next(f for f in watch.received if b"*MESSAGE," in f)
-    text = bytes.fromhex(message.rstrip(b"]").split(b",", 1)[1].decode()).decode("utf-16-be")
-    assert text.startswith("已收到您的呼叫")
-
-
 def _message(watch: WatchSocket) -> bytes | None:
     return next((f for f in watch.received if b"*MESSAGE," in f), None)
 
 
-def test_gateway_killed_between_press_and_reply_the_resend_lands_once(
+def test_sos_is_answered_only_once_stored_and_a_resend_after_the_gateway_died_lands_once(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     setup, listen, health = world(tmp_path, mosquitto.url)
-    with running_anxin(setup):
-        pass
     alarm = alarm_content(SOS)
+    with running_anxin(setup):  # ingest's persistent session at the broker exists from here
+        pass
     with running_gateway(setup, listen, ANXIN_API_PORT=str(health)) as gateway:
         watch = WatchSocket(listen, WATCH)
+        watch.send("LK,50,100,95")
+        watch.wait_for(b"LK", within_s=5)  # the broker PUBACKed the heartbeat
         watch.send(alarm)
-        wait_until(lambda: gateway_metric(health, "anxin_gateway_acks_waiting") or None, 10)
-        gateway.send_signal(signal.SIGKILL)  # published, PUBACKed, not yet stored
+        # anxin is down: nothing stores the SOS, so no AL, however often the watch asks; the
+        # resends join the one wait rather than publish again.
+        with pytest.raises(TimeoutError):
+            watch.wait_for(b"AL", within_s=2.5, resend=lambda: watch.send(alarm))
+        assert gateway_metric(health, "anxin_gateway_acks_waiting") == 1
+        assert gateway_metric(health, "anxin_watch_alarm_repeats_total") >= 1
+        gateway.send_signal(signal.SIGKILL)  # published, PUBACKed, not yet stored: killed
         gateway.wait()
         watch.close()
     with running_anxin(setup):
@@ -94,12 +63,22 @@ def test_gateway_killed_between_press_and_reply_the_resend_lands_once(
         with running_gateway(setup, listen, ANXIN_API_PORT=str(health)):
             watch = WatchSocket(listen, WATCH)  # the watch reconnects and sends its AL again
             watch.send(alarm)
-            watch.wait_for(b"AL", within_s=15, resend=lambda: watch.send(alarm))
+            answered_at = watch.wait_for(b"AL", within_s=15, resend=lambda: watch.send(alarm))
+            # The Ack's text reaches the watch's screen as MESSAGE (UTF-16BE hex).
+            message = wait_until(lambda: (watch.read(0.2) and None) or _message(watch), 10)
             watch.close()
         alert = alert_of(setup, token, WATCH)
     assert alert is not None
     assert alert["id"] == first["id"]
     assert alert["count"] == 1  # the resend is the same press (same seq)
+    assert alert["type"] == "sos"
+    assert alert["location"]["lat"] == pytest.approx(22.570512)
+    assert alert["location"]["lon"] == pytest.approx(113.8623267)
+    assert alert["attributes"]["trigger"] == "watch"
+    created = datetime.fromisoformat(alert["created_at"].replace("Z", "+00:00"))
+    assert created.timestamp() <= answered_at  # stored, then answered
+    text = bytes.fromhex(message.rstrip(b"]").split(b",", 1)[1].decode()).decode("utf-16-be")
+    assert text.startswith("已收到您的呼叫")
 
 
 def test_broker_killed_between_press_and_reply_the_resend_lands_once(tmp_path: Path) -> None:
