@@ -390,21 +390,28 @@ def _run_live(
     """Publish the fleet's traffic to the broker, with a progress display and a summary."""
     import asyncio
 
+    from anxin.settings import listen_address
+    from ingest.mqtt import BrokerAddress
     from simulators.live import LiveFleet, cpu_seconds, natural_rate, run_with_signals
 
     broker = settings.broker
-    if broker is None:
+    watches_only = all(device.watch for device in fleet.devices)
+    if broker is None and not watches_only:
         raise UserError("ANXIN_MQTT_URL is not set: which broker? (or --out FILE)")
+    # Watches (protocol: watch) connect to the watch gateway at ANXIN_WATCH_LISTEN.
+    host, port = listen_address(settings.watch_listen)
+    watch_gateway = ("127.0.0.1" if host in ("0.0.0.0", "::") else host, port)  # noqa: S104
     if rate is not None and speed is not None:
         raise typer.BadParameter("give --rate or --speed, not both", param_hint="--rate")
     if rate is not None:
         speed = rate / natural_rate(fleet)
     live = LiveFleet(
         fleet,
-        broker,
+        broker or BrokerAddress(host="127.0.0.1", port=1883),  # unused: watches only
         prefix=settings.mqtt_topic_prefix,
         connections=connections,
         speed=speed or 1.0,
+        watch_gateway=watch_gateway,
     )
     display = _Progress(sys.stderr.isatty() and not as_json, live)
     cpu_before = cpu_seconds()

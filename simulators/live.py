@@ -37,6 +37,7 @@ from simulators.behaviours import BEHAVIOURS, MOTION_PER_HOUR, QUIET, Emission
 from simulators.scenario import Scenario
 from simulators.traffic import LinkChange
 from simulators.virtual_devices import Encoder, fleet_stream
+from simulators.watch_live import WatchLink
 
 KEEPALIVE_S = 60
 CONNECTS_PER_S = 1000  # a connection storm the size of the fleet, but paced
@@ -188,12 +189,16 @@ class LiveFleet:
         prefix: str,
         connections: int = 0,
         speed: float = 1.0,
+        watch_gateway: tuple[str, int] | None = None,
     ) -> None:
         self.scenario, self.broker, self.prefix = scenario, broker, prefix
         self.connections, self.speed = connections, speed
+        self.watch_gateway = watch_gateway
         self.counts = LiveCounts()
         self._links: dict[str, _Link] = {}
         self._shared: list[_Link] = []
+        # Watches (protocol: watch) speak TCP to the watch gateway, not MQTT.
+        self._watches: dict[str, WatchLink] = {}
 
     async def run(self, stop: asyncio.Event, duration_s: float | None) -> None:
         loop = asyncio.get_running_loop()
@@ -214,6 +219,9 @@ class LiveFleet:
 
     async def _connect_all(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
         pid = os.getpid()
+        await self._connect_watches(stop)
+        if all(device.watch for device in self.scenario.devices):
+            return
         if self.connections:
             self._shared = [
                 _Link(loop, self.broker, f"anxin-sim-{pid}-{n}", self.counts, None)
@@ -223,6 +231,8 @@ class LiveFleet:
         else:
             encoder = Encoder(self.prefix, self.scenario.devices)
             for device in self.scenario.devices:
+                if device.watch:
+                    continue
                 topic, online = encoder.status(device, True)
                 status = (topic, online, encoder.status(device, False)[1])
                 self._links[device.device_id] = _Link(
@@ -241,6 +251,26 @@ class LiveFleet:
             if stop.is_set() or loop.time() > deadline:
                 return
             await asyncio.sleep(0.05)
+
+    async def _connect_watches(self, stop: asyncio.Event) -> None:
+        watches = [device for device in self.scenario.devices if device.watch]
+        if not watches:
+            return
+        if self.watch_gateway is None:
+            self.counts.errors["watches but no watch gateway address"] += len(watches)
+            return
+        for number, device in enumerate(watches):
+            if stop.is_set():
+                return
+            link = WatchLink(
+                device.device_id, self.watch_gateway, self.counts.by_kind, self.counts.errors
+            )
+            self._watches[device.device_id] = link
+            if await link.connect():
+                self.counts.connected += 1
+            if number % 100 == 99:
+                await asyncio.sleep(100 / CONNECTS_PER_S)
+        self.counts.links += len(watches)
 
     def _link_of(self, device_id: str) -> _Link:
         if self._shared:
@@ -284,8 +314,16 @@ class LiveFleet:
             yield emission
 
     def _send(self, emission: Emission, encoder: Encoder) -> None:
-        link = self._link_of(emission.device_id)
         self.counts.virtual_now = emission.at
+        watch = self._watches.get(emission.device_id)
+        if watch is not None:
+            if emission.by_broker or emission.kind is Uplink.STATUS:
+                return  # a watch has no status message: its connection is its presence
+            if watch.send(emission, datetime.now(UTC)):
+                self.counts.by_kind[emission.event_type or emission.kind.value] += 1
+                self.counts.published += 1
+            return
+        link = self._link_of(emission.device_id)
         if emission.by_broker:
             if not self._shared:
                 link.drop()  # its will, published by the broker
@@ -317,9 +355,13 @@ class LiveFleet:
                 if link.up:
                     link.client.loop_misc()
                     link.flush_later()
+            for watch in self._watches.values():
+                watch.resend_due()
             await asyncio.sleep(MISC_EVERY_S)
 
     async def _close_all(self) -> None:
+        for watch in self._watches.values():
+            await watch.close()
         links = [*self._links.values(), *self._shared]
         for number, link in enumerate(links):
             link.close()

@@ -67,8 +67,9 @@ class Group(BaseModel):
     community: str | None = None
     categories: list[str] = []
     # zigbee2mqtt: the devices publish as Zigbee2MQTT does (state and availability under
-    # zigbee2mqtt/{device id}), and are registered with that friendly name.
-    protocol: Literal["native", "zigbee2mqtt"] = "native"
+    # zigbee2mqtt/{device id}), and are registered with that friendly name. watch: 4G
+    # watches (model watch-4g) speaking the watch protocol over TCP to `anxin gateway watch`.
+    protocol: Literal["native", "zigbee2mqtt", "watch"] = "native"
 
 
 class Target(BaseModel):

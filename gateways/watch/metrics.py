@@ -5,9 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge
 
 CONNECTIONS = Gauge("anxin_watch_connections", "Open TCP connections of watches")
-CONNECTIONS_OPENED = Counter(
-    "anxin_watch_connections_accepted_total", "TCP connections accepted"
-)
+CONNECTIONS_OPENED = Counter("anxin_watch_connections_accepted_total", "TCP connections accepted")
 CONNECTIONS_CLOSED = Counter(
     "anxin_watch_connections_closed_total",
     "TCP connections closed, by why (eof, idle, replaced, reset, slow_reader, full, stopping)",
