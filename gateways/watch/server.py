@@ -218,7 +218,11 @@ class WatchServer:
         options = self._options
         try:
             self._server = await asyncio.start_server(
-                self._accept, options.host, options.port, limit=options.max_frame * 2
+                self._accept,
+                options.host,
+                options.port,
+                limit=options.max_frame * 2,
+                backlog=1024,  # thousands of watches reconnect at once after an outage
             )
         except OSError as exc:
             where = f"{options.host}:{options.port}"
