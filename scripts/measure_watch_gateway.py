@@ -97,7 +97,23 @@ def rss_kib(pid: int) -> dict[str, int]:
     return out
 
 
-async def measure(args: argparse.Namespace, gateway_pid: int, port: int) -> dict[str, object]:
+def connections_gauge(health: int) -> float | None:
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{health}/metrics").text
+    return next(
+        (
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("anxin_watch_connections ")
+        ),
+        None,
+    )
+
+
+async def measure(
+    args: argparse.Namespace, gateway_pid: int, port: int, health: int
+) -> dict[str, object]:
     counts = Counts()
     stop = asyncio.Event()
     began = time.monotonic()
@@ -119,6 +135,7 @@ async def measure(args: argparse.Namespace, gateway_pid: int, port: int) -> dict
     await asyncio.sleep(args.duration)
     cpu1, busy1, t1 = process_cpu_s(gateway_pid), machine_busy_s(), time.monotonic()
     memory = rss_kib(gateway_pid)
+    gauge = await asyncio.to_thread(connections_gauge, health)
     sent, answered = counts.sent - sent0, counts.answered - answered0
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -139,6 +156,7 @@ async def measure(args: argparse.Namespace, gateway_pid: int, port: int) -> dict
         "gateway_peak_rss_mib": round(memory.get("VmHWM", 0) / 1024, 1),
         "machine_busy_cores": round(((busy1 or 0) - (busy0 or 0)) / window, 2),
         "load_average": os.getloadavg(),
+        "gateway_connections_gauge": gauge,
     }
 
 
@@ -180,16 +198,7 @@ def main() -> None:
                     except httpx.TransportError:
                         pass
                     time.sleep(0.1)
-                figures = asyncio.run(measure(args, gateway.pid, port))
-                metrics = httpx.get(f"http://127.0.0.1:{health}/metrics").text
-                figures["gateway_connections_gauge"] = next(
-                    (
-                        float(line.split()[-1])
-                        for line in metrics.splitlines()
-                        if line.startswith("anxin_watch_connections ")
-                    ),
-                    None,
-                )
+                figures = asyncio.run(measure(args, gateway.pid, port, health))
             finally:
                 gateway.send_signal(signal.SIGINT)
                 try:
