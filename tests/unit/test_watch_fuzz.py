@@ -57,6 +57,8 @@ def frames(draw: st.DrawFn) -> bytes:
     if draw(st.integers(0, 4)) == 0:
         raw = bytearray(draw(st.sampled_from(TRACCAR_DECODER + VENDOR)).encode())
         for _ in range(draw(st.integers(1, 4))):
+            if not raw:
+                break
             at = draw(st.integers(0, len(raw) - 1))
             action = draw(st.integers(0, 2))
             if action == 0:
