@@ -1,1 +1,1 @@
-"""anxin's protocol gateways: processes that speak a device protocol and the MQTT contract."""
+"""Edge translators: device protocols that are not MQTT, spoken into anxin's MQTT contract."""
