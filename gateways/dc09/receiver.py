@@ -31,33 +31,11 @@ from gateways.dc09.content import Content, parse_content
 from gateways.dc09.crypto import decrypt, random_pad
 from gateways.dc09.frames import EVENT_TOKENS, Frame, FrameError, Token, parse_frame
 from gateways.dc09.framing import BINARY_HEADER, header_size
+from gateways.dc09.window import TimestampWindow
 
 SEQ_MASK = 2**63 - 1
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class TimestampWindow:
-    """Accepted timestamps: from ``past_s`` before the receiver's clock to ``future_s`` after."""
-
-    past_s: float = 40
-    future_s: float = 20
-
-    def holds(self, stamp: datetime, now: datetime) -> bool:
-        return -self.past_s <= (stamp - now).total_seconds() <= self.future_s
-
-
-def parse_window(text: str) -> TimestampWindow | None:
-    """``"40,20"`` (seconds past, future) → a window; ``"off"`` → None (any time)."""
-    if text.strip().lower() == "off":
-        return None
-    past, sep, future = text.partition(",")
-    try:
-        window = TimestampWindow(past_s=float(past), future_s=float(future))
-    except ValueError:
-        raise ValueError(f"{text!r}: give 'PAST,FUTURE' seconds (e.g. '40,20') or 'off'") from None
-    if not sep or window.past_s < 0 or window.future_s < 0:
-        raise ValueError(f"{text!r}: give 'PAST,FUTURE' seconds (e.g. '40,20') or 'off'")
-    return window
+DEFAULT_WINDOW = TimestampWindow()
+DEFAULT_WINDOW = TimestampWindow()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -89,12 +67,16 @@ class Receiver:
     def __init__(
         self,
         accounts: Accounts,
-        window: TimestampWindow | None = TimestampWindow(),
+        window: TimestampWindow | None = DEFAULT_WINDOW,
         pad: Callable[[int], bytes] = random_pad,
     ) -> None:
         self.accounts = accounts
         self.window = window
         self.pad = pad
+
+    def reject(self, data: bytes, reason: str, now: datetime) -> Outcome:
+        """Bytes the stream could not delimit as a frame: a NAK."""
+        return self._nak(data, now, "bad", "format", reason)
 
     def handle(self, raw: bytes, now: datetime) -> Outcome:
         try:
