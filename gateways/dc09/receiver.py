@@ -35,7 +35,6 @@ from gateways.dc09.window import TimestampWindow
 
 SEQ_MASK = 2**63 - 1
 DEFAULT_WINDOW = TimestampWindow()
-DEFAULT_WINDOW = TimestampWindow()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
