@@ -39,7 +39,8 @@ def test_fuzz_a_hundred_thousand_frames() -> None:
     run()
     elapsed = time.perf_counter() - started
     print(
-        f"\ndc09 fuzz: {tally.inputs} inputs, {tally.chunks} chunks, replies {dict(tally.replies)}, "
+        f"\ndc09 fuzz: {tally.inputs} inputs, {tally.chunks} chunks, "
+        f"replies {dict(tally.replies)}, "
         f"crashes 0, ACKs to a bad frame {tally.acks_to_bad_frames}, mutated but still "
         f"well-formed and ACKed {tally.mutated_but_acked}, {elapsed:.0f} s"
     )
