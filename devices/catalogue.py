@@ -287,6 +287,24 @@ _MODELS = (
         events=frozenset({"power_loss", "power_restore", "tamper", "test"}),
         mains_powered=True,
     ),
+    DeviceModel(
+        # A telecare hub or alarm panel reporting over SIA DC-09 (`anxin gateway dc09`): it
+        # relays its pendants' and sensors' events (Contact ID or SIA codes) as its own. Its
+        # NULL polls and periodic tests are its heartbeat; panels poll every few minutes.
+        name="dc09-panel",
+        display_name="报警主机（DC-09）",
+        heartbeat_s=600,
+        offline_after_missed=3,
+        events=frozenset(
+            {
+                "fall", "smoke", "heat", "gas", "co", "water_leak", "low_battery",
+                "power_loss", "power_restore", "tamper", "test", "service_request",
+            }
+        ),  # fmt: skip
+        sos=True,
+        sos_trigger="button",
+        mains_powered=True,
+    ),
 )
 
 CATALOGUE = Catalogue(_MODELS)
