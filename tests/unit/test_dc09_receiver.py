@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -327,3 +328,32 @@ def test_framing_gives_up_on_a_stream_without_frames() -> None:
     reader = FrameReader()
     reader.feed(b"\n" + b"x" * 5000)
     assert reader.overflowed
+
+
+def test_the_simulated_hub_says_what_the_receiver_maps_back() -> None:
+    from devices.catalogue import CATALOGUE
+    from simulators.behaviours import Emission
+    from simulators.dc09_hub import CID_OF_EVENT
+    from simulators.dc09_live import Dc09Reporter, Dc09Target, account_of, accounts_toml
+    from simulators.virtual_devices import simple_fleet
+
+    (device,) = simple_fleet(1, [CATALOGUE["dc09-panel"]])
+    assert account_of(device.device_id) == "sim00001dc09panel"[-16:]
+    target = Dc09Target(host="127.0.0.1", port=1, key=TEXT_KEY)
+    accounts = parse_accounts(tomllib.loads(accounts_toml([device], target)))
+    reporter = Dc09Reporter([device], target)
+    decide = Receiver(accounts, TimestampWindow())
+    for event_type in CID_OF_EVENT:
+        for state in ("alarm", "restore"):
+            body = {"type": event_type, "state": state}
+            emission = Emission(at=NOW, device_id=device.device_id, kind=Uplink.EVENT, body=body)
+            frame = reporter.frame(emission, NOW)
+            assert frame is not None
+            (message,) = decide.handle(frame, NOW).messages
+            assert message.device_id == device.device_id
+            decoded = payload(message)
+            assert (decoded["type"], decoded["state"]) == (event_type, state), event_type
+    sos = Emission(at=NOW, device_id=device.device_id, kind=Uplink.SOS)
+    frame = reporter.frame(sos, NOW)
+    assert frame is not None
+    assert decide.handle(frame, NOW).messages[0].kind is Uplink.SOS
