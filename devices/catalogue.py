@@ -163,6 +163,12 @@ _PHONE = BatteryThresholds(low_pct=20, critical_pct=10)
 # NB-IoT smoke alarms, common in Chinese home-safety programmes, report once a day: configure
 # them with an override such as {"smoke-detector": {"heartbeat_s": 86400,
 # "offline_after_missed": 2}}.
+_PANEL_EVENTS = frozenset(
+    {
+        "fall", "smoke", "heat", "gas", "co", "water_leak", "low_battery",
+        "power_loss", "power_restore", "tamper", "test", "service_request",
+    }
+)  # fmt: skip
 _MODELS = (
     DeviceModel(
         name="sos-pendant",
@@ -295,12 +301,7 @@ _MODELS = (
         display_name="报警主机（DC-09）",
         heartbeat_s=600,
         offline_after_missed=3,
-        events=frozenset(
-            {
-                "fall", "smoke", "heat", "gas", "co", "water_leak", "low_battery",
-                "power_loss", "power_restore", "tamper", "test", "service_request",
-            }
-        ),  # fmt: skip
+        events=_PANEL_EVENTS,
         sos=True,
         sos_trigger="button",
         mains_powered=True,
