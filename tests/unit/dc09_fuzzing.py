@@ -4,6 +4,7 @@ Shared by the bounded property test (make test) and the 10^5-frame run (tests/be
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,27 +24,62 @@ RECEIVER = Receiver(
     parse_accounts({"accounts": {"5678": {"key": KEY, "key_encoding": "text"}}}), None
 )
 
-_DATA = st.sampled_from(
-    ["1101 01 003", "3111 00 002", "1999 01 001", "Nri1/MA01", "Nri1/FA01/ZX02", "NRP", "", "x"]
-)
+DATA = ["1101 01 003", "3111 00 002", "1999 01 001", "Nri1/MA01", "Nri1/FA01/ZX02", "NRP", "", "x"]
+TOKENS = ["SIA-DCS", "ADM-CID", "NULL", "ACK", "RSP"]
+RECEIVERS = ["", "R0", "Rc0ffd", "R579BDF"]
+PREFIXES = ["L0", "L1234", ""]
+STAMPS = [format_timestamp(NOW), "", "_99:99:99,13-40-2026"]
+ACCOUNTS = ["1234", "5678", "AAA", "XTRM189"]
+_DATA = st.sampled_from(DATA)
+
+
+def frame_of(
+    token: str, seq: int, receiver: str, prefix: str, stamp: str, data: str,
+    sealed: bool, account: str, binary_crc: bool,
+) -> bytes:  # fmt: skip
+    if sealed:
+        text = encrypt(decode_key(KEY, KeyEncoding.TEXT), f"#5678|{data}]{stamp}".encode())
+        body = f'"*{token}"{seq:04d}{receiver}{prefix}#5678[{text}'
+    else:
+        body = f'"{token}"{seq:04d}{receiver}{prefix}#{account}[#{account}|{data}]{stamp}'
+    return build_frame(body, binary_crc=binary_crc)
+
+
+def random_frame(rng: random.Random) -> bytes:
+    """What :func:`frames` draws, from a seeded generator (the 10^5 run: no shrinking cost)."""
+    return frame_of(
+        rng.choice(TOKENS), rng.randrange(10000), rng.choice(RECEIVERS), rng.choice(PREFIXES),
+        rng.choice(STAMPS), rng.choice(DATA), rng.random() < 0.5, rng.choice(ACCOUNTS),
+        rng.random() < 0.5,
+    )  # fmt: skip
+
+
+def mutate(rng: random.Random, frame: bytes) -> bytes:
+    """What :func:`mutated` does: 1–3 bytes flipped, dropped, inserted, or the frame cut."""
+    data = bytearray(frame)
+    for _ in range(rng.randint(1, 3)):
+        where = rng.randrange(max(len(data), 1))
+        how = rng.choice(["flip", "drop", "insert", "cut"])
+        if how == "flip" and data:
+            data[where] ^= 1 << rng.randrange(8)
+        elif how == "drop" and data:
+            del data[where]
+        elif how == "insert":
+            data.insert(where, rng.randrange(256))
+        elif how == "cut":
+            del data[where:]
+    return bytes(data)
 
 
 @st.composite
 def frames(draw: st.DrawFn) -> bytes:
     """A well-formed frame: plain or encrypted, any id, ASCII or binary CRC."""
-    token = draw(st.sampled_from(["SIA-DCS", "ADM-CID", "NULL", "ACK", "RSP"]))
-    seq = f"{draw(st.integers(0, 9999)):04d}"
-    receiver = draw(st.sampled_from(["", "R0", "Rc0ffd", "R579BDF"]))
-    prefix = draw(st.sampled_from(["L0", "L1234", ""]))
-    stamp = draw(st.sampled_from([format_timestamp(NOW), "", "_99:99:99,13-40-2026"]))
-    data = draw(_DATA)
-    if draw(st.booleans()):
-        sealed = encrypt(decode_key(KEY, KeyEncoding.TEXT), f"#5678|{data}]{stamp}".encode())
-        body = f'"*{token}"{seq}{receiver}{prefix}#5678[{sealed}'
-    else:
-        account = draw(st.sampled_from(["1234", "5678", "AAA", "XTRM189"]))
-        body = f'"{token}"{seq}{receiver}{prefix}#{account}[#{account}|{data}]{stamp}'
-    return build_frame(body, binary_crc=draw(st.booleans()))
+    return frame_of(
+        draw(st.sampled_from(TOKENS)), draw(st.integers(0, 9999)),
+        draw(st.sampled_from(RECEIVERS)), draw(st.sampled_from(PREFIXES)),
+        draw(st.sampled_from(STAMPS)), draw(_DATA), draw(st.booleans()),
+        draw(st.sampled_from(ACCOUNTS)), draw(st.booleans()),
+    )  # fmt: skip
 
 
 @st.composite

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -357,3 +358,18 @@ def test_the_simulated_hub_says_what_the_receiver_maps_back() -> None:
     frame = reporter.frame(sos, NOW)
     assert frame is not None
     assert decide.handle(frame, NOW).messages[0].kind is Uplink.SOS
+
+
+def test_the_role_refuses_a_bad_accounts_file_in_one_line(tmp_path: Path) -> None:
+    from anxin.settings import ConfigError, load_settings
+    from gateways.dc09.role import accounts_of
+
+    path = tmp_path / "dc09.toml"
+    path.write_text('[accounts."1234"]\nkey = "too short"\nkey_encoding = "text"\n')
+    with pytest.raises(ConfigError, match=r"ANXIN_DC09_ACCOUNTS: .*accounts.'1234'.key: 9"):
+        accounts_of(load_settings(dc09_accounts=path))
+    path.write_text("not toml [")
+    with pytest.raises(ConfigError, match="not TOML"):
+        accounts_of(load_settings(dc09_accounts=path))
+    with pytest.raises(ConfigError, match="cannot read"):
+        accounts_of(load_settings(dc09_accounts=tmp_path / "missing.toml"))
