@@ -1,5 +1,5 @@
 """`anxin gateway dc09` against a real Mosquitto and a real `anxin serve`: a hub's alarm
-becomes an alert, and its ACK comes only once the alert is stored."""
+becomes an alert, and its ACK comes only once the alert is stored; `anxin simulate --dc09`."""
 
 from __future__ import annotations
 
@@ -124,6 +124,12 @@ def test_a_hubs_alarms_become_alerts_and_each_ack_follows_the_store(
                 lambda: found if len(found := open_alerts(setup, token)) >= 3 else None
             )
             letters = wait_until(lambda: dead_letter_reasons(setup) or None)
+        # `anxin simulate` too: its DC-09 hubs report to the gateway, each frame ACKed.
+        simulated = setup.cli(
+            "simulate", "--models", "dc09-panel", "--devices", "3", "--rate", "6",
+            "--duration", "3s", "--dc09", f"127.0.0.1:{port}", "--dc09-accounts",
+            str(setup.folder / "simulated.toml"), "--json",
+        )  # fmt: skip
 
     assert seen["null"] == "ACK"
     assert seen["sos_ack"] == "ACK"
@@ -137,20 +143,10 @@ def test_a_hubs_alarms_become_alerts_and_each_ack_follows_the_store(
     kinds = {(a["device_id"], a["type"]) for a in alerts}
     assert {("hub-1234", "sos"), ("hub-1234", "smoke"), ("hub-5678", "fall")} <= kinds
     assert letters == ["dc09: unknown SIA code ZX (table standard)"]
-
-
-def test_anxin_simulate_reports_its_hubs_over_dc09(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    setup = anxin_env(tmp_path / "anxin", ANXIN_MQTT_URL=mosquitto.url)
-    accounts = setup.folder / "simulated-accounts.toml"
-    with running_gateway(setup, mosquitto) as port:
-        result = setup.cli(
-            "simulate", "--models", "dc09-panel", "--devices", "3", "--rate", "6",
-            "--duration", "3s", "--dc09", f"127.0.0.1:{port}", "--dc09-accounts",
-            str(accounts), "--json",
-        )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
-    assert summary["dc09"]["hubs"] == 3
-    assert summary["dc09"]["replies"].get("ACK", 0) >= 3
-    assert set(summary["dc09"]["replies"]) == {"ACK"}
-    assert 'device_id = "sim-00001-dc09-panel"' in accounts.read_text()
+    assert simulated.returncode == 0, simulated.stderr
+    summary = json.loads(simulated.stdout)["dc09"]
+    assert summary["hubs"] == 3
+    assert summary["replies"]["ACK"] >= 3
+    assert set(summary["replies"]) == {"ACK"}
+    accounts = (setup.folder / "simulated.toml").read_text()
+    assert 'device_id = "sim-00001-dc09-panel"' in accounts
