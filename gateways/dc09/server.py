@@ -153,6 +153,16 @@ class Dc09Server:
         _log(outcome, transport)
         return outcome.reply
 
+    async def safely(self, chunk: Chunk, transport: str) -> bytes | None:
+        """:meth:`handle`, and a bug met on one frame stays with that frame: logged, and the
+        panel left without a reply (it resends), while every other connection carries on."""
+        try:
+            return await self.handle(chunk, transport)
+        except Exception:
+            UNANSWERED.labels("error").inc()
+            log.exception("dc09.frame_failed", transport=transport, size=len(chunk.data))
+            return None
+
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         CONNECTIONS.inc()
         OPEN_CONNECTIONS.inc()
@@ -185,7 +195,7 @@ class Dc09Server:
     async def _answer(self, chunks: list[Chunk], writer: asyncio.StreamWriter) -> bool:
         """Reply to each chunk in order; False when the connection is to be closed."""
         for chunk in chunks:
-            reply = await self.handle(chunk, "tcp")
+            reply = await self.safely(chunk, "tcp")
             if reply is None:
                 return False
             writer.write(reply)
@@ -213,7 +223,7 @@ class _Datagrams(asyncio.DatagramProtocol):
         if not chunks:
             chunks = [Chunk(data=data, reason="a datagram without a frame")]
         for chunk in chunks:
-            reply = await self.server.handle(chunk, "udp")
+            reply = await self.server.safely(chunk, "udp")
             if reply is not None and self.transport is not None:
                 self.transport.sendto(reply, addr)
 

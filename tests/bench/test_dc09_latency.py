@@ -41,12 +41,12 @@ def test_dc09_alarm_to_api_latency(mosquitto: Mosquitto, tmp_path: Path) -> None
     setup.add_user("bench", "bench-password")
     to_ack: list[float] = []
     to_api: list[float] = []
-    with running_anxin(setup), running_gateway(setup, mosquitto) as port:
+    with running_anxin(setup), running_gateway(setup, mosquitto) as gateway:
         headers = {"Authorization": f"Bearer {setup.token('bench', 'bench-password')}"}
 
         async def rounds() -> None:
             api = httpx.AsyncClient(base_url=setup.api_url)
-            client = HubClient("127.0.0.1", port, max_attempts=1)
+            client = HubClient("127.0.0.1", gateway.port, max_attempts=1)
             for round_ in range(ROUNDS):
                 account = f"BENCH{round_:02d}"
                 frame = HubFrames(account=account).sos(datetime.now(UTC))

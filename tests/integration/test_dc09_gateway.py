@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,18 @@ code_table = "climax"
 """
 
 
+@dataclass(frozen=True)
+class Gateway:
+    port: int  # DC-09, TCP and UDP
+    api_port: int  # /healthz, /readyz, /metrics
+
+    def metrics(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.api_port}/metrics", timeout=5).text
+
+
 @contextmanager
-def running_gateway(setup: AnxinEnv, mosquitto: Mosquitto, **env: str) -> Iterator[int]:
-    """`anxin gateway dc09` on a free port (TCP and UDP); yields the port once it is ready."""
+def running_gateway(setup: AnxinEnv, mosquitto: Mosquitto, **env: str) -> Iterator[Gateway]:
+    """`anxin gateway dc09` on a free port (TCP and UDP), once its /readyz says ready."""
     port = free_port()
     accounts = setup.folder / "dc09-accounts.toml"
     accounts.write_text(ACCOUNTS)
@@ -67,7 +77,7 @@ def running_gateway(setup: AnxinEnv, mosquitto: Mosquitto, **env: str) -> Iterat
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the gateway is not ready:\n{log_path.read_text()}")
             time.sleep(0.05)
-        yield port
+        yield Gateway(port=port, api_port=api_port)
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -114,7 +124,8 @@ def test_a_hubs_alarms_become_alerts_and_each_ack_follows_the_store(
         await tcp.close()
         return seen
 
-    with running_gateway(setup, mosquitto, ANXIN_DC09_SOS_ACK_TIMEOUT_S="1") as port:
+    with running_gateway(setup, mosquitto, ANXIN_DC09_SOS_ACK_TIMEOUT_S="1") as gateway:
+        port = gateway.port
         # anxin is down: the broker takes the SOS, but nobody stores it, so the hub gets no ACK.
         assert asyncio.run(send_sos(port)) is None
         with running_anxin(setup):
@@ -130,6 +141,7 @@ def test_a_hubs_alarms_become_alerts_and_each_ack_follows_the_store(
             "--duration", "3s", "--dc09", f"127.0.0.1:{port}", "--dc09-accounts",
             str(setup.folder / "simulated.toml"), "--json",
         )  # fmt: skip
+        metrics = gateway.metrics()
 
     assert seen["null"] == "ACK"
     assert seen["sos_ack"] == "ACK"
@@ -150,3 +162,11 @@ def test_a_hubs_alarms_become_alerts_and_each_ack_follows_the_store(
     assert set(summary["replies"]) == {"ACK"}
     accounts = (setup.folder / "simulated.toml").read_text()
     assert 'device_id = "sim-00001-dc09-panel"' in accounts
+    for line in (
+        'anxin_dc09_unanswered_total{cause="ack_timeout"} 1.0',
+        'anxin_dc09_replies_total{reply="duh"} 1.0',
+        "anxin_dc09_dead_letters_total 1.0",
+        'anxin_dc09_frames_total{kind="*ADM-CID",transport="tcp"} 1.0',
+        'anxin_dc09_frames_total{kind="SIA-DCS",transport="udp"} 1.0',
+    ):
+        assert line in metrics, line

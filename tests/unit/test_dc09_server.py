@@ -180,3 +180,23 @@ async def _udp(server: Dc09Server, link: FakeLink) -> None:
     finally:
         sock.close()
     assert [k for _, k, _ in link.published] == [Uplink.SOS]
+
+
+def test_a_bug_on_one_frame_leaves_it_unanswered_and_the_server_serving() -> None:
+    run(_a_bug_on_one_frame)
+
+
+async def _a_bug_on_one_frame(server: Dc09Server, link: FakeLink) -> None:
+    link.fail = RuntimeError("a bug")
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(sos())
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(4096), 5) == b""
+    writer.close()
+    link.fail = None
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(sos("0002"))
+    await writer.drain()
+    (reply,) = await read_replies(reader, 1)
+    assert parse_frame(reply).token is Token.ACK
+    writer.close()
