@@ -204,7 +204,8 @@ class Dc09Server:
 
 
 class _Datagrams(asyncio.DatagramProtocol):
-    """One datagram, one frame (trailing NULs allowed); each handled in a task of its own."""
+    """One datagram, one frame (trailing NULs allowed, LF and CR optional); each handled in a
+    task of its own."""
 
     def __init__(self, server: Dc09Server) -> None:
         self.server = server
@@ -219,6 +220,13 @@ class _Datagrams(asyncio.DatagramProtocol):
             tasks.create_task(self._answer(data, addr))
 
     async def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
+        # A datagram is one frame: a sender that leaves out the LF or the CR (captures show
+        # both trimmed) is still understood; the CRC and the length decide the rest.
+        data = data.rstrip(b"\x00")
+        if data and not data.startswith(b"\n"):
+            data = b"\n" + data
+        if data and not data.endswith(b"\r"):
+            data += b"\r"
         chunks = FrameReader().feed(data)
         if not chunks:
             chunks = [Chunk(data=data, reason="a datagram without a frame")]

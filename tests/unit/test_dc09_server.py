@@ -174,12 +174,15 @@ async def _udp(server: Dc09Server, link: FakeLink) -> None:
         await loop.sock_sendall(sock, sos() + b"\x00\x00")
         reply = await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
         assert parse_frame(reply).token is Token.ACK
+        await loop.sock_sendall(sock, sos("0005").strip(b"\n\r"))  # LF and CR trimmed
+        reply = await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
+        assert parse_frame(reply).token is Token.ACK
         await loop.sock_sendall(sock, b"garbage without a frame")
         reply = await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
         assert parse_frame(reply).token is Token.NAK
     finally:
         sock.close()
-    assert [k for _, k, _ in link.published] == [Uplink.SOS]
+    assert [k for _, k, _ in link.published] == [Uplink.SOS, Uplink.SOS]
 
 
 def test_a_bug_on_one_frame_leaves_it_unanswered_and_the_server_serving() -> None:
