@@ -100,14 +100,16 @@ class Dc09Server:
         host, port = self.options.host, self.options.port
         try:
             tcp = await asyncio.start_server(self._connection, host, port, reuse_address=True)
-            self.port = tcp.sockets[0].getsockname()[1]
+        except OSError as error:
+            raise _bind_error(host, port, "TCP", error) from None
+        self.port = tcp.sockets[0].getsockname()[1]
+        try:
             udp, _ = await loop.create_datagram_endpoint(
                 lambda: _Datagrams(self), local_addr=(host, self.port)
             )
         except OSError as error:
-            raise ConfigError(
-                f"cannot listen on {host}:{port} (ANXIN_DC09_LISTEN): {error.strerror}"
-            ) from None
+            tcp.close()
+            raise _bind_error(host, self.port, "UDP", error) from None
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
             self._listening = True
@@ -234,6 +236,12 @@ class _Datagrams(asyncio.DatagramProtocol):
             reply = await self.server.safely(chunk, "udp")
             if reply is not None and self.transport is not None:
                 self.transport.sendto(reply, addr)
+
+
+def _bind_error(host: str, port: int, transport: str, error: OSError) -> ConfigError:
+    return ConfigError(
+        f"cannot listen on {host}:{port} ({transport}, ANXIN_DC09_LISTEN): {error.strerror}"
+    )
 
 
 def _count(outcome: Outcome) -> None:

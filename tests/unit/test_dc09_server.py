@@ -203,3 +203,17 @@ async def _a_bug_on_one_frame(server: Dc09Server, link: FakeLink) -> None:
     (reply,) = await read_replies(reader, 1)
     assert parse_frame(reply).token is Token.ACK
     writer.close()
+
+
+def test_a_port_in_use_is_a_configuration_error() -> None:
+    from anxin.settings import ConfigError
+
+    async def scenario() -> None:
+        async with serving() as (server, _):
+            assert server.port is not None
+            taken = ServerOptions(host="127.0.0.1", port=server.port)
+            other = Dc09Server(FakeLink(), Receiver(parse_accounts({}), None), taken)
+            with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{server.port}"):
+                await other.serve(asyncio.Event())
+
+    asyncio.run(scenario())
