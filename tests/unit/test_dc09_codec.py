@@ -246,3 +246,24 @@ def test_cross_check_with_pysiaalarm() -> None:
     for code in ("102", "154", "384", "641"):
         line = build_frame(f'"ADM-CID"0007R0L0#1111[#1111|1{code} 01 003]{stamp}')
         assert SIAEvent.from_line(line.decode().strip("\n\r"), accounts).code == "YN"
+
+
+def test_golden_encrypted_ack_of_the_swissdotnet_library() -> None:
+    """Its `*ACK` decrypts to 10 pad bytes, `|`, `]_16:08:12,04-14-2015`; with those pad bytes
+    our `*ACK` to the same request is the same frame, byte for byte."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    golden = (
+        b'\nE34C0062"*ACK"0001R5678L1234#080027E62A64'
+        b"[14F088FF5DCB19D1908069507EAB97C7CDB20F1C6EFA550BB59864D54B2DFA1C\r"
+    )
+    key = decode_key("ABCDABCDABCDABCDABCDABCDABCDABCD", KeyEncoding.HEX)
+    sealed = bytes.fromhex(golden[golden.index(b"[") + 1 : -1].decode())
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(bytes(16))).decryptor()
+    plain = decryptor.update(sealed) + decryptor.finalize()
+    assert plain[10:] == b"|]_16:08:12,04-14-2015"
+    request = build_frame(
+        '"*NULL"0001R5678L1234#080027E62A64[' + encrypt(key, b"]_16:08:12,04-14-2015")
+    )
+    now = datetime(2015, 4, 14, 16, 8, 12, tzinfo=UTC)
+    assert ack(parse_frame(request), now, key, pad=lambda n: plain[:n]) == golden
