@@ -55,6 +55,8 @@ class VirtualDevice:
     room: str
     # Published through Zigbee2MQTT under this friendly name, instead of natively.
     zigbee_name: str | None = None
+    # Live, reported over SIA DC-09 to a receiver (simulators/dc09_live.py), not over MQTT.
+    dc09: bool = False
     # A 4G watch speaking the TCP protocol to `anxin gateway watch` (its id is digits).
     watch: bool = False
 
@@ -111,6 +113,7 @@ def build_home(
     community: str | None = None,
     categories: Sequence[str] = (),
     zigbee: bool = False,
+    dc09: bool = False,
     watch: bool = False,
 ) -> list[VirtualDevice]:
     home = Home(
@@ -134,6 +137,7 @@ def build_home(
                 home=home,
                 room=ROOMS.get(model.name, "客厅"),
                 zigbee_name=device_id if zigbee else None,
+                dc09=dc09,
                 watch=watch,
             )
         )
