@@ -259,7 +259,9 @@ def _float(values: Sequence[str], i: int) -> float | None:
 
 def _int(values: Sequence[str], i: int) -> int | None:
     text = _at(values, i).strip()
-    if not text.isdigit() or len(text) > 18:
+    # ASCII digits only: str.isdigit() is true of "²" too, which int() refuses (found by the
+    # fuzzer: a crash here would have lost the frame, an SOS with it).
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         return None
     return int(text)
 

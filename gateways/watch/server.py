@@ -46,7 +46,13 @@ from gateways.watch.frames import (
     parse_frame,
 )
 from gateways.watch.messages import classify, read_message
-from gateways.watch.translate import Publication, ReplyWhen, Translation, translate
+from gateways.watch.translate import (
+    Publication,
+    ReplyWhen,
+    Translation,
+    translate,
+    unreadable_alarm,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -360,7 +366,10 @@ class WatchServer:
         except Exception:  # an unreadable frame is logged and counted; the stream goes on
             metrics.BAD_FRAMES.labels("unreadable").inc()
             log.exception("watch.unreadable_frame", device_id=frame.device_id, type=kind)
-            return
+            if kind != "AL":
+                return
+            # A bug in reading an alarm must not silence it: a person checks it.
+            translation = unreadable_alarm(frame)
         if self._refused(connection, frame, translation):
             return
         self._bind(connection, frame)

@@ -110,6 +110,16 @@ def translate(frame: Frame, message: WatchMessage) -> Translation:
 _REPLIES = {"TKQ": "TKQ", "TKQ2": "TKQ2", "INIT": "INIT,1", "CONFIG": "CONFIG,1"}
 
 
+def unreadable_alarm(frame: Frame) -> Translation:
+    """An AL the reader failed on (a bug): still an alarm a person checks, answered once safe."""
+    payload = {"type": DEVICE_ALARM, "value": "unreadable", "seq": zlib.crc32(frame.content)}
+    return Translation(
+        publications=(Publication(kind=Uplink.EVENT, payload=payload),),
+        reply="AL",
+        reply_when=ReplyWhen.PUBACK,
+    )
+
+
 def alarm_seq(frame: Frame, record: PositionRecord) -> int:
     """A stable seq for an alarm: the watch repeats the same AL (same time) until answered,
     and each repeat must count once. The frame's time in epoch seconds; without a readable

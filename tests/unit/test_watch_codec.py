@@ -27,6 +27,7 @@ from gateways.watch.frames import (
     unescape,
 )
 from gateways.watch.messages import (
+    Alarm,
     Health,
     History,
     Link,
@@ -36,7 +37,7 @@ from gateways.watch.messages import (
     classify,
     read_message,
 )
-from gateways.watch.translate import DEVICE_ALARM, ReplyWhen, translate
+from gateways.watch.translate import DEVICE_ALARM, ReplyWhen, translate, unreadable_alarm
 from tests.unit.watch_corpus import (
     JXTK_CHUNK,
     TK_AUDIO,
@@ -244,6 +245,20 @@ def test_lk_forms() -> None:
 )  # fmt: skip
 def test_health_readings(text: str, expected: Health) -> None:
     assert read_message(parse_frame(text.encode())) == expected
+
+
+def test_unicode_digits_are_not_numbers() -> None:
+    """Found by the fuzzer: "²" passes str.isdigit() but not int()."""
+    record = read_message(
+        parse_frame(TRACCAR_DECODER[7].replace(",81,0,0,", ",\u00b2,0,0,").encode())
+    )
+    assert isinstance(record, Alarm)
+    assert record.record.battery is None
+    assert record.record.status == 0x00010000  # still an SOS
+    bad_al = parse_frame(b"[3G*8800000015*0004*AL,x]")
+    fallback = unreadable_alarm(bad_al)
+    assert [p.payload["type"] for p in fallback.publications] == [DEVICE_ALARM]
+    assert fallback.reply == "AL"
 
 
 def test_unknown_and_quiet_types() -> None:
