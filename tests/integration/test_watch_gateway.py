@@ -116,3 +116,16 @@ def test_broker_killed_between_press_and_reply_the_resend_lands_once(tmp_path: P
     assert alert["count"] == 1
     assert json.dumps(alert["attributes"]).count('"trigger"') == 1
     assert alert["occurred_at"].startswith(datetime.now(UTC).strftime("%Y-%m-%d"))
+
+
+def test_configuration_errors_are_one_line(tmp_path: Path) -> None:
+    setup = anxin_env(tmp_path / "anxin")
+    missing = setup.cli("gateway", "watch")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        "anxin: configuration error: anxin gateway watch needs ANXIN_WATCH_MQTT_URL"
+        " (its broker account)"
+    )
+    bad = anxin_env(tmp_path / "bad", ANXIN_WATCH_LISTEN="5900").cli("gateway", "watch")
+    assert bad.returncode == 2
+    assert "ANXIN_WATCH_LISTEN='5900': '5900' is not host:port" in bad.stderr
