@@ -45,11 +45,13 @@ from gateways.watch.frames import (
     encode_frame,
     parse_frame,
 )
-from gateways.watch.messages import classify, read_message
+from gateways.watch.messages import Alarm, Position, classify, read_message
 from gateways.watch.translate import (
+    Fix,
     Publication,
     ReplyWhen,
     Translation,
+    fix_of,
     translate,
     unreadable_alarm,
 )
@@ -169,6 +171,8 @@ class _Connection:
     vendor: dict[str, str] = field(default_factory=dict)
     indexed: dict[str, bool] = field(default_factory=dict)
     gps_sent: set[str] = field(default_factory=set)
+    # Per id: the last current GPS fix it reported (UD, AL), for an alarm that comes without.
+    fixes: dict[str, Fix] = field(default_factory=dict)
     refused_logged: bool = False
     close_reason: str = "eof"
 
@@ -362,7 +366,10 @@ class WatchServer:
         if not DEVICE_ID_PATTERN.fullmatch(frame.device_id):  # pragma: no cover - digits only
             return
         try:
-            translation = translate(frame, read_message(frame))
+            message = read_message(frame)
+            translation = translate(frame, message, connection.fixes.get(frame.device_id))
+            if isinstance(message, Position | Alarm) and (fix := fix_of(message.record)):
+                connection.fixes[frame.device_id] = fix
         except Exception:  # an unreadable frame is logged and counted; the stream goes on
             metrics.BAD_FRAMES.labels("unreadable").inc()
             log.exception("watch.unreadable_frame", device_id=frame.device_id, type=kind)

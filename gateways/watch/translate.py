@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -64,6 +65,15 @@ class ReplyWhen(StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Fix:
+    """The last current GPS fix a watch reported (the shell remembers it per watch)."""
+
+    lat: float
+    lon: float
+    at: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Publication:
     kind: Uplink
     payload: Mapping[str, Any]
@@ -79,8 +89,9 @@ class Translation:
     notes: Mapping[str, Any] = field(default_factory=dict)
 
 
-def translate(frame: Frame, message: WatchMessage) -> Translation:
-    """What ``message`` (read from ``frame``) becomes."""
+def translate(frame: Frame, message: WatchMessage, last_fix: Fix | None = None) -> Translation:
+    """What ``message`` (read from ``frame``) becomes. ``last_fix``: the watch's last current
+    fix, given to an alarm without one as ``last_known_location`` (never as ``location``)."""
     kind = classify(frame)
     if isinstance(message, Link):
         beat: dict[str, Any] = {}
@@ -90,7 +101,7 @@ def translate(frame: Frame, message: WatchMessage) -> Translation:
             beat["steps"] = message.steps
         return _after_puback(Publication(kind=Uplink.HEARTBEAT, payload=beat), reply="LK")
     if isinstance(message, Alarm):
-        return _alarm(frame, message.record)
+        return _alarm(frame, message.record, last_fix)
     if isinstance(message, Position):
         return _position(frame, message.record)
     if isinstance(message, History):
@@ -129,11 +140,26 @@ def alarm_seq(frame: Frame, record: PositionRecord) -> int:
     return zlib.crc32(frame.content)
 
 
-def _alarm(frame: Frame, record: PositionRecord) -> Translation:
+def fix_of(record: PositionRecord) -> Fix | None:
+    """The record's current fix, if it has one (and a time)."""
+    location = record.location
+    if location is None or record.time is None:
+        return None
+    return Fix(lat=location[0], lon=location[1], at=record.time)
+
+
+def _alarm(frame: Frame, record: PositionRecord, last_fix: Fix | None = None) -> Translation:
     bits = record.bits
     seq = alarm_seq(frame, record)
     base = _record_fields(record)
     base["seq"] = seq
+    if "location" not in base and last_fix is not None:
+        # No fix now (V): where the watch last knew it was, and when, for the dispatcher.
+        base["last_known_location"] = {
+            "lat": last_fix.lat,
+            "lon": last_fix.lon,
+            "at": last_fix.at.isoformat().replace("+00:00", "Z"),
+        }
     publications: list[Publication] = []
     if StatusBit.SOS in bits:
         sos = dict(base)

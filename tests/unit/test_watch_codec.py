@@ -37,7 +37,13 @@ from gateways.watch.messages import (
     classify,
     read_message,
 )
-from gateways.watch.translate import DEVICE_ALARM, ReplyWhen, translate, unreadable_alarm
+from gateways.watch.translate import (
+    DEVICE_ALARM,
+    ReplyWhen,
+    fix_of,
+    translate,
+    unreadable_alarm,
+)
 from tests.unit.watch_corpus import (
     JXTK_CHUNK,
     TK_AUDIO,
@@ -448,3 +454,26 @@ def test_commands_map_to_the_protocol() -> None:
     for bad in ('{"upload_interval_s":30}', '{"volume":3}', "{}", '{"gps":false}'):
         with pytest.raises(DownlinkError):
             commands_for(f'{{"command":"configure","params":{bad},{cid}}}'.encode())
+
+
+def test_an_alarm_without_a_fix_carries_the_last_known_one() -> None:
+    ud = parse_frame(TRACCAR_DECODER[4].encode())  # UD_LTE with an A fix
+    fix = fix_of(ud_record(ud))
+    assert fix is not None
+    frame = parse_frame(TRACCAR_DECODER[7].encode())  # AL, V, SOS
+    (sos,) = translate(frame, read_message(frame), fix).publications
+    assert "location" not in sos.payload
+    assert sos.payload["last_known_location"] == {
+        "lat": fix.lat,
+        "lon": fix.lon,
+        "at": "2021-06-30T13:51:01Z",
+    }
+    with_fix = parse_frame(VENDOR[4].replace("00100018", "00010000").encode())
+    (own,) = translate(with_fix, read_message(with_fix), fix).publications
+    assert "last_known_location" not in own.payload  # its own fix wins
+
+
+def ud_record(frame):  # type: ignore[no-untyped-def]
+    message = read_message(frame)
+    assert isinstance(message, Position)
+    return message.record
