@@ -300,7 +300,10 @@ def test_a_change_committed_late_still_reaches_the_stream(postgres_url: str) -> 
     finally:
         engine.dispose()
     assert [e.json()["event"]["detail"]["text"] for e in (second, first)] == ["second", "first"]
-    assert int(first.id or 0) < int(second.id or 0)
+    first_id, second_id = (e.json()["event"]["id"] for e in (first, second))
+    assert first_id < second_id
+    # The ids are positions: "second, still waiting for first", then "second, nothing missing".
+    assert (second.id, first.id) == (f"{second_id}~{first_id}", str(second_id))
 
 
 def test_in_one_process_the_change_feed_wakes_the_stream(tmp_path: Path) -> None:
