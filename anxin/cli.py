@@ -38,6 +38,11 @@ app.add_typer(devices_app, name="devices")
 dead_letters_app = typer.Typer(help="Messages that could not be used.", no_args_is_help=True)
 app.add_typer(dead_letters_app, name="dead-letters")
 app.add_typer(bench_app, name="bench")
+gateway_app = typer.Typer(
+    help="Gateways: device protocols other than MQTT, into the MQTT contract.",
+    no_args_is_help=True,
+)
+app.add_typer(gateway_app, name="gateway")
 traffic_cli.register(app)
 
 ConfigOption = Annotated[

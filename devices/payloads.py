@@ -91,6 +91,9 @@ class AckPayload(BaseModel):
     alert_id: int
     status: AckStatus
     message: str = ""
+    # On `received`: the `seq` of the SOS message it answers, when that message had one, so a
+    # device (or a gateway) resending one SOS knows which press is safe. Left out when None.
+    seq: int | None = None
 
 
 class CommandPayload(BaseModel):
