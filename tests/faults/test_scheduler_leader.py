@@ -40,8 +40,8 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 CLAIM_WITHIN_S = 20
 TAKEOVER_WITHIN_S = 10.0
-# Deadlines every half second from 2 s before the alerts are queued to 14 s after (the full
-# form: 40 s after; bounded: 9 s), plus alerts that are not due before the test ends.
+# Deadlines every half second from 2 s before the alerts are queued to 9 s after (the full
+# form: 40 s after), plus alerts that are not due before the test ends.
 DUE_OFFSETS_S = [x / 2 for x in range(-4, (80 if FULL else 18) + 1)]
 NOT_DUE = 5
 KILL_AFTER_S = 4.0
