@@ -4,14 +4,16 @@ leader that loses its lock's session steps down (its work is stopped) before lea
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from anxin.database import open_database
-from anxin.leader import LeaderTiming, run_when_leader
+from anxin.leader import LeaderTiming, _LockSession, lock_engine, run_when_leader
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +117,55 @@ def test_the_work_failing_is_not_taken_for_a_lost_lock(engine: Engine) -> None:
 def test_the_timing_must_step_down_before_postgresql_frees_the_lock() -> None:
     with pytest.raises(ValueError, match="under server_gives_up_s"):
         LeaderTiming(check_s=5, check_timeout_s=5, server_gives_up_s=8)
+
+
+def test_a_leader_whose_lock_check_goes_unanswered_steps_down(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut off from PostgreSQL (the check hangs, as on a dead link): the leader stops its work
+    within ``check_timeout_s``, before PostgreSQL would give the lock to another."""
+    log: list[str] = []
+    leading: list[str] = []
+    cut_off = threading.Event()
+    original = _LockSession.still_held
+
+    def still_held(self: _LockSession) -> bool:
+        if cut_off.is_set():
+            time.sleep(FAST.check_timeout_s + 1)  # no answer in time
+        return original(self)
+
+    monkeypatch.setattr(_LockSession, "still_held", still_held)
+
+    async def scenario() -> float:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_when_leader(engine, Worker("a", log, leading), stop, FAST))
+        await _until(lambda: leading == ["a"])
+        cut_off.set()
+        loop = asyncio.get_running_loop()
+        cut = loop.time()
+        await _until(lambda: "a stops" in log, within_s=5)
+        took = loop.time() - cut
+        stop.set()
+        await task
+        return took
+
+    took = asyncio.run(scenario())
+    assert took <= FAST.check_s + FAST.check_timeout_s + 0.5
+    assert took < FAST.server_gives_up_s
+
+
+def test_the_lock_session_asks_postgresql_to_give_up_on_a_dead_link(engine: Engine) -> None:
+    locks = lock_engine(engine, LeaderTiming())
+    try:
+        with locks.connect() as connection:
+            shown = {
+                name: connection.execute(text(f"SHOW {name}")).scalar()
+                for name in ("tcp_user_timeout", "tcp_keepalives_idle", "application_name")
+            }
+    finally:
+        locks.dispose()
+    assert shown == {
+        "tcp_user_timeout": "8000",  # ms
+        "tcp_keepalives_idle": "2",  # s
+        "application_name": "anxin-scheduler-lock",
+    }
