@@ -15,6 +15,7 @@ standby and then kills B too). After a full drain, every alert is counted:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -125,7 +126,9 @@ def _queue_alerts(database_url: str) -> dict[int, datetime]:
     return deadlines
 
 
-def _escalations(database_url: str) -> dict[int, list[datetime]]:
+def _escalations(database_url: str, *, settled: bool = False) -> dict[int, list[datetime]]:
+    """Each alert's escalations; ``settled``: nothing is due any more, so the statuses must say
+    the same as the timelines (read apart, they may differ while a pass commits)."""
     engine, sessions = open_database(database_url)
     try:
         with sessions() as session:
@@ -142,7 +145,8 @@ def _escalations(database_url: str) -> dict[int, list[datetime]]:
     found: dict[int, list[datetime]] = {}
     for alert_id, at in rows:
         found.setdefault(alert_id, []).append(at)
-    assert set(escalated_status) == set(found)  # the timeline and the status agree
+    if settled:
+        assert set(escalated_status) == set(found)  # the timeline and the status agree
     return found
 
 
@@ -171,7 +175,7 @@ def test_a_killed_scheduler_leader_is_replaced_within_10_s_and_fires_each_deadli
         killed_wall = datetime.now(UTC)
         wait_until(lambda: _leads(b), within_s=TAKEOVER_WITHIN_S + 5)
         takeover_s = time.monotonic() - killed_at
-        leader_gap = (killed_wall, killed_wall + timedelta(seconds=takeover_s))
+        gaps = [(killed_wall, killed_wall + timedelta(seconds=takeover_s))]
         if FULL:
             # A again, under its own name: it stands by; then B is killed and A leads.
             (a.folder / "anxin-scheduler.log").rename(a.folder / "anxin-scheduler.1.log")
@@ -179,18 +183,22 @@ def test_a_killed_scheduler_leader_is_replaced_within_10_s_and_fires_each_deadli
             wait_until(lambda: _stands_by(a), within_s=15)
             time.sleep(KILL_AFTER_S)
             killed_at = _kill(process_b)
+            killed_wall = datetime.now(UTC)
             wait_until(lambda: _leads(a), within_s=TAKEOVER_WITHIN_S + 5)
-            takeover_s = max(takeover_s, time.monotonic() - killed_at)
+            second_s = time.monotonic() - killed_at
+            gaps.append((killed_wall, killed_wall + timedelta(seconds=second_s)))
+            takeover_s = max(takeover_s, second_s)
 
         # Drain: everything due is escalated by the last pass after the last deadline.
         due = {i for i, d in deadlines.items() if d < datetime.now(UTC) + timedelta(minutes=30)}
         last_due = max(deadlines[i] for i in due)
         wait_s = (last_due - datetime.now(UTC)).total_seconds() + 5.0 + 2.0
-        wait_until(
-            lambda: True if due <= set(_escalations(database_url)) else None,
-            within_s=max(wait_s, 1.0) + 5.0,
-        )
-        escalated = _escalations(database_url)
+        with contextlib.suppress(TimeoutError):  # what never came is counted as lost
+            wait_until(
+                lambda: True if due <= set(_escalations(database_url)) else None,
+                within_s=max(wait_s, 1.0) + 5.0,
+            )
+        escalated = _escalations(database_url, settled=True)
         drained_s = time.monotonic() - first_kill
 
     times = Counter({i: len(ats) for i, ats in escalated.items()})
@@ -198,7 +206,9 @@ def test_a_killed_scheduler_leader_is_replaced_within_10_s_and_fires_each_deadli
     duplicated = sum(1 for n in times.values() if n > 1)
     unexpected = sum(1 for i, ats in escalated.items() if i not in due or min(ats) < deadlines[i])
     recovered = sum(
-        1 for i in due if leader_gap[0] <= deadlines[i] <= leader_gap[1] and i in escalated
+        1
+        for i in due
+        if i in escalated and any(start <= deadlines[i] <= end for start, end in gaps)
     )
     result = FaultResult(
         fault="5 scheduler leader killed" + (", then the new one" if FULL else ""),
