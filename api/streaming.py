@@ -100,23 +100,23 @@ class StreamPosition:
         """The inverse of ``token``; gaps only in the window a cursor keeps (``MAX_GAPS``
         below ``after``), so a client cannot make a read ask for more than that."""
         head, tilde, tail = token.strip().partition("~")
-        after = _id(head)
+        after = _id(head, token)
         if tilde and not tail:
             raise InvalidPositionError(f"not a stream position: {token[:40]!r}")
         gaps: set[int] = set()
         for part in tail.split(",") if tail else ():
             first, _, last = part.partition("-")
-            low = _id(first)
-            high = _id(last) if last else low
+            low = _id(first, token)
+            high = _id(last, token) if last else low
             if not after - MAX_GAPS <= low <= high < after:
                 raise InvalidPositionError(f"not a stream position: {token[:40]!r}")
             gaps.update(range(low, high + 1))
         return cls(after=after, gaps=tuple(sorted(gaps)))
 
 
-def _id(text: str) -> int:
+def _id(text: str, token: str) -> int:
     if not text.isdigit() or len(text) > 18:
-        raise InvalidPositionError(f"not a stream position: {text[:40]!r}")
+        raise InvalidPositionError(f"not a stream position: {token[:40]!r}")
     return int(text)
 
 

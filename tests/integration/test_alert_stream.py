@@ -249,6 +249,15 @@ def test_the_token_in_the_query_and_the_limits(deployment: Deployment) -> None:
     assert "anxin_sse_streams_refused_total 1.0" in metrics
 
 
+def test_a_last_event_id_that_is_no_position_is_refused(deployment: Deployment) -> None:
+    headers = deployment.headers("dispatcher")
+    bad_header = httpx.get(deployment.stream_url, headers={**headers, "Last-Event-ID": "12~x"})
+    bad_query = httpx.get(deployment.stream_url, headers=headers, params={"last_event_id": "-1"})
+    assert bad_header.status_code == 422
+    assert bad_header.json() == {"detail": "not a stream position: '12~x'"}
+    assert bad_query.status_code == 422
+
+
 def test_the_api_stops_promptly_with_a_stream_open(tmp_path: Path) -> None:
     """An open stream must not hold ``anxin api`` up when it is told to stop."""
     setup = anxin_env(tmp_path / "anxin", ANXIN_SECRET_KEY=SECRET)
