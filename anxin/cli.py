@@ -333,6 +333,14 @@ def dead_letters_list(
         typer.echo("no dead letters")
 
 
+@gateway_app.command("dc09")
+def gateway_dc09(ctx: typer.Context) -> None:
+    """The SIA DC-09 receiver: alarm panels and telecare hubs over TCP and UDP."""
+    from gateways.dc09.role import run_dc09
+
+    asyncio.run(run_dc09(_settings(ctx)))
+
+
 def main() -> None:
     """Console entry point: configuration and usage errors are one clear line, exit code 2."""
     try:

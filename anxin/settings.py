@@ -124,6 +124,30 @@ class Settings(BaseSettings):
     watch_mqtt_url: str | None = None
     dc09_mqtt_url: str | None = None
 
+    # `anxin gateway dc09` (docs/dc09-receiver.md): TCP and UDP on one host:port; the accounts
+    # file (TOML: keys, device ids, code tables); the timestamp window "PAST,FUTURE" seconds or
+    # "off"; how long an SOS waits for anxin's Ack `received` before the panel gets no reply.
+    dc09_listen: str = "127.0.0.1:9009"
+    dc09_accounts: Path | None = None
+    dc09_timestamp_window: str = "40,20"
+    dc09_sos_ack_timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+
+    @field_validator("dc09_listen")
+    @classmethod
+    def _dc09_listen(cls, value: str) -> str:
+        from gateways.dc09.window import parse_listen
+
+        parse_listen(value)
+        return value
+
+    @field_validator("dc09_timestamp_window")
+    @classmethod
+    def _dc09_window(cls, value: str) -> str:
+        from gateways.dc09.window import parse_window
+
+        parse_window(value)
+        return value
+
     @field_validator("mqtt_url", "mqtt_downlink_url", "watch_mqtt_url", "dc09_mqtt_url")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:
