@@ -27,7 +27,6 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -37,7 +36,8 @@ from alerting.store import AlertEventRow, AlertRow, raise_or_coalesce
 from anxin.database import open_database
 from tests.faults.results import FULL, FaultResult, record
 from tests.support.postgres import PostgresServer, running_postgres
-from tests.support.service import ANXIN, AnxinEnv, anxin_env, wait_until
+from tests.support.service import AnxinEnv, anxin_env, wait_until
+from tests.support.together import start_together
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -90,42 +90,6 @@ def _leads(setup: AnxinEnv) -> bool | None:
 
 def _stands_by(setup: AnxinEnv) -> bool | None:
     return True if "scheduler.standing_by" in _log_events(setup) else None
-
-
-def _start_schedulers(running: ExitStack, setups: list[AnxinEnv]) -> list[subprocess.Popen[bytes]]:
-    """``anxin scheduler`` for each, all started at once; each stopped (SIGINT) at the end."""
-    processes = []
-    for setup in setups:
-        log = (setup.folder / "anxin-scheduler.log").open("ab")
-        running.callback(log.close)
-        process = subprocess.Popen(
-            [ANXIN, "scheduler"], env=dict(setup.env), cwd=setup.folder, stdout=log, stderr=log
-        )
-        running.callback(_stop, process)
-        processes.append(process)
-    for setup, process in zip(setups, processes, strict=True):
-        wait_until(lambda s=setup, p=process: _ready(s, p), within_s=30)
-    return processes
-
-
-def _ready(setup: AnxinEnv, process: subprocess.Popen[bytes]) -> bool | None:
-    if process.poll() is not None:
-        log = (setup.folder / "anxin-scheduler.log").read_text(errors="replace")
-        raise RuntimeError(f"anxin scheduler exited with {process.returncode}:\n{log}")
-    try:
-        return True if httpx.get(f"{setup.api_url}/readyz", timeout=1).status_code == 200 else None
-    except httpx.TransportError:
-        return None
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _kill(process: subprocess.Popen[bytes]) -> float:
@@ -203,7 +167,7 @@ def test_a_killed_scheduler_leader_is_replaced_within_10_s_and_fires_each_deadli
     with ExitStack() as running:
         # Both start at once; whichever takes the lock first is "the leader".
         setups = [a, b]
-        processes = _start_schedulers(running, setups)
+        processes = start_together(running, setups, "scheduler")
         first = wait_until(lambda: next((n for n in (0, 1) if _leads(setups[n])), None), 20)
         leader, standby = setups[first], setups[1 - first]
         wait_until(lambda: _stands_by(standby), within_s=15)
@@ -221,7 +185,7 @@ def test_a_killed_scheduler_leader_is_replaced_within_10_s_and_fires_each_deadli
             # killed and it leads.
             log = leader.folder / "anxin-scheduler.log"
             log.rename(leader.folder / "anxin-scheduler.1.log")
-            (processes[first],) = _start_schedulers(running, [leader])
+            (processes[first],) = start_together(running, [leader], "scheduler")
             wait_until(lambda: _stands_by(leader), within_s=15)
             time.sleep(KILL_AFTER_S)
             killed_at = _kill(processes[1 - first])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import signal
 from collections import Counter
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from alerting import lifecycle
 from alerting.store import AlertEventRow
 from anxin.database import open_database, upgrade
 from tests.support.api_world import SECRET, add_registry, add_users, event_stream, raise_alert
-from tests.support.service import anxin_env, running_anxin
+from tests.support.service import anxin_env
+from tests.support.together import start_together
 
 T0 = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
 MEANWHILE = 5
@@ -40,23 +42,23 @@ def test_a_stream_resumes_on_another_replica_with_no_gap_and_no_repeat(
     b = anxin_env(tmp_path / "b", **common)
     received: list[dict[str, object]] = []
     try:
-        with running_anxin(b, "api"):
-            with running_anxin(a, "api") as replica_a:
-                headers = {"Authorization": f"Bearer {a.token('dispatcher', 'a-good-password')}"}
-                with event_stream(f"{a.api_url}/api/v1/alerts/stream", headers) as stream:
-                    with sessions.begin() as session:
-                        first = raise_alert(session, "p-zhang", registry.zhang, T0)
-                    received.append(stream.next().json()["event"])
-                    # A transaction in flight: its row's id is taken, not yet visible.
-                    slow = sessions()
-                    lifecycle.add_note(slow, first, actor="wang", now=T0, text="in flight")
-                    slow.flush()
-                    with sessions.begin() as session:
-                        raise_alert(session, "p-zhao", registry.zhao, T0)
-                    last = stream.next()
-                    received.append(last.json()["event"])
-                    replica_a.send_signal(signal.SIGKILL)
-                    replica_a.wait(timeout=10)
+        with ExitStack() as running:
+            replica_a, _ = start_together(running, [a, b], "api")
+            headers = {"Authorization": f"Bearer {a.token('dispatcher', 'a-good-password')}"}
+            with event_stream(f"{a.api_url}/api/v1/alerts/stream", headers) as stream:
+                with sessions.begin() as session:
+                    first = raise_alert(session, "p-zhang", registry.zhang, T0)
+                received.append(stream.next().json()["event"])
+                # A transaction in flight: its row's id is taken, not yet visible.
+                slow = sessions()
+                lifecycle.add_note(slow, first, actor="wang", now=T0, text="in flight")
+                slow.flush()
+                with sessions.begin() as session:
+                    raise_alert(session, "p-zhao", registry.zhao, T0)
+                last = stream.next()
+                received.append(last.json()["event"])
+                replica_a.send_signal(signal.SIGKILL)
+                replica_a.wait(timeout=10)
             # A is gone. Meanwhile: the late commit, new alerts, a note.
             slow.commit()
             slow.close()
