@@ -71,7 +71,11 @@ async def run_when_leader(
     """Run ``work`` while this process holds the scheduler lock, until ``stop`` (SQLite: one
     host, one process by design, so no lock is needed)."""
     if engine.dialect.name != "postgresql":
-        await work(stop)
+        LEADING.set(1)
+        try:
+            await work(stop)
+        finally:
+            LEADING.set(0)
         return
     timing = timing or LeaderTiming()
     locks = lock_engine(engine, timing)
