@@ -208,8 +208,33 @@ def devices_provision(
             help="Read the platform's password from standard input (else kept or generated).",
         ),
     ] = False,
+    member: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--member",
+            help="An ingest member's account, on the platform listener (repeatable; kept).",
+        ),
+    ] = None,
+    api_user: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--api-user",
+            help="An API replica's downlink account, on the platform listener (repeatable).",
+        ),
+    ] = None,
+    gateway_user: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--gateway-user", help="A gateway's account, beside the devices (repeatable)."
+        ),
+    ] = None,
+    drop_service: Annotated[
+        list[str] | None,
+        typer.Option("--drop-service", help="Remove this service account (repeatable)."),
+    ] = None,
 ) -> None:
-    """Write Mosquitto's password file and ACL for the registered devices (docs/provisioning.md)."""
+    """Write Mosquitto's password files and ACLs for the registered devices and anxin's own
+    processes (docs/provisioning.md)."""
     from devices.provision import (
         ProvisionError,
         provision,
@@ -217,6 +242,17 @@ def devices_provision(
         summary,
         warnings,
     )
+    from devices.service_accounts import ServiceAccount, ServiceRole
+
+    services = [
+        ServiceAccount(username=name, role=role)
+        for names, role in (
+            (member, ServiceRole.MEMBER),
+            (api_user, ServiceRole.API),
+            (gateway_user, ServiceRole.GATEWAY),
+        )
+        for name in names or ()
+    ]
 
     settings = _settings(ctx)
     password = sys.stdin.readline().rstrip("\r\n") if platform_password_stdin else None
@@ -236,6 +272,8 @@ def devices_provision(
             rotate=rotate,
             prefix=settings.mqtt_topic_prefix,
             zigbee_base=settings.zigbee2mqtt_base_topic or None,
+            services=services,
+            drop_services=drop_service or [],
         )
     except ProvisionError as exc:
         print(f"anxin: {exc}", file=sys.stderr)
