@@ -174,8 +174,13 @@ def natural_rate(scenario: Scenario) -> float:
     for device in scenario.devices:
         behaviour = BEHAVIOURS.get(device.model.name, QUIET)
         per_s += 1 / device.model.heartbeat_s
-        if behaviour.climate_every_s:
-            per_s += 1 / behaviour.climate_every_s
+        for every_s in (
+            behaviour.climate_every_s,
+            behaviour.vitals_every_s,
+            behaviour.positions_every_s,
+        ):
+            if every_s:
+                per_s += 1 / every_s
         if behaviour.activity == "motion":
             per_s += sum(MOTION_PER_HOUR) / 24 * behaviour.activity_scale / 3600
         elif behaviour.activity is not None:
