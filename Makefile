@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test install system-deps lint typecheck pytest bench faults format clean
+.PHONY: demo test install system-deps lint typecheck pytest bench faults format clean fuzz-watch
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,7 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# The watch codec's fuzzing at full size (10^5 generated frames; minutes): the closing figure.
+fuzz-watch: $(STAMP)
+	WATCH_FUZZ_EXAMPLES=100000 $(BIN)/pytest tests/unit/test_watch_fuzz.py -q -s -p no:randomly -k "any_frame_parses or report"

@@ -50,6 +50,8 @@ EMERGENCY_EVENTS = {
     "water_leak": AlertType.WATER_LEAK,
     "heat": AlertType.HEAT,
     "cold": AlertType.COLD,
+    # An alarm of unknown kind (a watch's AL with no status bit): a person checks it.
+    "device_alarm": AlertType.DEVICE_ALARM,
 }
 # Technical conditions that end by themselves: the restore resolves the alert.
 TECHNICAL_EVENTS = {
@@ -69,6 +71,15 @@ class OpenAlert:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class VitalRun:
+    """Readings of one vital sign out of range in a row: how many, since when."""
+
+    readings: int
+    since: datetime
+    value: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DeviceState:
     """What the engine knows of one device: its registration, its open alerts, its recent
     occurrences (for the rate limit). The shell loads it; the engine returns the next one."""
@@ -79,6 +90,9 @@ class DeviceState:
     recent: tuple[datetime, ...] = ()
     # The open welfare alerts of the device's elder (inactivity, missed check-in …).
     elder_open: frozenset[AlertType] = frozenset()
+    # Vital signs (heart_rate, spo2) out of range in a row, for the [vitals] rule. Kept by the
+    # shell in memory like ``recent``: a restart only delays an alert by a few readings.
+    vitals: Mapping[str, VitalRun] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -124,6 +138,7 @@ class RulesEngine:
             run.welfare(event)
         elif isinstance(event, TelemetryReport):
             run.temperature(event)
+            run.vital_signs(event)
         if event.battery is not None and not event.retained:
             run.battery(event, event.battery)
         return run.result()
@@ -155,10 +170,13 @@ class _Run:
         self.engine, self.state, self.now = engine, state, now
         self.open = dict(state.open_alerts)
         self.recent = [t for t in state.recent if now - t < RATE_WINDOW]
+        self.vitals = dict(state.vitals)
         self.decisions: list[Decision] = []
 
     def result(self) -> Evaluation:
-        state = replace(self.state, open_alerts=self.open, recent=tuple(self.recent))
+        state = replace(
+            self.state, open_alerts=self.open, recent=tuple(self.recent), vitals=self.vitals
+        )
         return Evaluation(state=state, decisions=tuple(self.decisions))
 
     def decide(self, decision: Decision) -> None:
@@ -315,6 +333,42 @@ class _Run:
             self.raise_alert(AlertType.COLD, event, reading)
         elif value > rule.cold_c + rule.hysteresis_c:
             self.resolve(AlertType.COLD, f"temperature back to {value} °C")
+
+    def vital_signs(self, event: TelemetryReport) -> None:
+        """Heart rate or SpO2 that stays out of range raises ``vital_signs``; a single odd
+        reading does not. Back in range: noted on the open alert, which a person closes."""
+        if _quieted(self.state.device, technical=False):
+            return
+        rule = self.engine.rules.vitals
+        bands = {
+            "heart_rate": (rule.heart_rate_low, rule.heart_rate_high),
+            "spo2": (rule.spo2_low, float("inf")),
+        }
+        for metric, (low, high) in bands.items():
+            value = event.metrics.get(metric)
+            if value is None or value <= 0:
+                continue
+            run = self.vitals.get(metric)
+            if low <= value <= high:
+                if self.vitals.pop(metric, None) is not None:
+                    self.note(AlertType.VITAL_SIGNS, "back_in_range", {metric: value})
+                continue
+            since = run.since if run is not None else event.occurred_at
+            readings = run.readings + 1 if run is not None else 1
+            self.vitals[metric] = VitalRun(readings=readings, since=since, value=value)
+            lasted = (event.occurred_at - since).total_seconds()
+            if readings >= rule.readings and lasted >= rule.sustained_s:
+                self.raise_alert(
+                    AlertType.VITAL_SIGNS,
+                    event,
+                    {
+                        "metric": metric,
+                        metric: value,
+                        "readings": readings,
+                        "out_of_range_since": since.isoformat(),
+                        "range": [low, None if high == float("inf") else high],
+                    },
+                )
 
     def battery(self, event: DeviceEvent, level: float) -> None:
         device = self.state.device

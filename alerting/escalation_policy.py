@@ -39,6 +39,8 @@ TYPE_ZH: Mapping[AlertType, str] = {
     AlertType.TAMPER: "设备被拆动",
     AlertType.TEST_OVERDUE: "设备未按时自检",
     AlertType.SERVICE_REQUEST: "服务请求",
+    AlertType.DEVICE_ALARM: "设备报警（类型不明）",
+    AlertType.VITAL_SIGNS: "心率或血氧持续异常",
 }
 PRIORITY_ZH: Mapping[Priority, str] = {
     Priority.CRITICAL: "紧急",

@@ -73,6 +73,11 @@ class AlertType(StrEnum):
     TAMPER = "tamper"
     TEST_OVERDUE = "test_overdue"
     SERVICE_REQUEST = "service_request"
+    # An alarm the device raised without saying of what kind (a 4G watch's AL with no status
+    # bit set): not an SOS, but a person checks it.
+    DEVICE_ALARM = "device_alarm"
+    # Heart rate or SpO2 from a wearable stayed out of range (the [vitals] rule).
+    VITAL_SIGNS = "vital_signs"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -105,4 +110,6 @@ ALERT_KINDS: dict[AlertType, AlertKind] = {
     AlertType.TAMPER: AlertKind(category=_T, priority=_M),
     AlertType.TEST_OVERDUE: AlertKind(category=_T, priority=_L),
     AlertType.SERVICE_REQUEST: AlertKind(category=_S, priority=_L),
+    AlertType.DEVICE_ALARM: AlertKind(category=_E, priority=_H),
+    AlertType.VITAL_SIGNS: AlertKind(category=_E, priority=_H),
 }

@@ -52,6 +52,24 @@ class BatteryRule(_Strict):
     hysteresis_pct: Annotated[float, Field(ge=0, le=50)] = 5.0
 
 
+class VitalsRule(_Strict):
+    # Heart rate (bpm) and SpO2 (%) from a wearable's telemetry (heart_rate, spo2): out of
+    # range is below *_low or above *_high. A reading of 0 or less is "no reading".
+    heart_rate_low: Annotated[float, Field(ge=0, le=300)] = 45.0
+    heart_rate_high: Annotated[float, Field(ge=0, le=300)] = 130.0
+    spo2_low: Annotated[float, Field(ge=0, le=100)] = 90.0
+    # "Stays" out of range: this many readings in a row, the first and the last at least
+    # sustained_s apart (one bad reading of a watch worn loosely is no alarm).
+    readings: Annotated[int, Field(ge=1, le=100)] = 3
+    sustained_s: Annotated[int, Field(ge=0, le=86_400)] = 300
+
+    @model_validator(mode="after")
+    def _band(self) -> VitalsRule:
+        if self.heart_rate_low >= self.heart_rate_high:
+            raise ValueError("heart_rate_low must be below heart_rate_high")
+        return self
+
+
 class RateLimit(_Strict):
     # Occurrences one device may add within a minute; beyond, repeats are acknowledged but
     # not counted, so a stuck button cannot flood the store. New alert types always pass.
@@ -63,6 +81,7 @@ class RuleSet(_Strict):
     temperature: TemperatureRule = TemperatureRule()
     battery: BatteryRule = BatteryRule()
     rate_limit: RateLimit = RateLimit()
+    vitals: VitalsRule = VitalsRule()
     welfare: WelfareRules = WelfareRules()
     # Unclaimed alerts: escalation and reminders; who is notified when (escalation_rules.py).
     escalation: EscalationRule = EscalationRule()

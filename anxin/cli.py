@@ -103,6 +103,21 @@ def demo(ctx: typer.Context) -> None:
     asyncio.run(run_demo(_settings(ctx)))
 
 
+@gateway_app.command("watch")
+def gateway_watch(ctx: typer.Context) -> None:
+    """The 4G watch gateway: watches' TCP protocol on ANXIN_WATCH_LISTEN, into the MQTT
+    contract on ANXIN_WATCH_MQTT_URL (docs/watch-gateway.md)."""
+    from anxin.gateway import run_gateway
+    from gateways.watch.server import WatchServer, options_from
+
+    settings = _settings(ctx)
+    broker = settings.watch_broker
+    if broker is None:
+        raise ConfigError("anxin gateway watch needs ANXIN_WATCH_MQTT_URL (its broker account)")
+    options = options_from(settings)
+    asyncio.run(run_gateway(settings, "watch", broker, lambda link: WatchServer(link, options)))
+
+
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Create or migrate the schema; with ANXIN_INFLUX_DB, also the InfluxDB database and its
@@ -193,8 +208,33 @@ def devices_provision(
             help="Read the platform's password from standard input (else kept or generated).",
         ),
     ] = False,
+    member: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--member",
+            help="An ingest member's account, on the platform listener (repeatable; kept).",
+        ),
+    ] = None,
+    api_user: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--api-user",
+            help="An API replica's downlink account, on the platform listener (repeatable).",
+        ),
+    ] = None,
+    gateway_user: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--gateway-user", help="A gateway's account, beside the devices (repeatable)."
+        ),
+    ] = None,
+    drop_service: Annotated[
+        list[str] | None,
+        typer.Option("--drop-service", help="Remove this service account (repeatable)."),
+    ] = None,
 ) -> None:
-    """Write Mosquitto's password file and ACL for the registered devices (docs/provisioning.md)."""
+    """Write Mosquitto's password files and ACLs for the registered devices and anxin's own
+    processes (docs/provisioning.md)."""
     from devices.provision import (
         ProvisionError,
         provision,
@@ -202,6 +242,17 @@ def devices_provision(
         summary,
         warnings,
     )
+    from devices.service_accounts import ServiceAccount, ServiceRole
+
+    services = [
+        ServiceAccount(username=name, role=role)
+        for names, role in (
+            (member, ServiceRole.MEMBER),
+            (api_user, ServiceRole.API),
+            (gateway_user, ServiceRole.GATEWAY),
+        )
+        for name in names or ()
+    ]
 
     settings = _settings(ctx)
     password = sys.stdin.readline().rstrip("\r\n") if platform_password_stdin else None
@@ -221,6 +272,8 @@ def devices_provision(
             rotate=rotate,
             prefix=settings.mqtt_topic_prefix,
             zigbee_base=settings.zigbee2mqtt_base_topic or None,
+            services=services,
+            drop_services=drop_service or [],
         )
     except ProvisionError as exc:
         print(f"anxin: {exc}", file=sys.stderr)
@@ -293,6 +346,14 @@ def dead_letters_list(
         typer.echo(f"{when}  {row.topic}  {row.reason}  {payload!r}")
     if not rows:
         typer.echo("no dead letters")
+
+
+@gateway_app.command("dc09")
+def gateway_dc09(ctx: typer.Context) -> None:
+    """The SIA DC-09 receiver: alarm panels and telecare hubs over TCP and UDP."""
+    from gateways.dc09.role import run_dc09
+
+    asyncio.run(run_dc09(_settings(ctx)))
 
 
 def main() -> None:

@@ -127,6 +127,46 @@ class Settings(BaseSettings):
     watch_mqtt_url: str | None = None
     dc09_mqtt_url: str | None = None
 
+    # The 4G watch gateway (`anxin gateway watch`, docs/watch-gateway.md). Where it listens
+    # (host:port; 5900 is the port of the vendor document's examples); silence after which a
+    # watch's connection is closed (past the 5-8 min keep-alive of a watch at rest); a file
+    # of the watch ids allowed to connect, one a line (unset: any id); whether a watch is
+    # sent APPLOCK,DW-1 (GPS on) once per connection, after its first LK is answered.
+    watch_listen: str = "0.0.0.0:5900"
+    watch_idle_timeout_s: Annotated[float, Field(ge=60, le=3600)] = 600
+    watch_allowed_ids_file: Path | None = None
+    watch_gps_on: bool = True
+
+    # `anxin gateway dc09` (docs/dc09-receiver.md): TCP and UDP on one host:port; the accounts
+    # file (TOML: keys, device ids, code tables); the timestamp window "PAST,FUTURE" seconds or
+    # "off"; how long an SOS waits for anxin's Ack `received` before the panel gets no reply.
+    dc09_listen: str = "127.0.0.1:9009"
+    dc09_accounts: Path | None = None
+    dc09_timestamp_window: str = "40,20"
+    dc09_sos_ack_timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+
+    @field_validator("watch_listen")
+    @classmethod
+    def _watch_listen(cls, value: str) -> str:
+        listen_address(value)
+        return value
+
+    @field_validator("dc09_listen")
+    @classmethod
+    def _dc09_listen(cls, value: str) -> str:
+        from gateways.dc09.window import parse_listen
+
+        parse_listen(value)
+        return value
+
+    @field_validator("dc09_timestamp_window")
+    @classmethod
+    def _dc09_window(cls, value: str) -> str:
+        from gateways.dc09.window import parse_window
+
+        parse_window(value)
+        return value
+
     @field_validator("mqtt_url", "mqtt_downlink_url", "watch_mqtt_url", "dc09_mqtt_url")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:
@@ -333,6 +373,15 @@ class Settings(BaseSettings):
     def dc09_broker(self) -> BrokerAddress | None:
         url = self.dc09_mqtt_url
         return None if url is None else BrokerAddress.from_url(url)
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` too) → its parts; ValueError naming what is wrong."""
+    host, sep, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not host:port (e.g. 0.0.0.0:5900)")
+    return host, int(port)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -289,6 +289,27 @@ def simulate(
     as_json: Annotated[
         bool, typer.Option("--json", help="The summary as one JSON object.")
     ] = False,
+    dc09: Annotated[
+        str | None,
+        typer.Option(
+            "--dc09",
+            help="HOST:PORT of a DC-09 receiver: the dc09-panel hubs (and protocol: dc09 "
+            "groups) report there over SIA DC-09 instead of MQTT.",
+        ),
+    ] = None,
+    dc09_key: Annotated[
+        str | None, typer.Option("--dc09-key", help="Encrypt the hubs' frames with this key.")
+    ] = None,
+    dc09_key_encoding: Annotated[
+        str, typer.Option("--dc09-key-encoding", help="text or hex.")
+    ] = "text",
+    dc09_udp: Annotated[bool, typer.Option("--dc09-udp", help="Over UDP (default TCP).")] = False,
+    dc09_accounts: Annotated[
+        Path | None,
+        typer.Option(
+            "--dc09-accounts", help="Write the receiver's accounts file (ANXIN_DC09_ACCOUNTS)."
+        ),
+    ] = None,
 ) -> None:
     """A virtual fleet: publish over MQTT, or write its traffic to a file (--out)."""
     from datetime import UTC, datetime, timedelta
@@ -336,6 +357,7 @@ def simulate(
         typer.echo(
             f"{registry}: {len(fleet.devices):,} devices for `anxin devices import`", err=True
         )
+    hubs = _dc09_hubs(fleet, dc09, dc09_key, dc09_key_encoding, dc09_udp, dc09_accounts)
     if out is not None:
         _write_traffic(fleet, out, wanted, settings.mqtt_topic_prefix, as_json)
         return
@@ -348,7 +370,45 @@ def simulate(
         connections=connections,
         sos_resend_s=sos_resend,
         as_json=as_json,
+        dc09=hubs,
     )
+
+
+def _dc09_hubs(
+    fleet: Scenario,
+    address: str | None,
+    key: str | None,
+    key_encoding: str,
+    udp: bool,
+    accounts: Path | None,
+) -> tuple[Any, list[Any]] | None:
+    """(the target, the hubs) of `--dc09`; writes `--dc09-accounts`."""
+    if address is None:
+        if key is not None or accounts is not None or udp:
+            raise typer.BadParameter("needs --dc09 HOST:PORT", param_hint="--dc09-…")
+        return None
+    from gateways.dc09.crypto import BadKeyError, KeyEncoding, decode_key
+    from gateways.dc09.window import parse_listen
+    from simulators.dc09_live import Dc09Target, accounts_toml, reports_over_dc09
+
+    try:
+        host, port = parse_listen(address)
+        encoding = KeyEncoding(key_encoding)
+        if key is not None:
+            decode_key(key, encoding)
+    except (ValueError, BadKeyError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--dc09/--dc09-key") from exc
+    target = Dc09Target(
+        host=host, port=port, transport="udp" if udp else "tcp", key=key, key_encoding=encoding
+    )
+    every_panel = not any(device.dc09 for device in fleet.devices)
+    hubs = [d for d in fleet.devices if reports_over_dc09(d, every_panel)]
+    if not hubs:
+        raise UserError("--dc09: the fleet has no dc09-panel and no `protocol: dc09` group")
+    if accounts is not None:
+        accounts.write_text(accounts_toml(hubs, target), encoding="utf-8")
+        typer.echo(f"{accounts}: {len(hubs):,} DC-09 accounts for ANXIN_DC09_ACCOUNTS", err=True)
+    return target, hubs
 
 
 def _write_traffic(
@@ -397,19 +457,36 @@ def _run_live(
     connections: int,
     sos_resend_s: float,
     as_json: bool,
+    dc09: tuple[Any, list[Any]] | None = None,
 ) -> None:
     """Publish the fleet's traffic to the broker, with a progress display and a summary."""
     import asyncio
 
+    from anxin.settings import listen_address
+    from ingest.mqtt import BrokerAddress
     from simulators.live import LiveFleet, cpu_seconds, natural_rate, run_with_signals
 
     broker = settings.broker
+    only_dc09 = dc09 is not None and len(dc09[1]) == len(fleet.devices)
+    dc09_ids = {device.device_id for device in dc09[1]} if dc09 is not None else set()
+    # Watches (protocol: watch) speak TCP to the watch gateway, dc09 devices to a receiver.
+    no_mqtt = only_dc09 or all(d.watch or d.device_id in dc09_ids for d in fleet.devices)
+    if broker is None and no_mqtt:
+        broker = BrokerAddress(host="127.0.0.1", port=1883)  # no device of the fleet uses it
     if broker is None:
         raise UserError("ANXIN_MQTT_URL is not set: which broker? (or --out FILE)")
+    # Watches (protocol: watch) connect to the watch gateway at ANXIN_WATCH_LISTEN.
+    host, port = listen_address(settings.watch_listen)
+    watch_gateway = ("127.0.0.1" if host in ("0.0.0.0", "::") else host, port)  # noqa: S104
     if rate is not None and speed is not None:
         raise typer.BadParameter("give --rate or --speed, not both", param_hint="--rate")
     if rate is not None:
         speed = rate / natural_rate(fleet)
+    reporter = None
+    if dc09 is not None:
+        from simulators.dc09_live import Dc09Reporter
+
+        reporter = Dc09Reporter(dc09[1], dc09[0])
     live = LiveFleet(
         fleet,
         broker,
@@ -417,6 +494,8 @@ def _run_live(
         connections=connections,
         speed=speed or 1.0,
         sos_resend_s=sos_resend_s,
+        dc09=reporter,
+        watch_gateway=watch_gateway,
     )
     display = _Progress(sys.stderr.isatty() and not as_json, live)
     cpu_before = cpu_seconds()
@@ -445,6 +524,14 @@ def _run_live(
         "cpu_s": round(cpu_seconds() - cpu_before, 2),
         "interrupted": interrupted,
     }
+    if reporter is not None:
+        summary["dc09"] = {
+            "hubs": len(reporter.hubs),
+            "frames": reporter.counts.sent,
+            "replies": dict(sorted(reporter.counts.replies.items())),
+            "resends": reporter.counts.resends,
+            "unsaid": reporter.counts.unsaid,
+        }
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
         return
@@ -459,7 +546,8 @@ def _run_live(
         f"  errors    {errors or 'none'}\n"
         f"  sos       answered {counts.sos_answered:,}, resent {counts.sos_resent:,}, "
         f"unanswered {counts.sos_unanswered:,}\n"
-        f"  cpu       {summary['cpu_s']:.1f} s in this process"
+        + (f"  dc09      {json.dumps(summary['dc09'])}\n" if reporter is not None else "")
+        + f"  cpu       {summary['cpu_s']:.1f} s in this process"
     )
 
 

@@ -35,7 +35,7 @@ EVENT_TYPES = frozenset(
     {
         "fall", "smoke", "gas", "co", "water_leak", "heat", "cold", "door_open", "door_close",
         "motion", "bed_exit", "bed_enter", "tamper", "removed", "low_battery", "power_loss",
-        "power_restore", "test", "checkin", "service_request", "cancel",
+        "power_restore", "test", "checkin", "service_request", "cancel", "device_alarm",
     }
 )  # fmt: skip
 
@@ -115,6 +115,8 @@ class NativeCodec:
         payload: bytes,
         received_at: datetime,
     ) -> SensorEvent | SosPressed | Rejected:
+        if event.dead_letter is not None:
+            return self._reject(topic, payload, event.dead_letter, received_at, device_id)
         common = _common(device_id, event, received_at)
         zone = None if event.zone is None else str(event.zone)
         if event.type is None:

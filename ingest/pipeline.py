@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -23,7 +23,7 @@ from alerting.decisions import (
     ResolveElderAlert,
     SetDeadline,
 )
-from alerting.engine import RATE_WINDOW, DeviceState, RulesEngine
+from alerting.engine import RATE_WINDOW, DeviceState, RulesEngine, VitalRun
 from alerting.model import AlertStatus
 from alerting.store import (
     AlertChange,
@@ -82,6 +82,7 @@ class BatchResult:
     sightings: list[Sighting] = field(default_factory=list)
     deadlines: list[SetDeadline] = field(default_factory=list)
     recent: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
+    vitals: dict[str, Mapping[str, VitalRun]] = field(default_factory=dict)
     # Heartbeats' and telemetry's points, for InfluxDB once the batch is committed.
     points: list[Point] = field(default_factory=list)
 
@@ -96,6 +97,7 @@ class BatchResult:
         self.sightings += other.sightings
         self.deadlines += other.deadlines
         self.recent.update(other.recent)
+        self.vitals.update(other.vitals)
         self.points += other.points
 
 
@@ -119,6 +121,9 @@ class IngestPipeline:
         self._devices = DeviceCache(clock, registry_ttl)
         self._sightings = SightingThrottle()
         self._deadlines = DeadlineThrottle()
+        # Vital signs out of range in a row per device, for the [vitals] rule (kept once
+        # committed; this process's own: not shared by ingest members yet).
+        self._vitals: dict[str, Mapping[str, VitalRun]] = {}
 
     def store(self, deliveries: Sequence[Delivery]) -> BatchResult:
         """Store the batch; if it fails for good, store its messages one by one, so that one
@@ -261,6 +266,7 @@ class IngestPipeline:
                 self._apply(session, write, now, result)
         result.sightings = self._sightings.worth_writing(sightings)
         result.recent = {device_id: state.recent for device_id, state in states.items()}
+        result.vitals = {device_id: state.vitals for device_id, state in states.items()}
         record_sightings(session, result.sightings)
         result.deadlines = self._deadlines.worth_writing(deadlines)
         set_deadlines(session, result.deadlines)
@@ -293,6 +299,7 @@ class IngestPipeline:
                 device=device,
                 open_alerts=open_alerts.get(device_id, {}),
                 recent=recent.get(device_id, ()),
+                vitals=self._vitals.get(device_id, {}),
                 elder_open=frozenset(elder_open.get(elder, ()))
                 if elder is not None
                 else frozenset(),
@@ -353,6 +360,11 @@ class IngestPipeline:
         """What the engine and the throttle remember changes only once the batch is stored."""
         self._sightings.written(result.sightings)
         self._deadlines.written(result.deadlines)
+        for device_id, vitals in result.vitals.items():
+            if vitals:
+                self._vitals[device_id] = vitals
+            else:
+                self._vitals.pop(device_id, None)
 
     def _counted(self, deliveries: Sequence[Delivery], result: BatchResult) -> BatchResult:
         # Counted once committed, so a retried batch is not counted twice; by label, once per

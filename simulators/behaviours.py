@@ -50,6 +50,10 @@ class Behaviour:
     recharged_nightly: bool = False
     # Telemetry (temperature_c, humidity) every this many seconds; 0: none.
     climate_every_s: int = 0
+    # A wearable's readings (heart_rate, spo2, blood pressure) every this many seconds; 0: none.
+    vitals_every_s: int = 0
+    # A position (a heartbeat with ``location``: a 4G watch's UD) every this many seconds.
+    positions_every_s: int = 0
 
 
 BEHAVIOURS: Mapping[str, Behaviour] = {
@@ -60,6 +64,9 @@ BEHAVIOURS: Mapping[str, Behaviour] = {
     "bed-sensor": Behaviour(activity="bed"),
     "door-contact": Behaviour(activity="door"),
     "temperature-sensor": Behaviour(climate_every_s=1800),
+    # A 4G watch: worn by day, charged at night, a position every 10 min (its UPLOAD interval)
+    # and a heart-rate / SpO2 / blood-pressure reading every 30 min.
+    "watch-4g": Behaviour(recharged_nightly=True, vitals_every_s=1800, positions_every_s=600),
 }
 QUIET = Behaviour()
 
@@ -219,6 +226,27 @@ def humidity_at(seed: int, device_id: str, at: datetime) -> float:
     )
 
 
+def vitals_at(seed: int, device_id: str, at: datetime) -> dict[str, float]:
+    """A wearable's readings: the elder's own resting levels, a little different each time."""
+    rng = stable_random(seed, device_id, "vitals", int(at.timestamp()))
+    heart = stable_uniform(seed, 62, 84, device_id, "heart")
+    return {
+        "heart_rate": round(heart + rng.uniform(-6, 6)),
+        "spo2": round(rng.uniform(95, 99)),
+        "bp_systolic": round(rng.uniform(112, 138)),
+        "bp_diastolic": round(rng.uniform(68, 86)),
+    }
+
+
+def home_location(device_id: str) -> dict[str, float]:
+    """Where the device's elder lives (somewhere in Zhangjiakou's Zhangbei county): fixed by
+    the device alone, so the watch's SOS and its positions agree whatever the seed."""
+    return {
+        "lat": round(stable_uniform(0, 41.13, 41.19, device_id, "lat"), 6),
+        "lon": round(stable_uniform(0, 114.68, 114.74, device_id, "lon"), 6),
+    }
+
+
 def rssi_of(seed: int, device_id: str, at: datetime) -> int:
     return -int(stable_uniform(seed, 55, 96, device_id, "rssi", int(at.timestamp())))
 
@@ -251,6 +279,19 @@ def routine(
                     at=moment, device_id=device_id, kind=Uplink.TELEMETRY, body={"metrics": metrics}
                 )
             )
+    if behaviour.vitals_every_s:
+        for moment in heartbeat_times(
+            seed, device_id + "/vitals", behaviour.vitals_every_s, origin, start, end
+        ):
+            body = {"metrics": vitals_at(seed, device_id, moment)}
+            out.append(Emission(at=moment, device_id=device_id, kind=Uplink.TELEMETRY, body=body))
+    if behaviour.positions_every_s:
+        where = home_location(device_id)
+        for moment in heartbeat_times(
+            seed, device_id + "/position", behaviour.positions_every_s, origin, start, end
+        ):
+            body = {"location": where}
+            out.append(Emission(at=moment, device_id=device_id, kind=Uplink.HEARTBEAT, body=body))
     if behaviour.activity == "motion":
         hour = start.replace(minute=0, second=0, microsecond=0)
         while hour < end:

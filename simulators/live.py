@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -38,6 +38,10 @@ from simulators.scenario import Scenario
 from simulators.sos_resend import RESEND_EVERY_S, SosResends
 from simulators.traffic import LinkChange
 from simulators.virtual_devices import Encoder, fleet_stream
+from simulators.watch_live import WatchLink
+
+if TYPE_CHECKING:
+    from simulators.dc09_live import Dc09Reporter
 
 KEEPALIVE_S = 60
 CONNECTS_PER_S = 1000  # a connection storm the size of the fleet, but paced
@@ -190,8 +194,13 @@ def natural_rate(scenario: Scenario) -> float:
     for device in scenario.devices:
         behaviour = BEHAVIOURS.get(device.model.name, QUIET)
         per_s += 1 / device.model.heartbeat_s
-        if behaviour.climate_every_s:
-            per_s += 1 / behaviour.climate_every_s
+        for every_s in (
+            behaviour.climate_every_s,
+            behaviour.vitals_every_s,
+            behaviour.positions_every_s,
+        ):
+            if every_s:
+                per_s += 1 / every_s
         if behaviour.activity == "motion":
             per_s += sum(MOTION_PER_HOUR) / 24 * behaviour.activity_scale / 3600
         elif behaviour.activity is not None:
@@ -209,13 +218,20 @@ class LiveFleet:
         connections: int = 0,
         speed: float = 1.0,
         sos_resend_s: float = RESEND_EVERY_S,
+        dc09: Dc09Reporter | None = None,
+        watch_gateway: tuple[str, int] | None = None,
     ) -> None:
         self.scenario, self.broker, self.prefix = scenario, broker, prefix
         self.connections, self.speed = connections, speed
+        # The hubs that report over DC-09 instead of MQTT (simulators/dc09_live.py).
+        self.dc09 = dc09
+        self.watch_gateway = watch_gateway
         self.counts = LiveCounts()
         self.resends = SosResends(sos_resend_s)
         self._links: dict[str, _Link] = {}
         self._shared: list[_Link] = []
+        # Watches (protocol: watch) speak TCP to the watch gateway, not MQTT.
+        self._watches: dict[str, WatchLink] = {}
 
     async def run(self, stop: asyncio.Event, duration_s: float | None) -> None:
         loop = asyncio.get_running_loop()
@@ -236,10 +252,15 @@ class LiveFleet:
             resending.cancel()
             self._count_resends()
             await self._close_all()
+            if self.dc09 is not None:
+                await self.dc09.close()
             misc.cancel()
 
     async def _connect_all(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
         pid = os.getpid()
+        await self._connect_watches(stop)
+        if all(device.watch for device in self.scenario.devices):
+            return
         if self.connections:
             # The first shared connection reads every device's Acks.
             every_ack = (f"{self.prefix}/+/ack", self._on_ack)
@@ -258,6 +279,8 @@ class LiveFleet:
         else:
             encoder = Encoder(self.prefix, self.scenario.devices)
             for device in self.scenario.devices:
+                if device.watch or (self.dc09 is not None and self.dc09.handles(device.device_id)):
+                    continue
                 topic, online = encoder.status(device, True)
                 status = (topic, online, encoder.status(device, False)[1])
                 acks = None
@@ -279,6 +302,26 @@ class LiveFleet:
             if stop.is_set() or loop.time() > deadline:
                 return
             await asyncio.sleep(0.05)
+
+    async def _connect_watches(self, stop: asyncio.Event) -> None:
+        watches = [device for device in self.scenario.devices if device.watch]
+        if not watches:
+            return
+        if self.watch_gateway is None:
+            self.counts.errors["watches but no watch gateway address"] += len(watches)
+            return
+        for number, device in enumerate(watches):
+            if stop.is_set():
+                return
+            link = WatchLink(
+                device.device_id, self.watch_gateway, self.counts.by_kind, self.counts.errors
+            )
+            self._watches[device.device_id] = link
+            if await link.connect():
+                self.counts.connected += 1
+            if number % 100 == 99:
+                await asyncio.sleep(100 / CONNECTS_PER_S)
+        self.counts.links += len(watches)
 
     def _link_of(self, device_id: str) -> _Link:
         if self._shared:
@@ -322,8 +365,21 @@ class LiveFleet:
             yield emission
 
     def _send(self, emission: Emission, encoder: Encoder) -> None:
-        link = self._link_of(emission.device_id)
         self.counts.virtual_now = emission.at
+        watch = self._watches.get(emission.device_id)
+        if watch is not None:
+            if emission.by_broker or emission.kind is Uplink.STATUS:
+                return  # a watch has no status message: its connection is its presence
+            if watch.send(emission, datetime.now(UTC)):
+                self.counts.by_kind[emission.event_type or emission.kind.value] += 1
+                self.counts.published += 1
+            return
+        if self.dc09 is not None and self.dc09.handles(emission.device_id):
+            if not emission.by_broker:
+                self.dc09.send(emission, datetime.now(UTC))
+                self.counts.by_kind[f"dc09 {emission.event_type or emission.kind.value}"] += 1
+            return
+        link = self._link_of(emission.device_id)
         if emission.by_broker:
             if not self._shared:
                 link.drop()  # its will, published by the broker
@@ -386,9 +442,13 @@ class LiveFleet:
                 if link.up:
                     link.client.loop_misc()
                     link.flush_later()
+            for watch in self._watches.values():
+                watch.resend_due()
             await asyncio.sleep(MISC_EVERY_S)
 
     async def _close_all(self) -> None:
+        for watch in self._watches.values():
+            await watch.close()
         links = [*self._links.values(), *self._shared]
         for number, link in enumerate(links):
             link.close()

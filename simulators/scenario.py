@@ -139,6 +139,10 @@ class _Compiler:
         number = 0
         for index, group in enumerate(self.spec.fleet):
             models = [self._model(name, ("fleet", index, "models")) for name in group.models]
+            if group.protocol == "watch" and any(m.name != "watch-4g" for m in models):
+                raise self.fail(
+                    ("fleet", index, "models"), "protocol watch: only watch-4g speaks it"
+                )
             for _ in range(group.homes):
                 number += 1
                 devices += build_home(
@@ -149,6 +153,8 @@ class _Compiler:
                     community=group.community,
                     categories=group.categories,
                     zigbee=group.protocol == "zigbee2mqtt",
+                    dc09=group.protocol == "dc09",
+                    watch=group.protocol == "watch",
                 )
         return devices
 

@@ -7,6 +7,7 @@ import csv
 import heapq
 import io
 import json
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
@@ -23,6 +24,7 @@ from simulators.behaviours import (
     routine,
     rssi_of,
 )
+from simulators.watch_encoding import WatchEncoder
 from simulators.zigbee_encoding import ZigbeeState, availability
 
 DEFAULT_PREFIX = "sim"
@@ -53,6 +55,10 @@ class VirtualDevice:
     room: str
     # Published through Zigbee2MQTT under this friendly name, instead of natively.
     zigbee_name: str | None = None
+    # Live, reported over SIA DC-09 to a receiver (simulators/dc09_live.py), not over MQTT.
+    dc09: bool = False
+    # A 4G watch speaking the TCP protocol to `anxin gateway watch` (its id is digits).
+    watch: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -91,6 +97,13 @@ def device_id_for(prefix: str, home: int, model: str, nth: int = 1) -> str:
     return f"{prefix}-{home:05d}-{model}{suffix}"
 
 
+def watch_id_for(prefix: str, home: int, nth: int = 1) -> str:
+    """A watch's id as its frames carry it: 10 digits (4 from the prefix, 6 the home; a
+    second watch of a home counts from 500000)."""
+    head = zlib.crc32(prefix.encode()) % 9000 + 1000
+    return f"{head:04d}{home + (nth - 1) * 500_000:06d}"
+
+
 def build_home(
     number: int,
     models: Sequence[DeviceModel],
@@ -100,6 +113,8 @@ def build_home(
     community: str | None = None,
     categories: Sequence[str] = (),
     zigbee: bool = False,
+    dc09: bool = False,
+    watch: bool = False,
 ) -> list[VirtualDevice]:
     home = Home(
         number=number,
@@ -113,6 +128,8 @@ def build_home(
     for model in models:
         seen[model.name] = seen.get(model.name, 0) + 1
         device_id = device_id_for(prefix, number, model.name, seen[model.name])
+        if watch:
+            device_id = watch_id_for(prefix, number, seen[model.name])
         devices.append(
             VirtualDevice(
                 device_id=device_id,
@@ -120,6 +137,8 @@ def build_home(
                 home=home,
                 room=ROOMS.get(model.name, "客厅"),
                 zigbee_name=device_id if zigbee else None,
+                dc09=dc09,
+                watch=watch,
             )
         )
     return devices
@@ -260,12 +279,17 @@ class Encoder:
         self._seq: dict[str, int] = {}
         self._zigbee = {d.device_id: d for d in devices if d.zigbee_name}
         self._states: dict[str, ZigbeeState] = {}
+        self._watches = {d.device_id: WatchEncoder(d.device_id) for d in devices if d.watch}
 
     def encode(self, emission: Emission, ts: datetime) -> tuple[str, bytes] | None:
         """Topic and payload; None for what the device's protocol cannot say."""
         zigbee = self._zigbee.get(emission.device_id)
         if zigbee is not None:
             return self._zigbee_message(zigbee, emission, ts)
+        watch = self._watches.get(emission.device_id)
+        if watch is not None:
+            # What the watch gateway publishes for the watch's frame (its own codec).
+            return watch.as_published(emission, ts, self._prefix)
         topic = uplink_topic(emission.device_id, emission.kind, self._prefix)
         if emission.kind is Uplink.STATUS:
             return topic, str(emission.body.get("status", "online")).encode()

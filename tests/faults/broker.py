@@ -18,7 +18,8 @@ from tests.support.ports import wait_for_port
 PERSISTENT = (
     "allow_anonymous true",
     "persistence true",
-    "autosave_interval 60",
+    "autosave_on_changes true",
+    "autosave_interval 1000",
     "max_queued_messages 1000000",
     "max_inflight_messages 2000",
 )

@@ -1,9 +1,9 @@
 """Fault 3: the broker stopped (SIGTERM) and later killed (SIGKILL) during a burst of SOS, each
 time started again; the devices resend an unanswered SOS with the same seq. No SOS is lost.
 
-Mosquitto 2.0 (Debian's 2.0.11) saves its whole state at a clean stop and every
-``autosave_interval``; a kill loses what came since the last save (queued messages, even the
-members' sessions). The device's resend is what covers it: an SOS is answered only once stored.
+Mosquitto 2.0 (Debian's 2.0.11) saves its whole state at a clean stop and, as
+deploy/mosquitto.conf sets it, after every 1000 changes; a kill loses what came since the last
+save. The device's resend is what covers it: an SOS is answered only once stored.
 """
 
 from __future__ import annotations
