@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test install system-deps lint typecheck pytest bench format clean
+.PHONY: demo test install system-deps lint typecheck pytest bench soak format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ pytest: $(STAMP) system-deps
 # Measurements, not pass/fail checks: prints figures.
 bench: $(STAMP) system-deps
 	$(BIN)/pytest -m bench -s tests/bench
+
+# `anxin serve` under a steady load for an hour (tests/soak/run.py): RSS, inbox depth and
+# latency each minute, every SOS an alert, every heartbeat a point. Shorter or lighter:
+# SOAK_MINUTES=10 SOAK_RATE=500 SOAK_DEVICES=500 SOAK_SOS_INTERVAL_S=5, or SOAK_ARGS="--help".
+soak: $(STAMP) system-deps
+	$(BIN)/python -m tests.soak $(SOAK_ARGS)
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -28,6 +28,10 @@ class MemoryTrace:
         tracemalloc.start(self.frames)
         log.warning("memtrace.started", frames=self.frames, folder=str(self.folder))
 
+    def stop(self) -> None:
+        tracemalloc.stop()
+        self.first = None
+
     def snapshot(self) -> Path:
         """A snapshot on disk, and what grew since the first, largest first."""
         gc.collect()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -43,6 +44,9 @@ def main() -> None:
         anxin_env=dict(item.split("=", 1) for item in args.anxin_env),
         folder=args.keep,
     )
+    # Stopped by SIGTERM (or SIGINT, even started in the background): the services stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     result = run_soak(options)
     if args.json is not None:
         args.json.write_text(json.dumps(result.as_json(), indent=1, ensure_ascii=False))

@@ -82,6 +82,7 @@ class Sample:
     sos_ack_ms_max: float | None
     sos_acks: int
     load1: float
+    heap: int = 0  # link supervision's heap entries (anxin_supervision_heap_entries)
 
     def line(self) -> str:
         batch = f"{self.batch_ms:6.2f}" if self.batch_ms is not None else "     -"
@@ -89,11 +90,11 @@ class Sample:
         return (
             f"{self.minute:6.1f} {self.rss_mib:8.1f} {self.inbox:6d} {self.published:10d}"
             f" {self.published - self.stored:7d} {batch} {ack} {self.sos_acks:4d}"
-            f" {self.load1:5.2f}"
+            f" {self.load1:5.2f} {self.heap:7d}"
         )
 
 
-HEADER = "minute  RSS MiB  inbox  published  behind batch_ms ack_max acks load1"
+HEADER = "minute  RSS MiB  inbox  published  behind batch_ms ack_max acks load1    heap"
 
 
 @dataclass(kw_only=True)
@@ -144,11 +145,12 @@ class Metrics:
     heartbeats: int
     batch_sum_s: float
     batch_count: int
+    heap: int = 0
 
 
 def scrape(api_url: str) -> Metrics:
     text = httpx.get(f"{api_url}/metrics", timeout=30).text
-    inbox = heartbeats = batch_count = 0
+    inbox = heartbeats = batch_count = heap = 0
     batch_sum = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -160,8 +162,14 @@ def scrape(api_url: str) -> Metrics:
                 batch_sum = sample.value
             elif sample.name == "anxin_ingest_batch_seconds_count":
                 batch_count = int(sample.value)
+            elif sample.name == "anxin_supervision_heap_entries":
+                heap = int(sample.value)
     return Metrics(
-        inbox=inbox, heartbeats=heartbeats, batch_sum_s=batch_sum, batch_count=batch_count
+        inbox=inbox,
+        heartbeats=heartbeats,
+        batch_sum_s=batch_sum,
+        batch_count=batch_count,
+        heap=heap,
     )
 
 
@@ -343,6 +351,7 @@ class Sampler:
             sos_ack_ms_max=max(acks) if acks else None,
             sos_acks=len(acks),
             load1=os.getloadavg()[0],
+            heap=metrics.heap,
         )
         self.out(sample.line())
         return sample
