@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test install system-deps lint typecheck pytest bench faults format clean fuzz-watch
+.PHONY: demo test install system-deps lint typecheck pytest bench faults soak format clean fuzz-watch
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ bench: $(STAMP) system-deps
 # The fault suite at the issue's sizes (10 000 SOS, 60 s cut-offs): prints its table.
 faults: $(STAMP) system-deps
 	ANXIN_FAULTS=full $(BIN)/pytest -m faults -s tests/faults
+
+# `anxin serve` under a steady load for an hour (tests/soak/run.py): RSS, inbox depth and
+# latency each minute, every SOS an alert, every heartbeat a point. Shorter or lighter:
+# SOAK_MINUTES=10 SOAK_RATE=500 SOAK_DEVICES=500 SOAK_SOS_INTERVAL_S=5, or SOAK_ARGS="--help".
+soak: $(STAMP) system-deps
+	$(BIN)/python -m tests.soak $(SOAK_ARGS)
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting import metrics
 from alerting.engine import RulesEngine, device_silent
 from alerting.escalation import Escalator
 from alerting.feed import AlertFeed
@@ -49,6 +50,7 @@ class Scheduler:
         # part's failure undoes the other's work.
         self._escalator = escalator
         self.supervisor = LinkSupervisor()
+        self._rebuilds_counted = 0
         self.welfare = WelfareWatch(engine, catalogue)
         self._watermark: datetime | None = None
 
@@ -64,6 +66,7 @@ class Scheduler:
                 if (change := self._device_silent(session, device_id, now)) is not None
             ]
             welfare = self.welfare.step(session, now, outages)
+        self._count_supervision()
         for change in changes:
             log.warning("scheduler.device_offline", device_id=change.device_id)
         changes += welfare
@@ -71,6 +74,15 @@ class Scheduler:
             with self._sessions.begin() as session:
                 changes += self._escalator.step(session, now)
         return changes
+
+    def _count_supervision(self) -> None:
+        supervisor = self.supervisor
+        metrics.SUPERVISED_DEVICES.set(len(supervisor))
+        metrics.SUPERVISION_QUEUED.set(supervisor.queued)
+        if supervisor.rebuilds > self._rebuilds_counted:
+            metrics.SUPERVISION_REBUILDS.inc(supervisor.rebuilds - self._rebuilds_counted)
+            log.info("scheduler.supervision_heap_rebuilt", entries=supervisor.queued)
+            self._rebuilds_counted = supervisor.rebuilds
 
     async def run(self, stop: asyncio.Event, every_s: float = 5.0) -> None:
         while not stop.is_set():

@@ -26,6 +26,7 @@ from alerting.outbox import OutboxWorker
 from alerting.scheduler import Scheduler
 from anxin.database import database_reachable, open_database, require_current_schema
 from anxin.leader import run_when_leader
+from anxin.memtrace import memory_trace
 from anxin.secrets import token_secret
 from anxin.settings import ConfigError, Settings
 from anxin.telemetry import telemetry_store, telemetry_writer
@@ -115,6 +116,7 @@ async def run_service(
     broker = broker or settings.broker
     if roles.ingest and broker is None:
         raise ConfigError("ANXIN_MQTT_URL is not set (only `anxin demo` embeds a broker)")
+    trace = memory_trace(settings.var_dir, settings.debug_tracemalloc_frames)
     engine, sessions = open_database(settings.database_url)
     # Reads and the readiness check (for the roles that use telemetry); the writer has a
     # client of its own, on its thread.
@@ -175,6 +177,8 @@ async def run_service(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        if trace is not None:
+            loop.add_signal_handler(signal.SIGUSR1, trace.snapshot)
         settle_heap()
         if writer is not None:
             writer.start()
@@ -220,7 +224,7 @@ async def run_service(
                 await asyncio.to_thread(writer.stop, settings.influx_timeout_s + 5)
             if publisher is not None:
                 await asyncio.to_thread(publisher.stop)
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
                 loop.remove_signal_handler(signum)
     finally:
         engine.dispose()

@@ -141,6 +141,9 @@ class Publisher:
         self.packet_id = 0
         self.sos_sent: list[tuple[str, int]] = []
         self.acks: list[tuple[str, int]] = []
+        # For the progress lines: when each device's SOS left, and the Acks not yet reported.
+        self._sos_sent_ns: dict[str, int] = {}
+        self._acks_reported = 0
         prefix = plan.prefix.encode()
         self.heartbeat_topics = [prefix + b"/" + d.encode() + b"/heartbeat" for d in plan.devices]
         self.ack_suffix = b"/ack"
@@ -318,6 +321,7 @@ class Publisher:
                 sent_ns = time.monotonic_ns()
                 self.send(packet)
                 self.sos_sent.append((device, sent_ns))
+                self._sos_sent_ns[device] = sent_ns
                 sos_number += 1
                 next_sos += plan.sos_interval_s
             due = min(self._left(), int((now - started) * plan.rate) - self.published)
@@ -346,7 +350,16 @@ class Publisher:
         now = time.monotonic()
         if now - self.last_progress >= PROGRESS_EVERY_S:
             self.last_progress = now
-            _emit({"published": self.published})
+            line: dict[str, Any] = {"published": self.published}
+            if len(self.acks) > self._acks_reported:
+                # The SOS-to-Ack times of the Acks received since the last line, in ms.
+                line["ack_ms"] = [
+                    round((at - self._sos_sent_ns[device]) / 1e6, 2)
+                    for device, at in self.acks[self._acks_reported :]
+                    if device in self._sos_sent_ns
+                ]
+                self._acks_reported = len(self.acks)
+            _emit(line)
 
     def report(self) -> dict[str, Any]:
         usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -18,8 +18,8 @@ def test_a_chatty_device_does_not_grow_the_heap_and_fires_once_when_silent() -> 
         supervisor.watch("d1", now, WINDOW)
         now += timedelta(minutes=1)
         assert supervisor.due(now, Outages()) == []
-    # Only the sightings of the last window are still queued (the older ones surfaced).
-    assert len(supervisor._heap) <= WINDOW // timedelta(minutes=1) + 1
+    # One entry, however often it was heard from (not one per sighting of the last window).
+    assert supervisor.queued == 1
     last = now - timedelta(minutes=1)
     assert supervisor.due(last + WINDOW - timedelta(seconds=1), Outages()) == []
     assert supervisor.due(last + WINDOW, Outages()) == ["d1"]
@@ -46,3 +46,45 @@ def test_a_forgotten_device_is_not_reported() -> None:
     supervisor.watch("d1", T0, WINDOW)
     supervisor.forget("d1")
     assert supervisor.due(T0 + 2 * WINDOW, Outages()) == []
+
+
+def test_the_heap_holds_one_entry_per_device_as_the_scheduler_reads_them_every_5_s() -> None:
+    """serve's load (issue 17): 2,000 devices, each read again at every 5 s pass, a 30 min
+    window. The heap kept every pass's entry for the window: 720,000 of them, ~120 MiB."""
+    supervisor = LinkSupervisor()
+    window = timedelta(minutes=30)
+    devices = [f"d{n}" for n in range(2000)]
+    now = T0
+    for _ in range(60):  # 5 minutes of passes
+        now += timedelta(seconds=5)
+        for device in devices:
+            supervisor.watch(device, now - timedelta(seconds=1), window)
+        assert supervisor.due(now, Outages()) == []
+    assert supervisor.queued == len(supervisor) == 2000
+    # Silent from now on: each fires once, a window after it was last heard from.
+    last = now - timedelta(seconds=1)
+    assert supervisor.due(last + window - timedelta(seconds=1), Outages()) == []
+    assert sorted(supervisor.due(last + window, Outages())) == sorted(devices)
+    assert supervisor.queued == 0
+
+
+def test_a_shorter_window_brings_the_deadline_forward() -> None:
+    supervisor = LinkSupervisor()
+    supervisor.watch("d1", T0, WINDOW)
+    supervisor.watch("d1", T0 + timedelta(minutes=1), timedelta(minutes=2))
+    assert supervisor.next_due() == T0 + timedelta(minutes=3)
+    assert supervisor.due(T0 + timedelta(minutes=3), Outages()) == ["d1"]
+    assert supervisor.due(T0 + 2 * WINDOW, Outages()) == []  # the stale entry is skipped
+    assert supervisor.queued == 0
+
+
+def test_stale_entries_beyond_the_bound_rebuild_the_heap() -> None:
+    supervisor = LinkSupervisor(max_stale=10)
+    supervisor.watch("keep", T0, WINDOW)
+    for n in range(100):  # forgotten and watched again: each time a stale entry is left
+        supervisor.forget("flappy")
+        supervisor.watch("flappy", T0 + timedelta(seconds=n), WINDOW)
+        assert supervisor.queued <= 2 * len(supervisor) + 10
+    assert supervisor.rebuilds > 0
+    assert supervisor.due(T0 + 2 * WINDOW, Outages()) == ["keep", "flappy"]
+    assert supervisor.queued == 0

@@ -1,0 +1,1 @@
+"""The soak benchmark (``make soak``): ``anxin serve`` under a steady load for a long time."""

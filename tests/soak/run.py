@@ -1,0 +1,449 @@
+"""The soak: ``anxin serve`` (SQLite, InfluxDB v1) under a steady load for a set time.
+
+Everything is real and on loopback, in a temporary folder: Mosquitto configured like
+deploy/mosquitto.conf where it matters (simulators/bench_broker.py), Debian's influxd
+(tests/support/influx.py), and ``anxin serve`` as a subprocess, as an operator runs it. The
+devices are registered first (each with an elder), so every device is known from the first
+message: after the first minute nothing more should be kept in memory.
+
+The load comes from ``simulators.bench_publisher`` in its own process (a few µs a message, so
+the two cores go to the broker and anxin): QoS 1 heartbeats at ``rate`` a second, round-robin
+over the devices, and an SOS (QoS 1) every ``sos_interval_s``, each from another device.
+
+Each ``sample_s`` it prints anxin's RSS (``/proc/PID/status``), the inbox depth
+(``anxin_ingest_inbox_messages``), how many messages were published and not yet stored, the
+mean batch time over the interval (``anxin_ingest_batch_seconds``), the SOS-to-Ack times of the
+interval (publication by the device to the Ack it receives, the promise of the SOS path), and
+the load average (the machine is shared). At the end, once everything is drained, it checks
+that every SOS is an alert in the database and every heartbeat a point in InfluxDB, and prints
+the growth of RSS over the second half of the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from anxin.database import open_database, upgrade
+from devices.elders import ElderRow
+from devices.registry import register_device
+from simulators.bench_broker import BenchBroker, running_broker
+from simulators.bench_publisher import PublisherPlan
+from tests.support.influx import InfluxServer, running_influxd
+from tests.support.service import AnxinEnv, anxin_env, running_anxin
+
+PREFIX = "anxin/v1"
+DEVICE_MODEL = "sos-pendant"
+INFLUX_DB = "anxin_soak"
+COMMUNITY = "张家口市/张北县/花园街道/幸福社区"
+SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+@dataclass(frozen=True, kw_only=True)
+class SoakOptions:
+    minutes: float = 60.0
+    devices: int = 2000
+    rate: float = 2000.0  # heartbeats a second, in all
+    sos_interval_s: float = 10.0
+    sample_s: float = 60.0
+    # How long the end may take to store and write what is still on its way.
+    drain_s: float = 180.0
+    # Fail when RSS grew by more than this over the second half (None: only report it).
+    max_growth_pct: float | None = 5.0
+    # More environment for `anxin serve` (e.g. ANXIN_DEBUG_TRACEMALLOC_FRAMES).
+    anxin_env: Mapping[str, str] = field(default_factory=dict)
+    # Keep the folder (the database, the logs) in this place instead of a temporary one.
+    folder: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sample:
+    minute: float
+    rss_mib: float
+    inbox: int
+    published: int
+    stored: int
+    batch_ms: float | None
+    sos_ack_ms_max: float | None
+    sos_acks: int
+    load1: float
+    heap: int = 0  # link supervision's heap entries (anxin_supervision_heap_entries)
+
+    def line(self) -> str:
+        batch = f"{self.batch_ms:6.2f}" if self.batch_ms is not None else "     -"
+        ack = f"{self.sos_ack_ms_max:7.1f}" if self.sos_ack_ms_max is not None else "      -"
+        return (
+            f"{self.minute:6.1f} {self.rss_mib:8.1f} {self.inbox:6d} {self.published:10d}"
+            f" {self.published - self.stored:7d} {batch} {ack} {self.sos_acks:4d}"
+            f" {self.load1:5.2f} {self.heap:7d}"
+        )
+
+
+HEADER = "minute  RSS MiB  inbox  published  behind batch_ms ack_max acks load1    heap"
+
+
+@dataclass(kw_only=True)
+class SoakResult:
+    options: dict[str, Any]
+    samples: list[Sample] = field(default_factory=list)  # while the load runs
+    after_drain: Sample | None = None
+    heartbeats_published: int = 0
+    heartbeats_stored: int = 0
+    heartbeat_points: int = 0
+    sos_sent: int = 0
+    sos_alerts: int = 0
+    sos_missing: list[str] = field(default_factory=list)
+    sos_ack_ms: list[float] = field(default_factory=list)
+    growth_second_half_pct: float | None = None
+    publisher_cpu_s: float | None = None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        return data
+
+
+def growth_over_second_half(samples: Sequence[Sample]) -> float | None:
+    """RSS at the end against RSS at the middle of the run, in percent."""
+    if len(samples) < 3:
+        return None
+    end = samples[-1]
+    middle = min(samples, key=lambda s: abs(s.minute - end.minute / 2))
+    return round((end.rss_mib - middle.rss_mib) / middle.rss_mib * 100, 2)
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Metrics:
+    inbox: int
+    heartbeats: int
+    batch_sum_s: float
+    batch_count: int
+    heap: int = 0
+
+
+def scrape(api_url: str) -> Metrics:
+    text = httpx.get(f"{api_url}/metrics", timeout=30).text
+    inbox = heartbeats = batch_count = heap = 0
+    batch_sum = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "anxin_ingest_inbox_messages":
+                inbox = int(sample.value)
+            elif sample.name == "anxin_messages_total" and sample.labels.get("kind") == "heartbeat":
+                heartbeats = int(sample.value)
+            elif sample.name == "anxin_ingest_batch_seconds_sum":
+                batch_sum = sample.value
+            elif sample.name == "anxin_ingest_batch_seconds_count":
+                batch_count = int(sample.value)
+            elif sample.name == "anxin_supervision_heap_entries":
+                heap = int(sample.value)
+    return Metrics(
+        inbox=inbox,
+        heartbeats=heartbeats,
+        batch_sum_s=batch_sum,
+        batch_count=batch_count,
+        heap=heap,
+    )
+
+
+class PublisherRun:
+    """``python -m simulators.bench_publisher`` in paced mode, its progress read on a thread."""
+
+    def __init__(self, plan: PublisherPlan) -> None:
+        self.published = 0
+        self.ack_ms: list[float] = []
+        self.report: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "simulators.bench_publisher", plan.to_json()],
+            cwd=SOURCE_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self._reader = threading.Thread(target=self._read, name="soak-publisher", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            message = json.loads(raw)
+            with self._lock:
+                self.published = message.get("published", self.published)
+                self.ack_ms += message.get("ack_ms", [])
+                if message.get("done"):
+                    self.report = message
+
+    def acks_since(self, start: int) -> list[float]:
+        with self._lock:
+            return self.ack_ms[start:]
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()  # end of standard input stops it
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._reader.join(timeout=5)
+
+
+def register(setup: AnxinEnv, devices: Sequence[str]) -> None:
+    engine, sessions = open_database(setup.env["ANXIN_DATABASE_URL"])
+    upgrade(engine)
+    with sessions.begin() as session:
+        for number, device_id in enumerate(devices, start=1):
+            session.add(ElderRow(id=number, name=f"老人{number}", community=COMMUNITY))
+            session.flush()
+            register_device(session, device_id, DEVICE_MODEL, elder_id=number)
+    engine.dispose()
+
+
+def sos_alerts(database: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        rows = db.execute("SELECT device_id FROM alerts WHERE type = 'sos'").fetchall()
+    return {row[0] for row in rows}
+
+
+def heartbeat_points(influxd: InfluxServer) -> int:
+    series = influxd.query(INFLUX_DB, "SELECT count(seen) FROM heartbeat")
+    if not series:
+        return 0
+    values = series[0]["values"]
+    assert isinstance(values, list)
+    return int(values[0][1])
+
+
+def wait_for(check: Callable[[], bool], within_s: float, every_s: float = 1.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every_s)
+
+
+@contextlib.contextmanager
+def _folder(options: SoakOptions) -> Iterator[Path]:
+    if options.folder is not None:
+        options.folder.mkdir(parents=True, exist_ok=True)
+        yield options.folder
+        return
+    with tempfile.TemporaryDirectory(prefix="anxin-soak-") as name:
+        yield Path(name)
+
+
+def run_soak(options: SoakOptions, out: Callable[[str], None] = print) -> SoakResult:
+    result = SoakResult(options={**asdict(options), "folder": str(options.folder)})
+    devices = [f"soak-{n:05d}" for n in range(options.devices)]
+    with _folder(options) as folder, _services(folder) as (broker, influxd):
+        setup = anxin_env(
+            folder / "anxin",
+            ANXIN_MQTT_URL=broker.url,
+            ANXIN_MQTT_CLIENT_ID="anxin-soak",
+            ANXIN_INFLUX_URL=influxd.url,
+            ANXIN_INFLUX_DB=INFLUX_DB,
+            **options.anxin_env,
+        )
+        upgraded = setup.cli("db", "upgrade")
+        if upgraded.returncode != 0:
+            raise RuntimeError(f"anxin db upgrade failed: {upgraded.stderr}")
+        register(setup, devices)
+        out(
+            f"soak: {options.devices:,} devices, {options.rate:,.0f} QoS 1 heartbeats/s,"
+            f" an SOS every {options.sos_interval_s:g} s, {options.minutes:g} min;"
+            f" folder {folder}"
+        )
+        with running_anxin(setup) as serve:
+            sampler = Sampler(setup, serve.pid, out)
+            _load(options, setup, sampler, devices, result, out)
+            _check(options, setup, influxd, result, out)
+            # Once drained: what is kept, with nothing on its way.
+            result.after_drain = sampler.sample(None, result.heartbeats_published)
+    result.growth_second_half_pct = growth_over_second_half(result.samples)
+    growth = result.growth_second_half_pct
+    out(f"RSS growth over the second half: {growth if growth is not None else '-'} %")
+    if (
+        growth is not None
+        and options.max_growth_pct is not None
+        and growth >= options.max_growth_pct
+    ):
+        result.failures.append(f"RSS grew by {growth} % over the second half")
+    for failure in result.failures:
+        out(f"FAILED: {failure}")
+    return result
+
+
+@contextlib.contextmanager
+def _services(folder: Path) -> Iterator[tuple[BenchBroker, InfluxServer]]:
+    (folder / "mosquitto").mkdir(parents=True, exist_ok=True)
+    with running_broker(folder / "mosquitto") as broker, running_influxd(folder / "influxd") as db:
+        yield broker, db
+
+
+class Sampler:
+    """One line of figures each time it is asked, the batch time and the Acks since the last."""
+
+    def __init__(self, setup: AnxinEnv, pid: int, out: Callable[[str], None]) -> None:
+        self.setup, self.pid, self.out = setup, pid, out
+        self.started = time.monotonic()
+        self.previous: Metrics | None = None
+        self.acks_seen = 0
+
+    def sample(self, publisher: PublisherRun | None, published: int = 0) -> Sample:
+        try:
+            metrics = scrape(self.setup.api_url)
+        except httpx.HTTPError as error:  # a busy process: the line says so, the soak goes on
+            self.out(f"(no metrics: {type(error).__name__})")
+            metrics = self.previous or Metrics(inbox=-1, heartbeats=0, batch_sum_s=0, batch_count=0)
+        batch_ms = None
+        previous, self.previous = self.previous, metrics
+        if previous is not None and metrics.batch_count > previous.batch_count:
+            batch_ms = (
+                (metrics.batch_sum_s - previous.batch_sum_s)
+                / (metrics.batch_count - previous.batch_count)
+                * 1000
+            )
+        acks: list[float] = []
+        if publisher is not None:
+            acks = publisher.acks_since(self.acks_seen)
+            self.acks_seen += len(acks)
+            published = publisher.published
+        sample = Sample(
+            minute=round((time.monotonic() - self.started) / 60, 2),
+            rss_mib=round(rss_mib(self.pid), 1),
+            inbox=metrics.inbox,
+            published=published,
+            stored=metrics.heartbeats,
+            batch_ms=round(batch_ms, 3) if batch_ms is not None else None,
+            sos_ack_ms_max=max(acks) if acks else None,
+            sos_acks=len(acks),
+            load1=os.getloadavg()[0],
+            heap=metrics.heap,
+        )
+        self.out(sample.line())
+        return sample
+
+
+def _load(
+    options: SoakOptions,
+    setup: AnxinEnv,
+    sampler: Sampler,
+    devices: Sequence[str],
+    result: SoakResult,
+    out: Callable[[str], None],
+) -> None:
+    plan = PublisherPlan(
+        host="127.0.0.1",
+        port=int(setup.env["ANXIN_MQTT_URL"].rsplit(":", 1)[1]),
+        prefix=PREFIX,
+        devices=list(devices),
+        mode="paced",
+        duration_s=options.minutes * 60,
+        qos=1,
+        rate=options.rate,
+        sos_interval_s=options.sos_interval_s,
+        client_id="anxin-soak-publisher",
+    )
+    out(HEADER)
+    result.samples.append(sampler.sample(None))
+    publisher = PublisherRun(plan)
+    try:
+        next_sample = time.monotonic() + options.sample_s
+        while publisher.running():
+            time.sleep(max(0.0, min(1.0, next_sample - time.monotonic())))
+            if time.monotonic() >= next_sample and publisher.running():
+                result.samples.append(sampler.sample(publisher))
+                next_sample += options.sample_s
+    finally:
+        publisher.stop()
+    report = publisher.report
+    if report is None:
+        raise RuntimeError("the publisher ended without its report")
+    if report.get("error"):
+        result.failures.append(f"the publisher stopped: {report['error']}")
+    result.heartbeats_published = int(report["published"])
+    result.sos_sent = len(report["sos"])
+    result.sos_ack_ms = list(publisher.ack_ms)
+    result.publisher_cpu_s = report.get("cpu_s")
+    result.options["sos_devices"] = sorted({device for device, _ in report["sos"]})
+
+
+def _check(
+    options: SoakOptions,
+    setup: AnxinEnv,
+    influxd: InfluxServer,
+    result: SoakResult,
+    out: Callable[[str], None],
+) -> None:
+    published = result.heartbeats_published
+
+    def stored() -> bool:
+        result.heartbeats_stored = scrape(setup.api_url).heartbeats
+        return result.heartbeats_stored >= published
+
+    def written() -> bool:
+        result.heartbeat_points = heartbeat_points(influxd)
+        return result.heartbeat_points >= published
+
+    drained = wait_for(stored, options.drain_s) and wait_for(written, options.drain_s, 2.0)
+    sos_devices: list[str] = result.options.pop("sos_devices")
+    alerted = sos_alerts(setup.database_path)
+    result.sos_alerts = len(alerted & set(sos_devices))
+    result.sos_missing = sorted(set(sos_devices) - alerted)
+    out(
+        f"heartbeats: {published:,} published, {result.heartbeats_stored:,} stored,"
+        f" {result.heartbeat_points:,} points in InfluxDB"
+        f"{'' if drained else ' (not all drained in time)'}"
+    )
+    acks = result.sos_ack_ms
+    out(
+        f"SOS: {result.sos_sent} sent, {result.sos_alerts} alerts, {len(acks)} Acks"
+        + (
+            f" (SOS to Ack: median {statistics.median(acks):.1f} ms, max {max(acks):.1f} ms)"
+            if acks
+            else ""
+        )
+    )
+    if result.heartbeats_stored != published:
+        result.failures.append(f"{published - result.heartbeats_stored} heartbeats not stored")
+    if result.heartbeat_points != published:
+        result.failures.append(
+            f"{published - result.heartbeat_points} heartbeats not points in InfluxDB"
+        )
+    if result.sos_missing or result.sos_alerts != result.sos_sent:
+        result.failures.append(f"SOS without an alert: {result.sos_missing}")
+    if len(acks) != result.sos_sent:
+        result.failures.append(f"{result.sos_sent - len(acks)} SOS without an Ack")
