@@ -37,7 +37,7 @@ class WelfareValues(BaseModel):
 
     # Hours without any movement before `inactivity`; 0 turns the rule off.
     inactivity_h: Hours | None = None
-    # Quiet hours (local time): an inactivity alert falling inside waits for their end.
+    # Quiet hours (local time): they do not count toward `inactivity_h` (waking hours only).
     quiet_from: time | None = None
     quiet_until: time | None = None
     # The elder opted in to the daily check-in (the green button), due by `checkin_by`.
