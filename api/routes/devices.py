@@ -104,6 +104,13 @@ class ImportOut(BaseModel):
                     "contacts_added": 58,
                     "encoding": "gb18030",
                     "errors": [{"line": 14, "message": "unknown model 'sos-pendent'"}],
+                    "warnings": [
+                        {
+                            "line": 31,
+                            "message": "contact_relation '表舅' is not a relation anxin knows:"
+                            " stored as other, the word kept as written",
+                        }
+                    ],
                 }
             ]
         }
@@ -117,6 +124,8 @@ class ImportOut(BaseModel):
     contacts_added: int
     encoding: str
     errors: list[ImportProblem]
+    # Rows imported with a cosmetic field left out or read differently.
+    warnings: list[ImportProblem] = Field(default_factory=list)
 
 
 @router.get(
@@ -201,6 +210,7 @@ async def import_devices(
         contacts_added=report.contacts_added,
         encoding=report.encoding,
         errors=[ImportProblem(line=e.line, message=e.message) for e in report.errors],
+        warnings=[ImportProblem(line=w.line, message=w.message) for w in report.warnings],
     )
 
 

@@ -43,6 +43,8 @@ class ContactIn(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=64)]
     phone: Phone
     relation: ContactRelation = ContactRelation.FAMILY
+    # The relation as written (儿子, 老伴, son), when it says more than `relation`.
+    label: Annotated[str, Field(max_length=32)] | None = None
 
 
 class ContactOut(ContactIn):
@@ -251,7 +253,7 @@ def _welfare(values: WelfareValues | None) -> dict[str, Any] | None:
 
 def _contacts(contacts: list[ContactIn]) -> list[ContactRow]:
     return [
-        ContactRow(position=i, name=c.name, phone=c.phone, relation=c.relation.value)
+        ContactRow(position=i, name=c.name, phone=c.phone, relation=c.relation.value, label=c.label)
         for i, c in enumerate(contacts, start=1)
     ]
 
