@@ -336,6 +336,8 @@ def _decode_cursor(cursor: str) -> tuple[int, datetime, int]:
         when = datetime.fromisoformat(created_at)
         if not isinstance(rank, int) or not isinstance(alert_id, int) or when.tzinfo is None:
             raise TypeError
+        if not (0 <= rank < 100 and 0 <= alert_id < 2**31):  # SQL INTEGER: no overflow
+            raise TypeError
         return rank, when.astimezone(UTC), alert_id
     except (ValueError, TypeError) as exc:
         raise InvalidCursorError("invalid cursor") from exc

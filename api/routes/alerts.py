@@ -31,6 +31,7 @@ from alerting.store import (
 from api.alert_views import AlertDetail, AlertOut, alert_detail, alert_in_scope, alert_view
 from api.deps import ApiContext, Context, CurrentUser, DbSession, require_role
 from api.downlink import DeviceDownlink
+from api.params import AlertId
 from api.problems import problem
 from api.recent_telemetry import recent_points
 from api.tokens import Principal
@@ -47,7 +48,9 @@ class AlertPage(BaseModel):
     next_cursor: str | None
 
 
-@router.get("", response_model=AlertPage)
+@router.get(
+    "", response_model=AlertPage, responses={400: problem("A bad cursor.", "invalid cursor")}
+)
 def list_alerts(
     session: DbSession,
     user: CurrentUser,
@@ -85,7 +88,7 @@ def list_alerts(
     responses={404: problem("No such alert, or not within your scope.", "alert not found")},
 )
 def read_alert(
-    alert_id: int, session: DbSession, user: CurrentUser, context: Context
+    alert_id: AlertId, session: DbSession, user: CurrentUser, context: Context
 ) -> AlertDetail:
     """One alert with its elder, the elder's contacts in calling order, the device, the
     timeline (every action: who, when) and the device's telemetry from the day before the
@@ -123,7 +126,8 @@ def _conflict(example: str) -> dict[str, Any]:
 
 
 def _text_field(max_chars: int, example: str) -> Any:
-    return Field(min_length=1, max_length=max_chars, examples=[example])
+    # pattern: at least one character that is not a space (blank text → 422, as the schema says)
+    return Field(min_length=1, max_length=max_chars, pattern=r"\S", examples=[example])
 
 
 def _not_blank(value: str) -> str:
@@ -178,7 +182,7 @@ class ResolveIn(BaseModel):
     },
 )
 def claim_alert(
-    alert_id: int, session: DbSession, user: AlertWorker, context: Context
+    alert_id: AlertId, session: DbSession, user: AlertWorker, context: Context
 ) -> AlertDetail:
     """Take the alert: status `claimed`, `claimed_by` you. If two dispatchers claim at once,
     exactly one gets it; the other gets 409 naming who holds it. Claiming an alert you already
@@ -207,7 +211,7 @@ def claim_alert(
     },
 )
 def release_alert(
-    alert_id: int, session: DbSession, user: AlertWorker, context: Context
+    alert_id: AlertId, session: DbSession, user: AlertWorker, context: Context
 ) -> AlertDetail:
     """Give the alert back to the queue: status `new`, no holder. Only the holder, a supervisor
     or an admin."""
@@ -232,7 +236,7 @@ def release_alert(
     },
 )
 def acknowledge_alert(
-    alert_id: int, session: DbSession, user: AlertWorker, context: Context
+    alert_id: AlertId, session: DbSession, user: AlertWorker, context: Context
 ) -> AlertDetail:
     """Tell the device help is coming: it gets an Ack `{"alert_id", "status": "help_coming",
     "message"}` on `anxin/v1/{device_id}/ack`. Status `acknowledged` (an escalated alert stays
@@ -255,7 +259,7 @@ def acknowledge_alert(
     responses={403: _ROLE_REFUSED, 404: _NOT_FOUND},
 )
 def add_note(
-    alert_id: int, body: NoteIn, session: DbSession, user: AlertWorker, context: Context
+    alert_id: AlertId, body: NoteIn, session: DbSession, user: AlertWorker, context: Context
 ) -> AlertDetail:
     """A note on the timeline, at any time, a resolved alert's too; the status stays."""
     return _act(
@@ -281,7 +285,7 @@ def add_note(
     },
 )
 def escalate_alert(
-    alert_id: int, body: EscalateIn, session: DbSession, user: AlertWorker, context: Context
+    alert_id: AlertId, body: EscalateIn, session: DbSession, user: AlertWorker, context: Context
 ) -> AlertDetail:
     """Hand the alert up to a supervisor: status `escalated`, the reason on the timeline. The
     holder keeps it. Only the holder, a supervisor or an admin."""
@@ -313,7 +317,7 @@ def escalate_alert(
     },
 )
 def resolve_alert(
-    alert_id: int, body: ResolveIn, session: DbSession, user: AlertWorker, context: Context
+    alert_id: AlertId, body: ResolveIn, session: DbSession, user: AlertWorker, context: Context
 ) -> AlertDetail:
     """Close the alert with an outcome (and an optional note): status `resolved`, `resolved_at`
     and `outcome` set; the device gets an Ack `resolved`. Only the holder, a supervisor or an
@@ -343,7 +347,7 @@ def _act(
     session: Session,
     context: ApiContext,
     user: Principal,
-    alert_id: int,
+    alert_id: AlertId,
     action: Callable[[datetime], ActionResult],
 ) -> AlertDetail:
     """Scope, the action in one transaction, commit; then tell the device and the feed."""
