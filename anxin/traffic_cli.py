@@ -71,7 +71,11 @@ def replay(
     ] = None,
     tick: Annotated[
         str,
-        typer.Option("--tick", help="Virtual: batch and scheduler step (`serve` steps every 5s)."),
+        typer.Option(
+            "--tick",
+            help="Virtual: batch and scheduler step (`serve` steps every 5s); a bare number is"
+            " seconds.",
+        ),
     ] = "60s",
     keep_db: Annotated[
         Path | None,
@@ -260,7 +264,11 @@ def simulate(
     ] = None,
     duration: Annotated[
         str | None,
-        typer.Option("--duration", help="How long: 2m, 24h … (live: wall time; --out: virtual)."),
+        typer.Option(
+            "--duration",
+            help="How long: 90s, 2m, 24h, 1h30m, or a bare number of seconds (12) (live: wall"
+            " time; --out: virtual).",
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Same seed, same traffic.")] = None,
     out: Annotated[
@@ -496,7 +504,10 @@ def record(
         typer.Option("--topic", help="A topic filter (repeatable); default: what ingest reads."),
     ] = None,
     duration: Annotated[
-        str | None, typer.Option("--duration", help="Stop after this long (90s, 5m …).")
+        str | None,
+        typer.Option(
+            "--duration", help="Stop after this long: 90s, 5m …, or a bare number of seconds."
+        ),
     ] = None,
     count: Annotated[
         int | None, typer.Option("--count", min=1, help="Stop after this many messages.")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import sqlite3
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -160,3 +162,17 @@ def test_influx_settings_and_spool_folder_errors_are_one_line(tmp_path: Path) ->
     result = setup.cli("serve")
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("anxin: configuration error: cannot use the telemetry spool")
+
+
+def test_a_bare_number_is_a_duration_in_seconds(tmp_path: Path) -> None:
+    setup = anxin_env(tmp_path)
+    out = tmp_path / "t.jsonl"
+    result = setup.cli("simulate", "--devices", "5", "--duration", "900", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    # Fifteen minutes of virtual time: heartbeats, none later than 900 s after the first.
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    times = [datetime.fromisoformat(m["time"]) for m in lines if "time" in m]
+    assert times
+    assert max(times) - min(times) <= timedelta(seconds=900)
+    help_text = " ".join(setup.cli("simulate", "--help").stdout.replace("│", " ").split())
+    assert "or a bare number of seconds" in help_text
