@@ -221,6 +221,7 @@ def list_queue(
     limit: int = 50,
     cursor: str | None = None,
     communities: Sequence[str] = (),
+    created_since: datetime | None = None,
 ) -> QueuePage:
     """The queue: most urgent first, then oldest first; keyset pagination by ``cursor``.
 
@@ -243,6 +244,8 @@ def list_queue(
         query = query.where(AlertRow.priority == priority.value)
     if category is not None:
         query = query.where(AlertRow.category == category.value)
+    if created_since is not None:
+        query = query.where(AlertRow.created_at >= created_since)
     if cursor is not None:
         rank, created_at, alert_id = _decode_cursor(cursor)
         query = query.where(

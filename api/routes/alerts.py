@@ -9,7 +9,7 @@ it, is in the alert's timeline, and goes to the change feed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio.from_thread
@@ -31,7 +31,7 @@ from alerting.store import (
 from api.alert_views import AlertDetail, AlertOut, alert_detail, alert_in_scope, alert_view
 from api.deps import ApiContext, Context, CurrentUser, DbSession, require_role
 from api.downlink import DeviceDownlink
-from api.params import AlertId
+from api.params import AlertId, Moment
 from api.problems import problem
 from api.recent_telemetry import recent_points
 from api.tokens import Principal
@@ -62,6 +62,10 @@ def list_alerts(
     community: Annotated[
         str | None, Query(description="A tier path, e.g. 张家口市/张北县: it and all below it.")
     ] = None,
+    since: Annotated[
+        Moment | None,
+        Query(description="Only alerts created at or after this time (RFC 3339)."),
+    ] = None,
 ) -> AlertPage:
     """The queue, most urgent first and then oldest first, within the caller's scope."""
     try:
@@ -73,6 +77,7 @@ def list_alerts(
             limit=limit,
             cursor=cursor,
             communities=[user.scope, community or ""],
+            created_since=_utc(since) if since is not None else None,
         )
     except InvalidCursorError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
@@ -407,3 +412,8 @@ def _detail(session: Session, alert_id: int, user: Principal) -> AlertDetail:
     if row is None:  # deleted meanwhile: nothing deletes alerts, but say so rather than crash
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="alert not found")
     return alert_detail(session, row, get_timeline(session, alert_id), user)
+
+
+def _utc(moment: datetime) -> datetime:
+    """Without an offset: UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
