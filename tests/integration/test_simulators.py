@@ -126,29 +126,31 @@ def test_a_replay_against_a_platform_reached_only_by_mqtt_and_http(
 ) -> None:
     """The engineer's machine has no database of the platform's: `--api` reads the alerts
     through the HTTP API (a token, or a login); with neither, it says what it sent."""
-    setup, _, traffic = prepared(tmp_path, ANXIN_MQTT_URL=mosquitto.url)
-    virtual = setup.cli("replay", str(traffic), "--virtual", "--json")
-    assert virtual.returncode == 0, virtual.stderr
+    setup, scenario, traffic = prepared(tmp_path, ANXIN_MQTT_URL=mosquitto.url)
     setup.add_user("eng", "a-good-password", role="engineer")
     with running_anxin(setup):
         token = setup.token("eng", "a-good-password")
         elsewhere = anxin_env(tmp_path / "laptop", ANXIN_MQTT_URL=mosquitto.url)
         laptop = AnxinEnv(elsewhere.folder, {**elsewhere.env, "ANXIN_API_TOKEN": token})
-        live = laptop.cli("replay", str(traffic), "--speed", "4", "--json", "--api", setup.api_url)
+        live = laptop.cli(
+            "replay", str(traffic), "--speed", "4", "--json", "--api", setup.api_url,
+            "--expect", str(scenario),
+        )  # fmt: skip
+        # The scenario's alerts, each as expected (the virtual replay raises the same: above).
         assert live.returncode == 0, live.stderr
         assert "read through the API" in live.stderr
-        assert alerts_of(live.stdout) == alerts_of(virtual.stdout)
+        assert len(alerts_of(live.stdout)) == 7
         # A login instead of a token (the alerts are counted on those already open now).
         login = AnxinEnv(
             elsewhere.folder, {**elsewhere.env, "ANXIN_API_PASSWORD": "a-good-password"}
         )
         again = login.cli(
-            "replay", str(traffic), "--speed", "8", "--json", "--api", setup.api_url,
+            "replay", str(traffic), "--speed", "40", "--json", "--api", setup.api_url,
             "--user", "eng",
         )  # fmt: skip
         assert again.returncode == 0, again.stderr
         assert "read through the API" in again.stderr
-        blind = elsewhere.cli("replay", str(traffic), "--speed", "8")
+        blind = elsewhere.cli("replay", str(traffic), "--speed", "40")
     assert not (elsewhere.folder / "anxin.db").exists()
     assert blind.returncode == 0, blind.stderr
     assert "no --api and no database: the alerts raised were not read" in blind.stderr
