@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test install system-deps lint typecheck pytest bench format clean
+.PHONY: demo test install system-deps lint typecheck pytest bench faults format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ pytest: $(STAMP) system-deps
 # Measurements, not pass/fail checks: prints figures.
 bench: $(STAMP) system-deps
 	$(BIN)/pytest -m bench -s tests/bench
+
+# The fault suite at the issue's sizes (10 000 SOS, 60 s cut-offs): prints its table.
+faults: $(STAMP) system-deps
+	ANXIN_FAULTS=full $(BIN)/pytest -m faults -s tests/faults
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -38,6 +38,11 @@ app.add_typer(devices_app, name="devices")
 dead_letters_app = typer.Typer(help="Messages that could not be used.", no_args_is_help=True)
 app.add_typer(dead_letters_app, name="dead-letters")
 app.add_typer(bench_app, name="bench")
+gateway_app = typer.Typer(
+    help="Gateways: device protocols other than MQTT, into the MQTT contract.",
+    no_args_is_help=True,
+)
+app.add_typer(gateway_app, name="gateway")
 traffic_cli.register(app)
 
 ConfigOption = Annotated[
@@ -188,8 +193,33 @@ def devices_provision(
             help="Read the platform's password from standard input (else kept or generated).",
         ),
     ] = False,
+    member: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--member",
+            help="An ingest member's account, on the platform listener (repeatable; kept).",
+        ),
+    ] = None,
+    api_user: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--api-user",
+            help="An API replica's downlink account, on the platform listener (repeatable).",
+        ),
+    ] = None,
+    gateway_user: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--gateway-user", help="A gateway's account, beside the devices (repeatable)."
+        ),
+    ] = None,
+    drop_service: Annotated[
+        list[str] | None,
+        typer.Option("--drop-service", help="Remove this service account (repeatable)."),
+    ] = None,
 ) -> None:
-    """Write Mosquitto's password file and ACL for the registered devices (docs/provisioning.md)."""
+    """Write Mosquitto's password files and ACLs for the registered devices and anxin's own
+    processes (docs/provisioning.md)."""
     from devices.provision import (
         ProvisionError,
         provision,
@@ -197,6 +227,17 @@ def devices_provision(
         summary,
         warnings,
     )
+    from devices.service_accounts import ServiceAccount, ServiceRole
+
+    services = [
+        ServiceAccount(username=name, role=role)
+        for names, role in (
+            (member, ServiceRole.MEMBER),
+            (api_user, ServiceRole.API),
+            (gateway_user, ServiceRole.GATEWAY),
+        )
+        for name in names or ()
+    ]
 
     settings = _settings(ctx)
     password = sys.stdin.readline().rstrip("\r\n") if platform_password_stdin else None
@@ -216,6 +257,8 @@ def devices_provision(
             rotate=rotate,
             prefix=settings.mqtt_topic_prefix,
             zigbee_base=settings.zigbee2mqtt_base_topic or None,
+            services=services,
+            drop_services=drop_service or [],
         )
     except ProvisionError as exc:
         print(f"anxin: {exc}", file=sys.stderr)
@@ -293,6 +336,14 @@ def dead_letters_list(
         typer.echo(f"{when}  {row.topic}  {row.reason}  {payload!r}")
     if not rows:
         typer.echo("no dead letters")
+
+
+@gateway_app.command("dc09")
+def gateway_dc09(ctx: typer.Context) -> None:
+    """The SIA DC-09 receiver: alarm panels and telecare hubs over TCP and UDP."""
+    from gateways.dc09.role import run_dc09
+
+    asyncio.run(run_dc09(_settings(ctx)))
 
 
 def main() -> None:

@@ -25,6 +25,8 @@ _SENSITIVE = frozenset(
     {
         "mqtt_url",
         "mqtt_downlink_url",
+        "watch_mqtt_url",
+        "dc09_mqtt_url",
         "database_url",
         "secret_key",
         "notify_webhook_url",
@@ -117,7 +119,36 @@ class Settings(BaseSettings):
     # ContactGateway); without one, contacts' notifications go to the webhook.
     notify_contact_gateway: str | None = None
 
-    @field_validator("mqtt_url", "mqtt_downlink_url")
+    # The gateways' own broker accounts (`anxin gateway watch`, `anxin gateway dc09`): each its
+    # own, neither ingest's nor the other's, for the same reason as ANXIN_MQTT_DOWNLINK_URL.
+    watch_mqtt_url: str | None = None
+    dc09_mqtt_url: str | None = None
+
+    # `anxin gateway dc09` (docs/dc09-receiver.md): TCP and UDP on one host:port; the accounts
+    # file (TOML: keys, device ids, code tables); the timestamp window "PAST,FUTURE" seconds or
+    # "off"; how long an SOS waits for anxin's Ack `received` before the panel gets no reply.
+    dc09_listen: str = "127.0.0.1:9009"
+    dc09_accounts: Path | None = None
+    dc09_timestamp_window: str = "40,20"
+    dc09_sos_ack_timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+
+    @field_validator("dc09_listen")
+    @classmethod
+    def _dc09_listen(cls, value: str) -> str:
+        from gateways.dc09.window import parse_listen
+
+        parse_listen(value)
+        return value
+
+    @field_validator("dc09_timestamp_window")
+    @classmethod
+    def _dc09_window(cls, value: str) -> str:
+        from gateways.dc09.window import parse_window
+
+        parse_window(value)
+        return value
+
+    @field_validator("mqtt_url", "mqtt_downlink_url", "watch_mqtt_url", "dc09_mqtt_url")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:
         if value is not None:
@@ -169,15 +200,26 @@ class Settings(BaseSettings):
         return value.rstrip("/") if value else value
 
     @model_validator(mode="after")
-    def _downlink_account(self) -> Settings:
-        if self.mqtt_url is None or self.mqtt_downlink_url is None:
-            return self
-        ingest = BrokerAddress.from_url(self.mqtt_url).username
-        if ingest is not None and BrokerAddress.from_url(self.mqtt_downlink_url).username == ingest:
-            raise ValueError(
-                "ANXIN_MQTT_DOWNLINK_URL needs a broker account of its own, not ingest's"
-                " (one account is one client: it would take over ingest's session)"
-            )
+    def _own_accounts(self) -> Settings:
+        """One account is one client under use_username_as_clientid: a second connection on
+        ingest's account would take over ingest's session and the SOS queued in it."""
+        accounts = {
+            "ANXIN_MQTT_URL": self.mqtt_url,
+            "ANXIN_MQTT_DOWNLINK_URL": self.mqtt_downlink_url,
+            "ANXIN_WATCH_MQTT_URL": self.watch_mqtt_url,
+            "ANXIN_DC09_MQTT_URL": self.dc09_mqtt_url,
+        }
+        seen: dict[str, str] = {}
+        for setting, url in accounts.items():
+            username = None if url is None else BrokerAddress.from_url(url).username
+            if username is None:
+                continue
+            if username in seen:
+                raise ValueError(
+                    f"{setting} needs a broker account of its own, not {seen[username]}'s"
+                    " (one account is one client: it would take over that one's session)"
+                )
+            seen[username] = setting
         return self
 
     @model_validator(mode="after")
@@ -301,6 +343,16 @@ class Settings(BaseSettings):
     @property
     def downlink_broker(self) -> BrokerAddress | None:
         url = self.mqtt_downlink_url
+        return None if url is None else BrokerAddress.from_url(url)
+
+    @property
+    def watch_broker(self) -> BrokerAddress | None:
+        url = self.watch_mqtt_url
+        return None if url is None else BrokerAddress.from_url(url)
+
+    @property
+    def dc09_broker(self) -> BrokerAddress | None:
+        url = self.dc09_mqtt_url
         return None if url is None else BrokerAddress.from_url(url)
 
 

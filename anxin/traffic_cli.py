@@ -446,6 +446,27 @@ def simulate(
     as_json: Annotated[
         bool, typer.Option("--json", help="The summary as one JSON object.")
     ] = False,
+    dc09: Annotated[
+        str | None,
+        typer.Option(
+            "--dc09",
+            help="HOST:PORT of a DC-09 receiver: the dc09-panel hubs (and protocol: dc09 "
+            "groups) report there over SIA DC-09 instead of MQTT.",
+        ),
+    ] = None,
+    dc09_key: Annotated[
+        str | None, typer.Option("--dc09-key", help="Encrypt the hubs' frames with this key.")
+    ] = None,
+    dc09_key_encoding: Annotated[
+        str, typer.Option("--dc09-key-encoding", help="text or hex.")
+    ] = "text",
+    dc09_udp: Annotated[bool, typer.Option("--dc09-udp", help="Over UDP (default TCP).")] = False,
+    dc09_accounts: Annotated[
+        Path | None,
+        typer.Option(
+            "--dc09-accounts", help="Write the receiver's accounts file (ANXIN_DC09_ACCOUNTS)."
+        ),
+    ] = None,
 ) -> None:
     """A virtual fleet: publish over MQTT, or write its traffic to a file (--out)."""
     from datetime import UTC, datetime, timedelta
@@ -493,6 +514,7 @@ def simulate(
         typer.echo(
             f"{registry}: {len(fleet.devices):,} devices for `anxin devices import`", err=True
         )
+    hubs = _dc09_hubs(fleet, dc09, dc09_key, dc09_key_encoding, dc09_udp, dc09_accounts)
     if out is not None:
         _write_traffic(fleet, out, wanted, settings.mqtt_topic_prefix, as_json)
         return
@@ -504,7 +526,45 @@ def simulate(
         duration_s=wanted,
         connections=connections,
         as_json=as_json,
+        dc09=hubs,
     )
+
+
+def _dc09_hubs(
+    fleet: Scenario,
+    address: str | None,
+    key: str | None,
+    key_encoding: str,
+    udp: bool,
+    accounts: Path | None,
+) -> tuple[Any, list[Any]] | None:
+    """(the target, the hubs) of `--dc09`; writes `--dc09-accounts`."""
+    if address is None:
+        if key is not None or accounts is not None or udp:
+            raise typer.BadParameter("needs --dc09 HOST:PORT", param_hint="--dc09-…")
+        return None
+    from gateways.dc09.crypto import BadKeyError, KeyEncoding, decode_key
+    from gateways.dc09.window import parse_listen
+    from simulators.dc09_live import Dc09Target, accounts_toml, reports_over_dc09
+
+    try:
+        host, port = parse_listen(address)
+        encoding = KeyEncoding(key_encoding)
+        if key is not None:
+            decode_key(key, encoding)
+    except (ValueError, BadKeyError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--dc09/--dc09-key") from exc
+    target = Dc09Target(
+        host=host, port=port, transport="udp" if udp else "tcp", key=key, key_encoding=encoding
+    )
+    every_panel = not any(device.dc09 for device in fleet.devices)
+    hubs = [d for d in fleet.devices if reports_over_dc09(d, every_panel)]
+    if not hubs:
+        raise UserError("--dc09: the fleet has no dc09-panel and no `protocol: dc09` group")
+    if accounts is not None:
+        accounts.write_text(accounts_toml(hubs, target), encoding="utf-8")
+        typer.echo(f"{accounts}: {len(hubs):,} DC-09 accounts for ANXIN_DC09_ACCOUNTS", err=True)
+    return target, hubs
 
 
 def _write_traffic(
@@ -552,25 +612,36 @@ def _run_live(
     duration_s: float | None,
     connections: int,
     as_json: bool,
+    dc09: tuple[Any, list[Any]] | None = None,
 ) -> None:
     """Publish the fleet's traffic to the broker, with a progress display and a summary."""
     import asyncio
 
+    from ingest.mqtt import BrokerAddress
     from simulators.live import LiveFleet, cpu_seconds, natural_rate, run_with_signals
 
     broker = settings.broker
+    only_dc09 = dc09 is not None and len(dc09[1]) == len(fleet.devices)
+    if broker is None and only_dc09:
+        broker = BrokerAddress(host="127.0.0.1", port=1883)  # no device of the fleet uses it
     if broker is None:
         raise UserError("ANXIN_MQTT_URL is not set: which broker? (or --out FILE)")
     if rate is not None and speed is not None:
         raise typer.BadParameter("give --rate or --speed, not both", param_hint="--rate")
     if rate is not None:
         speed = rate / natural_rate(fleet)
+    reporter = None
+    if dc09 is not None:
+        from simulators.dc09_live import Dc09Reporter
+
+        reporter = Dc09Reporter(dc09[1], dc09[0])
     live = LiveFleet(
         fleet,
         broker,
         prefix=settings.mqtt_topic_prefix,
         connections=connections,
         speed=speed or 1.0,
+        dc09=reporter,
     )
     display = _Progress(sys.stderr.isatty() and not as_json, live)
     cpu_before = cpu_seconds()
@@ -593,6 +664,14 @@ def _run_live(
         "cpu_s": round(cpu_seconds() - cpu_before, 2),
         "interrupted": interrupted,
     }
+    if reporter is not None:
+        summary["dc09"] = {
+            "hubs": len(reporter.hubs),
+            "frames": reporter.counts.sent,
+            "replies": dict(sorted(reporter.counts.replies.items())),
+            "resends": reporter.counts.resends,
+            "unsaid": reporter.counts.unsaid,
+        }
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
         return
@@ -605,7 +684,8 @@ def _run_live(
         f"  messages  {counts.published:,} ({summary['msgs_per_s'] or 0:,.0f}/s): "
         f"{kinds or 'none'}\n"
         f"  errors    {errors or 'none'}\n"
-        f"  cpu       {summary['cpu_s']:.1f} s in this process"
+        + (f"  dc09      {json.dumps(summary['dc09'])}\n" if reporter is not None else "")
+        + f"  cpu       {summary['cpu_s']:.1f} s in this process"
     )
 
 

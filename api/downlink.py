@@ -46,7 +46,7 @@ class MqttDownlink:
         self._publish, self._prefix, self._connected = publish, topic_prefix, connected
 
     def send_ack(self, device_id: str, ack: AckPayload) -> None:
-        self._send(device_id, Downlink.ACK, ack.model_dump_json().encode())
+        self._send(device_id, Downlink.ACK, ack.model_dump_json(exclude_none=True).encode())
 
     def send_command(self, device_id: str, command: CommandPayload) -> None:
         self._send(device_id, Downlink.CMD, command.model_dump_json().encode())

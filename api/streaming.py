@@ -14,6 +14,12 @@ Ids are handed out when a row is inserted but become visible when its transactio
 on PostgreSQL two transactions may commit out of order. So a connection that sees ids 10 and 12
 remembers 11 as a gap and looks for it again for ``gap_grace_s`` (a rolled-back transaction's
 id never comes); a late row is sent when it appears, after higher ids.
+
+An event's SSE ``id`` is the connection's position after it (``TimelineCursor.position``): the
+row's id when nothing below it is missing, else the highest id read, ``~`` and the ids still
+looked for (``12~11`` , ``40~31-33,38``). A client that reconnects, to this process or to any
+other API replica (they share the database), sends it back as ``Last-Event-ID`` and resumes
+exactly there: the rows it was waiting for still come, and none it had comes again.
 """
 
 from __future__ import annotations
@@ -63,6 +69,57 @@ class StreamSettings:
     send_timeout_s: float = 30.0
 
 
+class InvalidPositionError(ValueError):
+    """A ``Last-Event-ID`` that is not a stream position."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StreamPosition:
+    """Where a client is: the highest id it read and the ids below it it still waits for."""
+
+    after: int
+    gaps: tuple[int, ...] = ()
+
+    def token(self) -> str:
+        """``12``, or ``12~11``, or ``40~31-33,38`` (ranges of consecutive ids)."""
+        if not self.gaps:
+            return str(self.after)
+        ranges: list[str] = []
+        start = previous = self.gaps[0]
+        for gap in (*self.gaps[1:], None):
+            if gap is not None and gap == previous + 1:
+                previous = gap
+                continue
+            ranges.append(str(start) if start == previous else f"{start}-{previous}")
+            if gap is not None:
+                start = previous = gap
+        return f"{self.after}~{','.join(ranges)}"
+
+    @classmethod
+    def parse(cls, token: str) -> StreamPosition:
+        """The inverse of ``token``; gaps only in the window a cursor keeps (``MAX_GAPS``
+        below ``after``), so a client cannot make a read ask for more than that."""
+        head, tilde, tail = token.strip().partition("~")
+        after = _id(head, token)
+        if tilde and not tail:
+            raise InvalidPositionError(f"not a stream position: {token[:40]!r}")
+        gaps: set[int] = set()
+        for part in tail.split(",") if tail else ():
+            first, _, last = part.partition("-")
+            low = _id(first, token)
+            high = _id(last, token) if last else low
+            if not after - MAX_GAPS <= low <= high < after:
+                raise InvalidPositionError(f"not a stream position: {token[:40]!r}")
+            gaps.update(range(low, high + 1))
+        return cls(after=after, gaps=tuple(sorted(gaps)))
+
+
+def _id(text: str, token: str) -> int:
+    if not text.isdigit() or len(text) > 18:
+        raise InvalidPositionError(f"not a stream position: {token[:40]!r}")
+    return int(text)
+
+
 class TimelineCursor:
     """Where one connection is in the timeline: the highest id read, and the missing ids below
     it that a transaction still in flight may yet commit."""
@@ -72,15 +129,22 @@ class TimelineCursor:
         after: int,
         *,
         gap_grace_s: float,
+        gaps: Iterable[int] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.after = after
-        self._gaps: dict[int, float] = {}
         self._grace, self._clock = gap_grace_s, clock
+        # Resumed with gaps: looked for again, for a whole grace period from now.
+        now = clock()
+        self._gaps: dict[int, float] = {gap: now for gap in gaps if gap < after}
 
     @property
     def gaps(self) -> list[int]:
         return sorted(self._gaps)
+
+    @property
+    def position(self) -> StreamPosition:
+        return StreamPosition(after=self.after, gaps=tuple(self.gaps))
 
     def advance(self, ids: Iterable[int]) -> None:
         """Take note of the ids just read (ascending, as the query returns them)."""

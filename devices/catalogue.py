@@ -163,6 +163,12 @@ _PHONE = BatteryThresholds(low_pct=20, critical_pct=10)
 # NB-IoT smoke alarms, common in Chinese home-safety programmes, report once a day: configure
 # them with an override such as {"smoke-detector": {"heartbeat_s": 86400,
 # "offline_after_missed": 2}}.
+_PANEL_EVENTS = frozenset(
+    {
+        "fall", "smoke", "heat", "gas", "co", "water_leak", "low_battery",
+        "power_loss", "power_restore", "tamper", "test", "service_request",
+    }
+)  # fmt: skip
 _MODELS = (
     DeviceModel(
         name="sos-pendant",
@@ -285,6 +291,19 @@ _MODELS = (
         heartbeat_s=300,
         offline_after_missed=3,
         events=frozenset({"power_loss", "power_restore", "tamper", "test"}),
+        mains_powered=True,
+    ),
+    DeviceModel(
+        # A telecare hub or alarm panel reporting over SIA DC-09 (`anxin gateway dc09`): it
+        # relays its pendants' and sensors' events (Contact ID or SIA codes) as its own. Its
+        # NULL polls and periodic tests are its heartbeat; panels poll every few minutes.
+        name="dc09-panel",
+        display_name="报警主机（DC-09）",
+        heartbeat_s=600,
+        offline_after_missed=3,
+        events=_PANEL_EVENTS,
+        sos=True,
+        sos_trigger="button",
         mains_powered=True,
     ),
 )

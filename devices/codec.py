@@ -115,6 +115,8 @@ class NativeCodec:
         payload: bytes,
         received_at: datetime,
     ) -> SensorEvent | SosPressed | Rejected:
+        if event.dead_letter is not None:
+            return self._reject(topic, payload, event.dead_letter, received_at, device_id)
         common = _common(device_id, event, received_at)
         zone = None if event.zone is None else str(event.zone)
         if event.type is None:

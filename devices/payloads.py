@@ -70,6 +70,9 @@ class EventPayload(Uplink):
     zone: str | int | None = None
     value: Number | str | bool | None = None
     cid: Annotated[str, Field(pattern=r"^[136]\d{3}$")] | None = None
+    # A gateway that could not translate what its device sent (an unknown DC-09 event code)
+    # publishes it with this reason: ingest keeps the message as a dead letter for an engineer.
+    dead_letter: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
 class TelemetryPayload(Uplink):
@@ -91,6 +94,9 @@ class AckPayload(BaseModel):
     alert_id: int
     status: AckStatus
     message: str = ""
+    # On `received`: the `seq` of the SOS message it answers, when that message had one, so a
+    # device (or a gateway) resending one SOS knows which press is safe. Left out when None.
+    seq: int | None = None
 
 
 class CommandPayload(BaseModel):

@@ -35,6 +35,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from devices.registry import DeviceRow, DeviceStatus
+from devices.service_accounts import (
+    PLATFORM_ACL_FILE,
+    PLATFORM_PASSWORD_FILE,
+    SERVICE_CREDENTIALS,
+    KnownService,
+    ServiceAccount,
+    ServicesPlan,
+    parse_service_csv,
+    plan_services,
+    platform_acl_text,
+    role_acl,
+    service_csv_text,
+)
 from devices.topics import DEFAULT_PREFIX, DEVICE_ID_PATTERN, Downlink, Uplink
 
 PASSWORD_FILE = "passwd"  # noqa: S105 (a file name)
@@ -188,7 +201,10 @@ def platform_acl(
 
 
 def acl_text(
-    platform_user: str, prefix: str = DEFAULT_PREFIX, zigbee_base: str | None = None
+    platform_user: str,
+    prefix: str = DEFAULT_PREFIX,
+    zigbee_base: str | None = None,
+    gateways: Sequence[ServiceAccount] = (),
 ) -> str:
     """The whole ACL file: the devices' patterns and the platform's block, nothing for
     anonymous clients. It names no device: which devices exist is the password file's job."""
@@ -206,6 +222,12 @@ def acl_text(
         "# The platform (anxin serve / anxin ingest).",
         *platform_acl(platform_user, prefix, zigbee_base),
     ]
+    for gateway in gateways:
+        lines += [
+            "",
+            f"# A gateway ({gateway.role.value} account).",
+            *role_acl(gateway, prefix, None),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -290,6 +312,9 @@ class Previous:
     hashes: Mapping[str, str] = field(default_factory=dict)
     device_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
     platform_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # The platform listener's password file, and the service accounts' memory.
+    platform_listener_hashes: Mapping[str, str] = field(default_factory=dict)
+    services: Mapping[str, KnownService] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -309,6 +334,11 @@ class Plan:
     refused_ids: tuple[str, ...]  # registered, but not usable as MQTT usernames and topics
     platform_user: str
     platform_password: PlatformPassword
+    # The service accounts (devices/service_accounts.py); "" for a file: remove it (none left).
+    services: ServicesPlan
+    platform_password_file: str = field(default="", repr=False)
+    platform_acl: str = ""
+    service_csv: str = field(default="", repr=False)
 
 
 def plan(
@@ -320,11 +350,22 @@ def plan(
     rotate: bool = False,
     prefix: str = DEFAULT_PREFIX,
     zigbee_base: str | None = None,
+    services: Sequence[ServiceAccount] = (),
+    drop_services: Sequence[str] = (),
     new_password: Callable[[], str] = generate_password,
 ) -> Plan:
     """Decide every account's password and hash, and the files' text. No I/O."""
-    acl = acl_text(platform_user, prefix, zigbee_base)  # checks the names first
+    acl_text(platform_user, prefix, zigbee_base)  # checks the names first
     devices, refused = split_device_ids(device_ids)
+    accounts = plan_services(
+        services,
+        previous.services,
+        {**previous.hashes, **previous.platform_listener_hashes},
+        drop=drop_services,
+        reserved=[platform_user, *devices],
+        new_password=new_password,
+    )
+    acl = acl_text(platform_user, prefix, zigbee_base, accounts.gateways())
     if platform_user in devices:
         raise ProvisionError(
             f"platform user {platform_user!r} is also a registered device id: "
@@ -379,10 +420,24 @@ def plan(
             hashes[device_id] = hash_password(passwords[device_id])
             new.append(device_id)
 
+    for gateway in accounts.gateways():
+        hashes[gateway.username] = accounts.hashes[gateway.username]
+    platform_side = accounts.on_platform_listener()
     removed = sorted(
-        (set(previous.device_passwords) | set(previous.hashes)) - set(devices) - {platform_user}
+        (set(previous.device_passwords) | set(previous.hashes))
+        - set(devices)
+        - {platform_user}
+        - {a.username for a in accounts.accounts}
     )
     return Plan(
+        services=accounts,
+        platform_password_file=password_file_text(
+            {a.username: accounts.hashes[a.username] for a in platform_side}
+        ),
+        platform_acl=platform_acl_text(platform_side, prefix, zigbee_base) if platform_side else "",
+        service_csv=(
+            service_csv_text(accounts.accounts, accounts.passwords) if accounts.accounts else ""
+        ),
         password_file=password_file_text(hashes),
         acl=acl,
         device_csv=device_csv_text(passwords),
@@ -420,6 +475,8 @@ def read_previous(folder: Path) -> Previous:
         platform_passwords=parse_platform_csv(
             text(PLATFORM_CREDENTIALS), str(folder / PLATFORM_CREDENTIALS)
         ),
+        platform_listener_hashes=parse_password_file(text(PLATFORM_PASSWORD_FILE)),
+        services=parse_service_csv(text(SERVICE_CREDENTIALS), str(folder / SERVICE_CREDENTIALS)),
     )
 
 
@@ -473,11 +530,15 @@ def write_plan(folder: Path, planned: Plan) -> list[Path]:
     """Write the files; the installers' CSV first, so a password is never hashed and lost."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
+    platform_files = planned.platform_password_file if planned.platform_acl else ""
     for name, text in (
         (DEVICE_CREDENTIALS, planned.device_csv),
+        (SERVICE_CREDENTIALS, planned.service_csv),
         (PLATFORM_CREDENTIALS, planned.platform_csv),
         (PASSWORD_FILE, planned.password_file),
         (ACL_FILE, planned.acl),
+        (PLATFORM_PASSWORD_FILE, platform_files),
+        (PLATFORM_ACL_FILE, planned.platform_acl),
     ):
         path = folder / name
         if text is None:
@@ -499,6 +560,8 @@ def provision(
     rotate: bool = False,
     prefix: str = DEFAULT_PREFIX,
     zigbee_base: str | None = None,
+    services: Sequence[ServiceAccount] = (),
+    drop_services: Sequence[str] = (),
 ) -> tuple[Plan, list[Path]]:
     """Read what an earlier run left in ``folder``, decide, and write the files."""
     planned = plan(
@@ -509,6 +572,8 @@ def provision(
         rotate=rotate,
         prefix=prefix,
         zigbee_base=zigbee_base,
+        services=services,
+        drop_services=drop_services,
     )
     return planned, write_plan(folder, planned)
 
@@ -539,6 +604,7 @@ def summary(planned: Plan, written: Sequence[Path], folder: Path) -> list[str]:
             if planned.platform_password is PlatformPassword.GENERATED
             else ""
         ),
+        *_service_lines(planned.services),
         *(f"wrote {path}" for path in written),
     ]
     if planned.platform_csv == "":
@@ -549,7 +615,29 @@ def summary(planned: Plan, written: Sequence[Path], folder: Path) -> list[str]:
         f"{where / ACL_FILE} (readable by the mosquitto user), then reload it: "
         "systemctl reload mosquitto"
     )
+    if planned.platform_acl:
+        lines.append(
+            f"the platform listener (ingest members, API replicas): password_file "
+            f"{where / PLATFORM_PASSWORD_FILE}, acl_file {where / PLATFORM_ACL_FILE}, "
+            "use_username_as_clientid false (deploy/mosquitto.conf)"
+        )
     return lines
+
+
+def _service_lines(services: ServicesPlan) -> list[str]:
+    if not services.accounts and not services.dropped:
+        return []
+    by_role: dict[str, list[str]] = {}
+    for account in services.accounts:
+        by_role.setdefault(account.role.value, []).append(account.username)
+    listed = "; ".join(f"{role}: {', '.join(names)}" for role, names in sorted(by_role.items()))
+    counts = [(len(services.new), "new passwords"), (len(services.dropped), "dropped")]
+    extra = ", ".join(f"{n} {what}" for n, what in counts if n)
+    return [
+        f"{len(services.accounts)} service accounts ({listed or 'none'})"
+        + (f": {extra}" if extra else "")
+        + (f" (passwords in {SERVICE_CREDENTIALS})" if services.accounts else "")
+    ]
 
 
 def warnings(planned: Plan) -> list[str]:

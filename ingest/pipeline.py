@@ -66,6 +66,7 @@ class DeviceAck:
     device_id: str
     alert_id: int
     status: AckStatus
+    seq: int | None = None
 
 
 @dataclass(kw_only=True, slots=True)
@@ -360,6 +361,7 @@ class IngestPipeline:
                     device_id=decision.device_id,
                     alert_id=change.alert_id,
                     status=AckStatus.RECEIVED,
+                    seq=decision.seq,
                 )
             )
 

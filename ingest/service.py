@@ -106,9 +106,12 @@ class IngestService:
     def _tell_devices(self, acks: Sequence[DeviceAck]) -> None:
         for ack in acks:
             message = SOS_RECEIVED_MESSAGE if ack.status is AckStatus.RECEIVED else ""
-            payload = AckPayload(alert_id=ack.alert_id, status=ack.status, message=message)
+            payload = AckPayload(
+                alert_id=ack.alert_id, status=ack.status, message=message, seq=ack.seq
+            )
             topic = downlink_topic(ack.device_id, Downlink.ACK, self._prefix)
-            self._connection.publish(topic, payload.model_dump_json().encode(), qos=1)
+            body = payload.model_dump_json(exclude_none=True).encode()
+            self._connection.publish(topic, body, qos=1)
 
 
 def _hand_over(telemetry: TelemetryHandOver, points: Sequence[Point]) -> None:

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -37,6 +37,9 @@ from simulators.behaviours import BEHAVIOURS, MOTION_PER_HOUR, QUIET, Emission
 from simulators.scenario import Scenario
 from simulators.traffic import LinkChange
 from simulators.virtual_devices import Encoder, fleet_stream
+
+if TYPE_CHECKING:
+    from simulators.dc09_live import Dc09Reporter
 
 KEEPALIVE_S = 60
 CONNECTS_PER_S = 1000  # a connection storm the size of the fleet, but paced
@@ -188,9 +191,12 @@ class LiveFleet:
         prefix: str,
         connections: int = 0,
         speed: float = 1.0,
+        dc09: Dc09Reporter | None = None,
     ) -> None:
         self.scenario, self.broker, self.prefix = scenario, broker, prefix
         self.connections, self.speed = connections, speed
+        # The hubs that report over DC-09 instead of MQTT (simulators/dc09_live.py).
+        self.dc09 = dc09
         self.counts = LiveCounts()
         self._links: dict[str, _Link] = {}
         self._shared: list[_Link] = []
@@ -210,6 +216,8 @@ class LiveFleet:
                     self.counts.publish_s = loop.time() - began
         finally:
             await self._close_all()
+            if self.dc09 is not None:
+                await self.dc09.close()
             misc.cancel()
 
     async def _connect_all(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
@@ -223,6 +231,8 @@ class LiveFleet:
         else:
             encoder = Encoder(self.prefix, self.scenario.devices)
             for device in self.scenario.devices:
+                if self.dc09 is not None and self.dc09.handles(device.device_id):
+                    continue
                 topic, online = encoder.status(device, True)
                 status = (topic, online, encoder.status(device, False)[1])
                 self._links[device.device_id] = _Link(
@@ -284,8 +294,13 @@ class LiveFleet:
             yield emission
 
     def _send(self, emission: Emission, encoder: Encoder) -> None:
-        link = self._link_of(emission.device_id)
         self.counts.virtual_now = emission.at
+        if self.dc09 is not None and self.dc09.handles(emission.device_id):
+            if not emission.by_broker:
+                self.dc09.send(emission, datetime.now(UTC))
+                self.counts.by_kind[f"dc09 {emission.event_type or emission.kind.value}"] += 1
+            return
+        link = self._link_of(emission.device_id)
         if emission.by_broker:
             if not self._shared:
                 link.drop()  # its will, published by the broker

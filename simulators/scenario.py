@@ -149,6 +149,7 @@ class _Compiler:
                     community=group.community,
                     categories=group.categories,
                     zigbee=group.protocol == "zigbee2mqtt",
+                    dc09=group.protocol == "dc09",
                 )
         return devices
 

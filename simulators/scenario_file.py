@@ -72,7 +72,8 @@ class Group(BaseModel):
     categories: list[str] = []
     # zigbee2mqtt: the devices publish as Zigbee2MQTT does (state and availability under
     # zigbee2mqtt/{device id}), and are registered with that friendly name.
-    protocol: Literal["native", "zigbee2mqtt"] = "native"
+    # dc09: live, the devices report over SIA DC-09 to `anxin simulate --dc09 HOST:PORT`.
+    protocol: Literal["native", "zigbee2mqtt", "dc09"] = "native"
 
 
 class Target(BaseModel):

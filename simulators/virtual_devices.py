@@ -53,6 +53,8 @@ class VirtualDevice:
     room: str
     # Published through Zigbee2MQTT under this friendly name, instead of natively.
     zigbee_name: str | None = None
+    # Live, reported over SIA DC-09 to a receiver (simulators/dc09_live.py), not over MQTT.
+    dc09: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -100,6 +102,7 @@ def build_home(
     community: str | None = None,
     categories: Sequence[str] = (),
     zigbee: bool = False,
+    dc09: bool = False,
 ) -> list[VirtualDevice]:
     home = Home(
         number=number,
@@ -120,6 +123,7 @@ def build_home(
                 home=home,
                 room=ROOMS.get(model.name, "客厅"),
                 zigbee_name=device_id if zigbee else None,
+                dc09=dc09,
             )
         )
     return devices

@@ -26,7 +26,14 @@ from alerting.store import TimelineItem, latest_event_id, skip_to_newest, timeli
 from api.alert_views import alert_view, sees_people, timeline_view
 from api.deps import TOKEN_URL, ApiContext, Context, unauthorized
 from api.problems import problem
-from api.streaming import EVENTS_SENT, STREAMS_RESYNCED, StreamsBusy, TimelineCursor
+from api.streaming import (
+    EVENTS_SENT,
+    STREAMS_RESYNCED,
+    InvalidPositionError,
+    StreamPosition,
+    StreamsBusy,
+    TimelineCursor,
+)
 from api.tokens import InvalidTokenError, Principal
 from devices.elders import in_scope
 
@@ -88,18 +95,28 @@ async def stream_alerts(
     context: Context,
     user: Annotated[Principal, Depends(stream_principal)],
     last_event_id_header: Annotated[
-        int | None,
-        Header(alias="Last-Event-ID", ge=0, description="Resume after this event (EventSource)."),
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            max_length=8000,
+            description="Resume after this event's `id` (EventSource sends it by itself).",
+        ),
     ] = None,
     last_event_id: Annotated[
-        int | None,
-        Query(ge=0, description="The same as the Last-Event-ID header, for a fresh EventSource."),
+        str | None,
+        Query(
+            max_length=8000,
+            description="The same as the Last-Event-ID header, for a fresh EventSource.",
+        ),
     ] = None,
 ) -> EventSourceResponse:
     """Alert changes as they happen, within your scope: `alert.created` when an alert opens,
     `alert.updated` for every later line of its timeline (a repeat counted, claimed, released,
     acknowledged, a note, escalated, resolved, cancelled, resolved by the system, the device not
-    told). Each event's `id` is the timeline row's id, its `data` one JSON object
+    told). Each event's `id` is the stream's position after it: the timeline row's id, or,
+    while rows below it may still be committed by transactions in flight, that id, `~` and the
+    ids still awaited (`12~11`, `40~31-33,38`): send it back as it is. Its `data` is one JSON
+    object
     `{"alert": <as an item of GET /api/v1/alerts, as it is now>, "event": {"id", "alert_id",
     "at", "action", "kind", "actor", "detail"}}` (`kind` is `action` again).
 
@@ -108,9 +125,14 @@ async def stream_alerts(
     did, it sends an `alerts.resync` event (`{"skipped_after": id}`: reload the queue) and then
     only the newest 1000. A comment `: keep-alive` comes every 15 s so that proxies keep the
     connection open. A change committed late by a concurrent transaction may arrive after
-    events with higher ids: de-duplicate by id."""
+    events with higher ids (`event.id` in `data` is the row's id). Resuming on another API
+    replica (on the same database) is the same: no event missed, none repeated."""
     settings = context.streams.settings
-    after = last_event_id_header if last_event_id_header is not None else last_event_id
+    token = last_event_id_header if last_event_id_header is not None else last_event_id
+    try:
+        after = StreamPosition.parse(token) if token else None
+    except InvalidPositionError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from exc
     # Take the slot now, so that past the limit the answer is a 503, not a stream that ends.
     try:
         slot = context.streams.open_stream(context.sessions, context.feed)
@@ -136,16 +158,19 @@ async def stream_alerts(
 
 
 async def _events(
-    context: ApiContext, user: Principal, resume_after: int | None
+    context: ApiContext, user: Principal, resume: StreamPosition | None
 ) -> AsyncIterator[ServerSentEvent]:
     watch, settings = context.streams, context.streams.settings
-    start, skipped = await anyio.to_thread.run_sync(_start, context, resume_after, settings.backlog)
+    start, skipped = await anyio.to_thread.run_sync(_start, context, resume, settings.backlog)
     if skipped:
         STREAMS_RESYNCED.inc()
         yield ServerSentEvent(
-            data=json.dumps({"skipped_after": start}), event=RESYNC, id=str(start), sep="\n"
+            data=json.dumps({"skipped_after": start.after}),
+            event=RESYNC,
+            id=start.token(),
+            sep="\n",
         )
-    cursor = TimelineCursor(start, gap_grace_s=settings.gap_grace_s)
+    cursor = TimelineCursor(start.after, gaps=start.gaps, gap_grace_s=settings.gap_grace_s)
     people = sees_people(user)
     while not watch.closing:
         after, gaps = cursor.after, tuple(cursor.gaps)
@@ -157,14 +182,17 @@ async def _events(
             log.warning("sse.read_failed", error=repr(exc)[:300])
             await watch.rest(settings.poll_s * 4)
             continue
-        cursor.advance(row.id for row in rows)
+        if not rows:
+            cursor.advance(())  # gaps past their grace are given up
         for row in rows:
+            # Row by row: each event's id is the position right after it.
+            cursor.advance((row.id,))
             if row.visible_to(user.scope):
                 EVENTS_SENT.inc()
                 yield ServerSentEvent(
                     data=row.data if people else row.data_redacted,
                     event=row.kind,
-                    id=str(row.id),
+                    id=cursor.position.token(),
                     sep="\n",
                 )
         if len(rows) == settings.batch:
@@ -173,16 +201,20 @@ async def _events(
         await watch.wait(cursor.after, settings.poll_s if cursor.gaps else 60.0)
 
 
-def _start(context: ApiContext, resume_after: int | None, backlog: int) -> tuple[int, bool]:
-    """The id to read after, and whether older events were skipped to get there."""
+def _start(
+    context: ApiContext, resume: StreamPosition | None, backlog: int
+) -> tuple[StreamPosition, bool]:
+    """Where to read from, and whether older events were skipped to get there."""
     with context.sessions() as session:
         latest = latest_event_id(session)
-        if resume_after is None:
-            return latest, False
-        if resume_after > latest:  # an id this database never gave (it was replaced?)
-            return latest, True
-        newest = skip_to_newest(session, resume_after, backlog)
-        return (newest, True) if newest is not None else (resume_after, False)
+        if resume is None:
+            return StreamPosition(after=latest), False
+        if resume.after > latest:  # an id this database never gave (it was replaced?)
+            return StreamPosition(after=latest), True
+        newest = skip_to_newest(session, resume.after, backlog)
+        if newest is not None:
+            return StreamPosition(after=newest), True
+        return resume, False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

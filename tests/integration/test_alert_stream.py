@@ -249,6 +249,15 @@ def test_the_token_in_the_query_and_the_limits(deployment: Deployment) -> None:
     assert "anxin_sse_streams_refused_total 1.0" in metrics
 
 
+def test_a_last_event_id_that_is_no_position_is_refused(deployment: Deployment) -> None:
+    headers = deployment.headers("dispatcher")
+    bad_header = httpx.get(deployment.stream_url, headers={**headers, "Last-Event-ID": "12~x"})
+    bad_query = httpx.get(deployment.stream_url, headers=headers, params={"last_event_id": "-1"})
+    assert bad_header.status_code == 422
+    assert bad_header.json() == {"detail": "not a stream position: '12~x'"}
+    assert bad_query.status_code == 422
+
+
 def test_the_api_stops_promptly_with_a_stream_open(tmp_path: Path) -> None:
     """An open stream must not hold ``anxin api`` up when it is told to stop."""
     setup = anxin_env(tmp_path / "anxin", ANXIN_SECRET_KEY=SECRET)
@@ -300,7 +309,10 @@ def test_a_change_committed_late_still_reaches_the_stream(postgres_url: str) -> 
     finally:
         engine.dispose()
     assert [e.json()["event"]["detail"]["text"] for e in (second, first)] == ["second", "first"]
-    assert int(first.id or 0) < int(second.id or 0)
+    first_id, second_id = (e.json()["event"]["id"] for e in (first, second))
+    assert first_id < second_id
+    # The ids are positions: "second, still waiting for first", then "second, nothing missing".
+    assert (second.id, first.id) == (f"{second_id}~{first_id}", str(second_id))
 
 
 def test_in_one_process_the_change_feed_wakes_the_stream(tmp_path: Path) -> None:

@@ -71,6 +71,7 @@ def test_sos_is_stored_listed_and_acknowledged_to_the_device(
     assert ack["alert_id"] == alert["id"]
     assert ack["status"] == "received"
     assert ack["message"]
+    assert ack["seq"] == 1  # the press it answers, for a device resending it
 
 
 def test_unregistered_and_unreadable_sos_still_raise_alerts(

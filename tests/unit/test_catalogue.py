@@ -38,7 +38,9 @@ def test_models_raise_only_contract_events() -> None:
 
 
 def test_sos_capable_models_are_marked() -> None:
-    assert CATALOGUE.sos_models() == {"sos-pendant", "sos-button", "pull-cord", "4g-elder-phone"}
+    assert CATALOGUE.sos_models() == {
+        "sos-pendant", "sos-button", "pull-cord", "4g-elder-phone", "dc09-panel",
+    }  # fmt: skip
     presses = {name for name, model in CATALOGUE.items() if model.press_means_sos}
     assert presses == {"sos-pendant", "sos-button", "pull-cord"}
     assert CATALOGUE["pull-cord"].sos_trigger == "pullcord"
@@ -53,7 +55,7 @@ def test_battery_thresholds_follow_the_power_source() -> None:
             assert model.battery is not None, model.name
             assert 0 <= model.battery.critical_pct < model.battery.low_pct <= 100
     assert {name for name, m in CATALOGUE.items() if m.mains_powered} == {
-        "fall-detector", "gas-detector", "zigbee-gateway",
+        "fall-detector", "gas-detector", "zigbee-gateway", "dc09-panel",
     }  # fmt: skip
 
 

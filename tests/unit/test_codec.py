@@ -92,6 +92,15 @@ def test_contact_id_codes_become_events(cid: str, kind: str, restore: bool) -> N
     assert (event.type, event.restore, event.contact_id) == (kind, restore, cid)
 
 
+def test_a_gateways_dead_letter_is_rejected_with_its_reason() -> None:
+    payload = b'{"dead_letter": "dc09: unknown SIA code ZX", "dc09": {"data": "Nri1/ZX01"}}'
+    event = decode("anxin/v1/panel-1/event", payload.decode())
+    assert isinstance(event, Rejected)
+    assert (event.reason, event.device_id, event.payload) == (
+        "dc09: unknown SIA code ZX", "panel-1", payload,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("cid", ["1100", "1101", "6101"])
 def test_contact_id_personal_emergency_is_an_sos(cid: str) -> None:
     event = decode("anxin/v1/panel-1/event", json.dumps({"cid": cid}))

@@ -204,3 +204,20 @@ def test_the_api_downlink_needs_an_account_of_its_own(monkeypatch: pytest.Monkey
     downlink = load_settings().downlink_broker
     assert downlink is not None
     assert downlink.username == "anxin-api"
+
+
+def test_each_gateway_needs_an_account_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANXIN_MQTT_URL", "mqtt://anxin:pw@broker:1883")
+    monkeypatch.setenv("ANXIN_WATCH_MQTT_URL", "mqtt://anxin:pw@broker:1883")
+    with pytest.raises(ConfigError, match="ANXIN_WATCH_MQTT_URL needs a broker account"):
+        load_settings()
+    monkeypatch.setenv("ANXIN_WATCH_MQTT_URL", "mqtt://gw-watch:pw@broker:1883")
+    monkeypatch.setenv("ANXIN_DC09_MQTT_URL", "mqtt://gw-watch:pw@broker:1883")
+    with pytest.raises(ConfigError, match="ANXIN_DC09_MQTT_URL needs a broker account"):
+        load_settings()
+    monkeypatch.setenv("ANXIN_DC09_MQTT_URL", "mqtts://gw-dc09:pw@broker:8883")
+    settings = load_settings()
+    assert settings.watch_broker is not None
+    assert settings.watch_broker.username == "gw-watch"
+    assert settings.dc09_broker is not None
+    assert settings.dc09_broker.tls

@@ -6,8 +6,17 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from api.streaming import MAX_GAPS, StreamSettings, TimelineCursor, TimelineWatch
+from api.streaming import (
+    MAX_GAPS,
+    InvalidPositionError,
+    StreamPosition,
+    StreamSettings,
+    TimelineCursor,
+    TimelineWatch,
+)
 
 
 class Clock:
@@ -89,3 +98,48 @@ def test_a_failed_read_is_not_shared_with_later_callers() -> None:
         return len(attempts)
 
     assert asyncio.run(scenario()) == 2
+
+
+# The SSE id: a position a client can resume at on any replica.
+
+
+@pytest.mark.parametrize(
+    ("position", "token"),
+    [
+        (StreamPosition(after=12), "12"),
+        (StreamPosition(after=12, gaps=(11,)), "12~11"),
+        (StreamPosition(after=40, gaps=(31, 32, 33, 38)), "40~31-33,38"),
+        (StreamPosition(after=0), "0"),
+    ],
+)
+def test_a_position_is_a_short_token_and_back(position: StreamPosition, token: str) -> None:
+    assert position.token() == token
+    assert StreamPosition.parse(token) == position
+
+
+@given(
+    after=st.integers(min_value=0, max_value=10**12),
+    below=st.sets(st.integers(min_value=1, max_value=MAX_GAPS), max_size=60),
+)
+def test_any_position_survives_its_token(after: int, below: set[int]) -> None:
+    position = StreamPosition(
+        after=after, gaps=tuple(sorted(after - b for b in below if b <= after))
+    )
+    assert StreamPosition.parse(position.token()) == position
+
+
+@pytest.mark.parametrize(
+    "token", ["", "abc", "-1", "12~", "12~13", "12~12", "5000~1", "12~3-x", "1" * 19, "12~9-3"]
+)
+def test_what_is_not_a_position_is_refused(token: str) -> None:
+    with pytest.raises(InvalidPositionError):
+        StreamPosition.parse(token)
+
+
+def test_a_resumed_cursor_looks_for_its_gaps_again_and_reports_them() -> None:
+    cursor = TimelineCursor(12, gaps=[11, 9], gap_grace_s=5, clock=Clock())
+    assert cursor.position.token() == "12~9,11"
+    cursor.advance([11])
+    assert cursor.position.token() == "12~9"
+    cursor.advance([13])
+    assert cursor.position.token() == "13~9"
