@@ -8,6 +8,7 @@ it, is in the alert's timeline, and goes to the change feed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -132,11 +133,16 @@ def _conflict(example: str) -> dict[str, Any]:
 
 def _text_field(max_chars: int, example: str) -> Any:
     # pattern: at least one character that is not a space (blank text → 422, as the schema says)
-    return Field(min_length=1, max_length=max_chars, pattern=r"\S", examples=[example])
+    return Field(min_length=1, max_length=max_chars, pattern=NOT_BLANK, examples=[example])
+
+
+# Not blank: a character that is neither whitespace nor one of the separators \x1c-\x1f (which
+# Python's str.isspace counts as space and Unicode's White_Space, the schema's \s, does not).
+NOT_BLANK = r"[^\s\x1c-\x1f]"
 
 
 def _not_blank(value: str) -> str:
-    if not value.strip():
+    if not re.search(NOT_BLANK, value):
         raise ValueError("must not be blank")
     return value
 
