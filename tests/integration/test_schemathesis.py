@@ -89,6 +89,7 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
                 str(tmp_path),
             ],
             env={**os.environ, "COLUMNS": "120"},
+            cwd=tmp_path,  # its cache (.schemathesis/) goes there, not into the repository
             capture_output=True,
             text=True,
             timeout=MAX_TIME + 45,
