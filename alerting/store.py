@@ -394,6 +394,7 @@ def list_queue(
     limit: int = 50,
     cursor: str | None = None,
     communities: Sequence[str] = (),
+    created_since: datetime | None = None,
 ) -> QueuePage:
     """The queue: most urgent first, then oldest first; keyset pagination by ``cursor``.
 
@@ -416,6 +417,8 @@ def list_queue(
         query = query.where(AlertRow.priority == priority.value)
     if category is not None:
         query = query.where(AlertRow.category == category.value)
+    if created_since is not None:
+        query = query.where(AlertRow.created_at >= created_since)
     if cursor is not None:
         rank, created_at, alert_id = _decode_cursor(cursor)
         query = query.where(
@@ -508,6 +511,8 @@ def _decode_cursor(cursor: str) -> tuple[int, datetime, int]:
         rank, created_at, alert_id = json.loads(base64.urlsafe_b64decode(padded))
         when = datetime.fromisoformat(created_at)
         if not isinstance(rank, int) or not isinstance(alert_id, int) or when.tzinfo is None:
+            raise TypeError
+        if not (0 <= rank < 100 and 0 <= alert_id < 2**31):  # SQL INTEGER: no overflow
             raise TypeError
         return rank, when.astimezone(UTC), alert_id
     except (ValueError, TypeError) as exc:

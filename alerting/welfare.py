@@ -9,6 +9,7 @@ time zone.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -21,6 +22,8 @@ from alerting.welfare_rules import ACTIVITY_EVENTS, WelfarePlan
 from devices.catalogue import DeviceModel
 from devices.events import SensorEvent
 from devices.registry import DeviceInfo
+
+Span = tuple[datetime, datetime]
 
 ALERT_OF_RULE = {
     DeadlineRule.INACTIVITY: AlertType.INACTIVITY,
@@ -61,17 +64,63 @@ def next_at(after: datetime, moment: time, zone: ZoneInfo) -> datetime:
 # --- when each rule falls due ----------------------------------------------------------------
 
 
+def waking_spans(start: datetime, plan: WelfarePlan, zone: ZoneInfo) -> Iterator[Span]:
+    """The stretches of waking time (outside the quiet hours) from ``start`` on, in order;
+    the first begins at ``start`` if it is waking time. Without quiet hours, one endless span."""
+    if plan.quiet_from == plan.quiet_until:
+        yield start, datetime.max.replace(tzinfo=UTC)
+        return
+    moment = start
+    while True:
+        if within(moment.astimezone(zone).time(), plan.quiet_from, plan.quiet_until):
+            moment = next_at(moment, plan.quiet_until, zone)
+        end = next_at(moment, plan.quiet_from, zone)
+        yield moment, end
+        moment = end
+
+
+def waking_between(start: datetime, end: datetime, plan: WelfarePlan, zone: ZoneInfo) -> timedelta:
+    """How much of [start, end) is waking time."""
+    total = timedelta()
+    if end <= start:
+        return total
+    for lo, hi in waking_spans(start, plan, zone):
+        if lo >= end:
+            break
+        total += min(hi, end) - lo
+    return total
+
+
+def after_waking(start: datetime, waking: timedelta, plan: WelfarePlan, zone: ZoneInfo) -> datetime:
+    """The instant when ``waking`` of waking time has passed since ``start``."""
+    left = waking
+    for lo, hi in waking_spans(start, plan, zone):
+        if lo + left <= hi:
+            return lo + left
+        left -= hi - lo
+    raise AssertionError("waking_spans never ends")  # pragma: no cover
+
+
 def inactivity_due(
     last_active: datetime, plan: WelfarePlan, zone: ZoneInfo, extra: timedelta = timedelta()
 ) -> datetime:
-    """``inactivity_h`` after the last movement (plus ``extra``, the platform's own outage),
-    but never inside quiet hours: such an alert waits for their end. The count does not pause
-    at night: someone who fell at 21:00 is looked for at 07:00, not the next afternoon."""
-    due = last_active + timedelta(hours=plan.inactivity_h) + extra
-    local = due.astimezone(zone)
-    if not within(local.time(), plan.quiet_from, plan.quiet_until):
-        return due
-    return next_at(due, plan.quiet_until, zone)
+    """``inactivity_h`` hours of waking time after the last movement (plus ``extra``, the
+    waking time the platform itself was away): the quiet hours (22:00-07:00) do not count.
+    Someone who moves until 20:30 and sleeps is not looked for at 07:00 each morning; someone
+    whose last movement was at 08:00 is looked for the same evening (18:00 at 10 h), and one
+    last seen at 21:00 the next afternoon."""
+    return after_waking(last_active, timedelta(hours=plan.inactivity_h) + extra, plan, zone)
+
+
+def waking_outage(
+    outages: Outages, start: datetime, end: datetime, plan: WelfarePlan, zone: ZoneInfo
+) -> timedelta:
+    """The waking time in [start, end) when the platform was away: what moves an inactivity
+    deadline (an outage at night moves nothing, the night did not count anyway)."""
+    total = timedelta()
+    for lo, hi in outages.intervals:
+        total += waking_between(max(lo, start), min(hi, end), plan, zone)
+    return total
 
 
 def checkin_due_after_checkin(checked_in: datetime, plan: WelfarePlan, zone: ZoneInfo) -> datetime:
@@ -209,10 +258,11 @@ def fire(
     if outages.down_since is not None:
         return None
     zone = rules.welfare.zone
-    extra = outages.overlap(deadline.basis_at, now)
     if deadline.rule is DeadlineRule.INACTIVITY:
+        extra = waking_outage(outages, deadline.basis_at, now, plan, zone)
         effective = inactivity_due(deadline.basis_at, plan, zone, extra)
     else:
+        extra = outages.overlap(deadline.basis_at, now)
         effective = deadline.planned_at + extra
     if effective > now:
         return Firing(

@@ -8,18 +8,47 @@ elder is resolved into a :class:`WelfarePlan` (pure, cached by the engine).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import time
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 
 from devices.catalogue import DeviceModel
 from devices.elders import ElderCategory
 
-Hours = Annotated[float, Field(ge=0, le=168)]
+Hours = Annotated[float, Field(ge=0, le=168, strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
+_TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$")
+
+
+def _time_of_day(value: object) -> object:
+    """``09:30`` (or ``09:30:15``), a local time without an offset; a time from TOML."""
+    if isinstance(value, str) and not _TIME_OF_DAY.fullmatch(value):
+        raise ValueError("a local time of day HH:MM, e.g. 09:30")
+    if not isinstance(value, str | time):
+        raise ValueError("a local time of day HH:MM, e.g. 09:30")
+    return value
+
+
+# What the API and the rules file take: exactly what the schema says (OpenAPI's "time" format
+# would allow an offset, which a time of day read in the hotline's zone cannot have).
+TimeOfDay = Annotated[
+    time,
+    BeforeValidator(_time_of_day),
+    WithJsonSchema({"type": "string", "pattern": _TIME_OF_DAY.pattern, "examples": ["09:30"]}),
+]
 
 # Events that show the elder moving about: what the inactivity rule waits for.
 ACTIVITY_EVENTS = frozenset(
@@ -37,18 +66,18 @@ class WelfareValues(BaseModel):
 
     # Hours without any movement before `inactivity`; 0 turns the rule off.
     inactivity_h: Hours | None = None
-    # Quiet hours (local time): an inactivity alert falling inside waits for their end.
-    quiet_from: time | None = None
-    quiet_until: time | None = None
+    # Quiet hours (local time): they do not count toward `inactivity_h` (waking hours only).
+    quiet_from: TimeOfDay | None = None
+    quiet_until: TimeOfDay | None = None
     # The elder opted in to the daily check-in (the green button), due by `checkin_by`.
-    checkin: bool | None = None
-    checkin_by: time | None = None
+    checkin: Flag | None = None
+    checkin_by: TimeOfDay | None = None
     # The elder may wander: a door opened between `night_from` and `night_until` is an alert.
-    wandering: bool | None = None
-    night_from: time | None = None
-    night_until: time | None = None
+    wandering: Flag | None = None
+    night_from: TimeOfDay | None = None
+    night_until: TimeOfDay | None = None
     # In bed since before `night_until` and still at `up_by`: `bed_not_vacated`.
-    up_by: time | None = None
+    up_by: TimeOfDay | None = None
 
     @field_validator(
         "quiet_from", "quiet_until", "checkin_by", "night_from", "night_until", "up_by"

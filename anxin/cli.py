@@ -312,8 +312,13 @@ def devices_import(
         f"devices {report.devices_created} new, {report.devices_updated} updated; "
         f"{report.contacts_added} contacts added"
     )
+    for warning in report.warnings:
+        typer.echo(f"{file}:{warning.line}: warning: {warning.message}", err=True)
     for error in report.errors:
         typer.echo(f"{file}:{error.line}: {error.message}", err=True)
+    if report.warnings:
+        rows = len({w.line for w in report.warnings})
+        typer.echo(f"{rows} rows imported with warnings (what was left out, above)", err=True)
     if report.errors:
         typer.echo(f"{len(report.errors)} rows not imported", err=True)
         raise typer.Exit(1)

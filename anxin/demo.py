@@ -11,10 +11,10 @@ import structlog
 
 from anxin.broker import embedded_broker, free_port
 from anxin.database import open_database, upgrade
+from anxin.demo_registry import DEMO_ELDERS, demo_devices, register_demo
 from anxin.service import Roles, run_service
 from anxin.settings import Settings
 from api.users import Role, save_user
-from devices.registry import register_device
 from ingest.mqtt import BrokerAddress
 from simulators.fleet import DemoFleet, FleetPlan, VirtualDevice
 
@@ -22,24 +22,19 @@ log = structlog.get_logger(__name__)
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "anxin-demo"  # noqa: S105 - printed for the demo's local login
-DEMO_DEVICES = (
-    VirtualDevice(device_id="demo-pendant-01", model="sos-pendant"),
-    VirtualDevice(device_id="demo-pendant-02", model="sos-pendant"),
-    VirtualDevice(device_id="demo-pullcord-01", model="pull-cord"),
-    VirtualDevice(device_id="demo-phone-01", model="4g-elder-phone"),
-    VirtualDevice(device_id="demo-button-01", model="sos-button"),
+DEMO_DEVICES = tuple(
+    VirtualDevice(device_id=device.device_id, model=device.model) for device in demo_devices()
 )
 
 
 def prepare(settings: Settings) -> None:
-    """Schema, a supervisor login and the demo devices; safe to run again."""
+    """Schema, a supervisor login, the demo's elders and their devices; safe to run again."""
     engine, sessions = open_database(settings.database_url)
     try:
         upgrade(engine)
         with sessions.begin() as session:
             save_user(session, DEMO_USER, DEMO_PASSWORD, Role.SUPERVISOR)
-            for device in DEMO_DEVICES:
-                register_device(session, device.device_id, device.model)
+            register_demo(session)
     finally:
         engine.dispose()
 
@@ -86,7 +81,9 @@ def _banner(settings: Settings, broker: BrokerAddress, embedded: bool) -> None:
         f"  API docs  {url}/docs",
         f"  login     {DEMO_USER} / {DEMO_PASSWORD}",
         f"  broker    mqtt://{broker.host}:{broker.port} ({where})",
-        f"  devices   {len(DEMO_DEVICES)} simulated, heartbeating and pressing SOS now and then",
+        f"  elders    {len(DEMO_ELDERS)} (fictional: 演示), with contacts, notes and devices",
+        f"  devices   {len(DEMO_DEVICES)} simulated, heartbeating; the SOS devices pressing it"
+        " now and then",
         "  Ctrl-C stops it.",
         "",
     ]

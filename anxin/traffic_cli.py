@@ -4,10 +4,13 @@ configured database, rules and broker."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,10 +23,17 @@ from anxin.database import open_database, require_current_schema, upgrade
 from anxin.settings import Settings
 from api.users import UserError
 from simulators.scenario_file import ScenarioError, parse_duration
-from simulators.traffic import TrafficFormatError, read_traffic, topics_of
+from simulators.traffic import (
+    TrafficFormatError,
+    TrafficLine,
+    TrafficMessage,
+    read_traffic,
+    topics_of,
+)
 
 if TYPE_CHECKING:
     from simulators.live import LiveFleet
+    from simulators.replay_api import PlatformApi
     from simulators.scenario import Scenario
 
 
@@ -71,7 +81,11 @@ def replay(
     ] = None,
     tick: Annotated[
         str,
-        typer.Option("--tick", help="Virtual: batch and scheduler step (`serve` steps every 5s)."),
+        typer.Option(
+            "--tick",
+            help="Virtual: batch and scheduler step (`serve` steps every 5s); a bare number is"
+            " seconds.",
+        ),
     ] = "60s",
     keep_db: Annotated[
         Path | None,
@@ -80,6 +94,23 @@ def replay(
     settle: Annotated[
         float, typer.Option("--settle", min=1, max=600, help="Broker: wait for ingest this long.")
     ] = 60.0,
+    api: Annotated[
+        str | None,
+        typer.Option(
+            "--api",
+            help="Broker: read the alerts raised through this anxin's HTTP API (e.g."
+            " https://staging.example:8000) instead of its database; token from ANXIN_API_TOKEN,"
+            " or --user.",
+        ),
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            help="With --api: log in as this user (an engineer or admin); password from"
+            " ANXIN_API_PASSWORD, or asked.",
+        ),
+    ] = None,
 ) -> None:
     """Play a traffic file back: to the broker at --speed, or --virtual through the rules."""
     from anxin.logs import configure_logging
@@ -98,7 +129,7 @@ def replay(
         if virtual:
             alerts = _replay_virtual(settings, file, _duration(tick, "--tick") or 5.0, keep_db)
         else:
-            alerts = _replay_live(settings, file, speed, settle)
+            alerts = _replay_live(settings, file, speed, settle, _platform(api, user))
     except TrafficFormatError as exc:
         raise UserError(str(exc)) from exc
     for alert in alerts:
@@ -175,59 +206,190 @@ def _replay_virtual(
     return report.alerts
 
 
+def _platform(api: str | None, user: str | None) -> PlatformApi | None:
+    """The platform's HTTP API for `replay --api`: a token, or a login."""
+    from simulators.replay_api import ApiError, PlatformApi
+
+    if api is None:
+        if user is not None:
+            raise typer.BadParameter("--user goes with --api", param_hint="--user")
+        return None
+    try:
+        if user is not None:
+            password = os.environ.get("ANXIN_API_PASSWORD") or typer.prompt(
+                f"password for {user}", hide_input=True
+            )
+            return PlatformApi.login(api, user, password)
+    except ApiError as exc:
+        raise UserError(str(exc)) from exc
+    token = os.environ.get("ANXIN_API_TOKEN")
+    if not token:
+        raise UserError("--api needs a token: set ANXIN_API_TOKEN, or log in with --user NAME")
+    return PlatformApi(api, token)
+
+
+def _has_database(url: str) -> bool:
+    """A database to read: any server's; a SQLite file only if it exists (replaying against a
+    remote broker must not create an empty local one)."""
+    if not url.startswith("sqlite"):
+        return True
+    path = url.split(":///", 1)[-1]
+    return path not in ("", ":memory:") and Path(path).exists()
+
+
+class _Sent:
+    """Counts what is published, by the topic's kind (its last part)."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, int] = {}
+
+    def passing(self, lines: Iterable[TrafficLine]) -> Iterator[TrafficLine]:
+        for line in lines:
+            if isinstance(line, TrafficMessage):
+                kind = line.topic.rsplit("/", 1)[-1]
+                self.kinds[kind] = self.kinds.get(kind, 0) + 1
+            yield line
+
+    def describe(self) -> str:
+        ranked = sorted(self.kinds.items(), key=lambda kv: (-kv[1], kv[0]))
+        return ", ".join(f"{kind} {count:,}" for kind, count in ranked) or "nothing"
+
+
 def _replay_live(
-    settings: Settings, file: Path, speed: float, settle_s: float
+    settings: Settings,
+    file: Path,
+    speed: float,
+    settle_s: float,
+    platform: PlatformApi | None = None,
 ) -> list[dict[str, Any]]:
-    from ingest.dead_letters import DeadLetterRow
-    from simulators.replay import alerts_since
-    from simulators.replay_live import (
-        ReplayError,
-        connected_client,
-        probe_topic,
-        publish_traffic,
-    )
+    from simulators.replay_api import ApiError
+    from simulators.replay_live import ReplayError, connected_client, probe_topic, publish_traffic
 
     broker = settings.broker
     if broker is None:
         raise UserError("ANXIN_MQTT_URL is not set: which broker? (or replay --virtual)")
-    engine, sessions = open_database(settings.database_url)
+    reader: _AlertReader
+    if platform is not None:
+        reader = _ApiReader(platform)
+    elif _has_database(settings.database_url):
+        reader = _DatabaseReader(settings.database_url)
+    else:
+        reader = _NoReader()
+    sent = _Sent()
     try:
-        require_current_schema(engine)
-        with sessions() as session:
-            before = session.scalar(select(func.max(AlertRow.id))) or 0
+        reader.before()
         try:
             client = connected_client(broker, f"anxin-replay-{int(time.time())}")
         except ReplayError as exc:
             raise UserError(str(exc)) from exc
         stop = threading.Event()
+        probe = probe_topic(settings.mqtt_topic_prefix)
         try:
             started = time.monotonic()
-            published = publish_traffic(read_traffic(file), client, speed=speed, stop=stop)
-            probe = probe_topic(settings.mqtt_topic_prefix)
+            published = publish_traffic(
+                sent.passing(read_traffic(file)), client, speed=speed, stop=stop
+            )
             client.publish(probe, b"{}", qos=1).wait_for_publish(timeout=30)
         finally:
             client.disconnect()
             client.loop_stop()
+        took = time.monotonic() - started
+        if isinstance(reader, _NoReader):
+            typer.echo(
+                f"published {published:,} messages in {took:.1f} s ({sent.describe()}); no"
+                " --api and no database: the alerts raised were not read",
+                err=True,
+            )
+            return []
         deadline = time.monotonic() + settle_s
-        while True:
-            with sessions() as session:
-                seen = session.scalar(
-                    select(DeadLetterRow.id).where(DeadLetterRow.topic == probe).limit(1)
-                )
-            if seen is not None:
-                break
+        while not reader.handled(probe):
             if time.monotonic() > deadline:
                 raise UserError(f"ingest did not handle the replay within {settle_s:g} s")
-            time.sleep(0.1)
-        alerts = alerts_since(sessions, before)
+            time.sleep(0.2)
+        alerts = reader.after()
+    except ApiError as exc:
+        raise UserError(str(exc)) from exc
     finally:
-        engine.dispose()
+        reader.close()
     typer.echo(
-        f"published {published:,} messages in {time.monotonic() - started:.1f} s: "
-        f"{len(alerts)} alerts opened",
+        f"published {published:,} messages in {took:.1f} s ({sent.describe()}): "
+        f"{len(alerts)} alerts opened ({reader.source})",
         err=True,
     )
     return alerts
+
+
+class _AlertReader:
+    """Where `replay` learns what the platform raised: its database, or its HTTP API."""
+
+    source = ""
+
+    def before(self) -> None: ...
+
+    def handled(self, probe: str) -> bool:
+        return True
+
+    def after(self) -> list[dict[str, Any]]:
+        return []
+
+    def close(self) -> None: ...
+
+
+class _NoReader(_AlertReader):
+    source = "not read"
+
+
+class _DatabaseReader(_AlertReader):
+    source = "read from the database"
+
+    def __init__(self, url: str) -> None:
+        self._engine, self._sessions = open_database(url)
+        self._before = 0
+
+    def before(self) -> None:
+        require_current_schema(self._engine)
+        with self._sessions() as session:
+            self._before = session.scalar(select(func.max(AlertRow.id))) or 0
+
+    def handled(self, probe: str) -> bool:
+        from ingest.dead_letters import DeadLetterRow
+
+        with self._sessions() as session:
+            seen = session.scalar(
+                select(DeadLetterRow.id).where(DeadLetterRow.topic == probe).limit(1)
+            )
+        return seen is not None
+
+    def after(self) -> list[dict[str, Any]]:
+        from simulators.replay import alerts_since
+
+        return alerts_since(self._sessions, self._before)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+class _ApiReader(_AlertReader):
+    source = "read through the API"
+
+    def __init__(self, platform: PlatformApi) -> None:
+        self._platform = platform
+        self._since = datetime.now(UTC)
+        self._known: set[int] = set()
+
+    def before(self) -> None:
+        self._since = self._platform.server_time()
+        self._known = self._platform.alert_ids_since(self._since)
+
+    def handled(self, probe: str) -> bool:
+        # The probe's topic is {prefix}/{device id}/heartbeat: its dead letter names the id.
+        return self._platform.handled(probe.rsplit("/", 2)[-2])
+
+    def after(self) -> list[dict[str, Any]]:
+        return self._platform.alerts_since(self._since, self._known)
+
+    def close(self) -> None:
+        self._platform.close()
 
 
 def register(app: typer.Typer) -> None:
@@ -260,7 +422,11 @@ def simulate(
     ] = None,
     duration: Annotated[
         str | None,
-        typer.Option("--duration", help="How long: 2m, 24h … (live: wall time; --out: virtual)."),
+        typer.Option(
+            "--duration",
+            help="How long: 90s, 2m, 24h, 1h30m, or a bare number of seconds (12) (live: wall"
+            " time; --out: virtual).",
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Same seed, same traffic.")] = None,
     out: Annotated[
@@ -604,7 +770,10 @@ def record(
         typer.Option("--topic", help="A topic filter (repeatable); default: what ingest reads."),
     ] = None,
     duration: Annotated[
-        str | None, typer.Option("--duration", help="Stop after this long (90s, 5m …).")
+        str | None,
+        typer.Option(
+            "--duration", help="Stop after this long: 90s, 5m …, or a bare number of seconds."
+        ),
     ] = None,
     count: Annotated[
         int | None, typer.Option("--count", min=1, help="Stop after this many messages.")

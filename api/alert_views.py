@@ -115,6 +115,7 @@ class ContactBrief(BaseModel):
     name: str
     phone: str
     relation: ContactRelation
+    label: str | None = None
 
 
 class DeviceBrief(BaseModel):
@@ -161,6 +162,7 @@ class AlertDetail(AlertOut):
                             "name": "李明",
                             "phone": "13900139000",
                             "relation": "family",
+                            "label": "儿子",
                         }
                     ],
                     "timeline": [

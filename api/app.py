@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.deps import ApiContext
+from api.openapi import complete
 from api.problems import UNAUTHORIZED
 from api.routes import (
     alert_stream,
@@ -40,4 +41,5 @@ def create_app(context: ApiContext, *, health_only: bool = False) -> FastAPI:
     for routes in (alerts, elders, devices, commands, telemetry, dead_letters, stats):
         app.include_router(routes.router, responses={401: UNAUTHORIZED})
     mount_console(app)
+    complete(app)
     return app

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.feed import AlertFeed
 from api.downlink import DeviceDownlink
+from api.login_limit import LoginLimiter
 from api.streaming import StreamSettings, TimelineWatch
 from api.tokens import InvalidTokenError, Principal, TokenService
 from api.users import Role
@@ -43,6 +44,8 @@ class ApiContext:
     telemetry: TelemetryReader | None = None
     # The SSE stream's shared watch on the timeline (and its settings).
     streams: TimelineWatch = field(default_factory=lambda: TimelineWatch(StreamSettings()))
+    # Failed logins per user and per client address (429 beyond them).
+    logins: LoginLimiter = field(default_factory=LoginLimiter)
 
 
 def get_context(request: Request) -> ApiContext:

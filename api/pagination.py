@@ -6,6 +6,8 @@ import base64
 
 from fastapi import HTTPException, status
 
+from api.params import ID_MAX
+
 
 def encode_cursor(last: int | str) -> str:
     return base64.urlsafe_b64encode(str(last).encode()).decode().rstrip("=")
@@ -20,6 +22,6 @@ def decode_cursor(cursor: str) -> str:
 
 def decode_int_cursor(cursor: str) -> int:
     text = decode_cursor(cursor)
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or int(text) > ID_MAX:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="invalid cursor")
     return int(text)

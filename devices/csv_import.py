@@ -2,6 +2,12 @@
 
 Parsing is pure (text in, rows and per-line errors out); applying is one transaction that
 creates or updates, so importing the same file twice changes nothing the second time.
+
+A row is refused only for what decides who and what it registers (the device id, the model,
+the elder's identity and community). A cosmetic field never refuses it: a contact relation
+written as people write it (儿子, 老伴, son) is read as its relation and kept as written; one
+not known is stored as ``other``; a date, a category, a contact that cannot be read is left
+out. Each such row gets a warning that says what was kept and what was not.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from devices.elders import (
     in_scope,
     parse_category,
     parse_community,
-    parse_relation,
+    relation_of,
 )
 from devices.registry import DeviceRow
 from devices.topics import DEVICE_ID_PATTERN
@@ -43,6 +49,9 @@ _ELDER_COLUMNS = (
     "contact_relation", "medical_notes", "key_safe_note",
 )  # fmt: skip
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,30}$")
+# Dates as typed: 2026-03-01, 2026/3/1, 2026.3.1, 2026年3月1日.
+_DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
+LABEL_MAX = 32
 _MODEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
@@ -77,12 +86,19 @@ class ImportRow:
     contact_name: str | None = None
     contact_phone: str | None = None
     contact_relation: ContactRelation | None = None
+    # The relation as written, when it says more than ``contact_relation`` (儿子: family).
+    contact_label: str | None = None
+    # What a cosmetic field lost (the row itself is kept): the report's warnings.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RowError:
     line: int
     message: str
+
+
+RowWarning = RowError  # the same shape: a line and what it says
 
 
 @dataclass(kw_only=True, slots=True)
@@ -95,6 +111,8 @@ class ImportReport:
     contacts_added: int = 0
     encoding: str = "utf-8"
     errors: list[RowError] = field(default_factory=list)
+    # Rows imported with something left out or read differently (a relation as `other`).
+    warnings: list[RowWarning] = field(default_factory=list)
 
 
 def decode_csv(data: bytes) -> tuple[str, str]:
@@ -161,32 +179,39 @@ def _parse_row(line: int, cells: dict[str, str], known: Collection[str] | None) 
         raise ValueError(f"device_id {device_id!r} must be 1-64 of A-Z a-z 0-9 _ -")
     if not _MODEL.fullmatch(model) or (known is not None and model not in known):
         raise ValueError(f"unknown model {model!r}")
+    warnings: list[str] = []
     elder_id = cells.get("elder_id") or None
     elder_name = cells.get("elder_name") or None
-    elder_phone = _phone(cells.get("elder_phone"), "elder_phone")
+    if not (elder_id or elder_name) and (given := [c for c in _ELDER_COLUMNS if cells.get(c)]):
+        warnings.append(
+            f"{', '.join(given)} not stored: the row names no elder (elder_id or elder_name);"
+            " the device is registered unassigned"
+        )
+        cells = {k: v for k, v in cells.items() if k not in _ELDER_COLUMNS}
+    if elder_id:
+        # The elder is known by the id: a phone that cannot be read is left out.
+        elder_phone = _optional_phone(cells.get("elder_phone"), "elder_phone", warnings)
+    else:
+        # Without an id the phone is part of who the elder is: it must be right.
+        elder_phone = _phone(cells.get("elder_phone"), "elder_phone")
     elder = None
     if elder_id or elder_name:
         elder = ElderKey(
             external_id=elder_id, name=None if elder_id else elder_name, phone=elder_phone
         )
-    elif any(cells.get(c) for c in _ELDER_COLUMNS):
-        raise ValueError("elder details need elder_id or elder_name")
     community = parse_community(cells["community"]) if cells.get("community") else None
-    categories = tuple(
-        dict.fromkeys(
-            parse_category(part) for part in cells.get("categories", "").split(";") if part.strip()
-        )
-    )
+    categories = _categories(cells.get("categories", ""), warnings)
     contact_name = cells.get("contact_name") or None
-    contact_phone = _phone(cells.get("contact_phone"), "contact_phone")
-    if contact_name and not contact_phone:
-        raise ValueError("contact_name needs contact_phone")
-    relation = cells.get("contact_relation")
-    install = cells.get("install_date")
     try:
-        install_date = date.fromisoformat(install) if install else None
-    except ValueError:
-        raise ValueError(f"install_date {install!r} is not YYYY-MM-DD") from None
+        contact_phone = _phone(cells.get("contact_phone"), "contact_phone")
+    except ValueError as exc:
+        warnings.append(f"contact {contact_name or ''!r} not added: {exc}")
+        contact_name = contact_phone = None
+    if contact_name and not contact_phone:
+        warnings.append(f"contact {contact_name!r} not added: it has no phone number")
+        contact_name = None
+    relation, label = _relation(cells.get("contact_relation", ""), warnings)
+    install_date = _date(cells.get("install_date", ""), warnings)
     return ImportRow(
         line=line,
         device_id=device_id,
@@ -203,8 +228,62 @@ def _parse_row(line: int, cells: dict[str, str], known: Collection[str] | None) 
         key_safe_note=cells.get("key_safe_note") or None,
         contact_name=_bounded(contact_name, 64, "contact_name"),
         contact_phone=contact_phone,
-        contact_relation=parse_relation(relation) if relation else None,
+        contact_relation=relation if contact_phone else None,
+        contact_label=label if contact_phone else None,
+        warnings=tuple(warnings),
     )
+
+
+def _relation(text: str, warnings: list[str]) -> tuple[ContactRelation | None, str | None]:
+    """The relation a word means and the word itself (None when it is the relation's own
+    English name); a word not known is ``other``, kept as written, with a warning."""
+    if not text:
+        return None, None
+    relation = relation_of(text)
+    label = text if len(text) <= LABEL_MAX else text[:LABEL_MAX]
+    if len(text) > LABEL_MAX:
+        warnings.append(f"contact_relation longer than {LABEL_MAX} characters: cut to {label!r}")
+    if relation is None:
+        warnings.append(
+            f"contact_relation {text!r} is not a relation anxin knows: stored as other,"
+            " the word kept as written"
+        )
+        return ContactRelation.OTHER, label
+    return relation, None if text.strip().lower() == relation.value else label
+
+
+def _categories(text: str, warnings: list[str]) -> tuple[ElderCategory, ...]:
+    found: dict[ElderCategory, None] = {}
+    for part in re.split(r"[;；,，、]", text):
+        if not part.strip():
+            continue
+        try:
+            found[parse_category(part)] = None
+        except ValueError:
+            known = "独居 空巢 高龄 特困 失能 重残 留守, or their English names"
+            warnings.append(f"category {part.strip()!r} left out: not one of {known}")
+    return tuple(found)
+
+
+def _date(text: str, warnings: list[str]) -> date | None:
+    if not text:
+        return None
+    match = _DATE.fullmatch(text)
+    try:
+        if match is not None:
+            return date(*(int(g) for g in match.groups()))
+    except ValueError:
+        pass
+    warnings.append(f"install_date {text!r} left out: not a date (write 2026-03-01)")
+    return None
+
+
+def _optional_phone(text: str | None, column: str, warnings: list[str]) -> str | None:
+    try:
+        return _phone(text, column)
+    except ValueError as exc:
+        warnings.append(f"{exc}: left out")
+        return None
 
 
 def _phone(text: str | None, column: str) -> str | None:
@@ -266,6 +345,7 @@ def apply_rows(
         elif _update_device(device, row, elder):
             report.devices_updated += 1
         report.rows += 1
+        report.warnings.extend(RowWarning(line=row.line, message=m) for m in row.warnings)
     session.flush()
 
 
@@ -307,9 +387,8 @@ def _add_contact(elder: ElderRow, row: ImportRow) -> int:
     for contact in elder.contacts:
         if contact.phone == row.contact_phone:
             contact.name = row.contact_name or contact.name
-            contact.relation = (
-                row.contact_relation.value if row.contact_relation else contact.relation
-            )
+            if row.contact_relation:
+                contact.relation, contact.label = row.contact_relation.value, row.contact_label
             return 0
     position = max((c.position for c in elder.contacts), default=0) + 1
     elder.contacts.append(
@@ -318,6 +397,7 @@ def _add_contact(elder: ElderRow, row: ImportRow) -> int:
             name=row.contact_name or row.contact_phone or "",
             phone=row.contact_phone or "",
             relation=relation,
+            label=row.contact_label,
         )
     )
     return 1
@@ -406,4 +486,5 @@ def import_csv(
     report = ImportReport(encoding=encoding, errors=list(errors))
     apply_rows(session, rows, report, scope)
     report.errors.sort(key=lambda e: e.line)
+    report.warnings.sort(key=lambda e: e.line)
     return report

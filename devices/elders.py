@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -51,22 +52,58 @@ class ContactRelation(StrEnum):
     OTHER = "other"
 
 
-_RELATIONS = {r.value: r for r in ContactRelation} | {
-    "家属": ContactRelation.FAMILY,
-    "子女": ContactRelation.FAMILY,
-    "亲属": ContactRelation.FAMILY,
-    "邻居": ContactRelation.NEIGHBOUR,
-    "社区工作者": ContactRelation.COMMUNITY_WORKER,
-    "网格员": ContactRelation.COMMUNITY_WORKER,
-    "其他": ContactRelation.OTHER,
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+# How people write a relation in a registry spreadsheet: Chinese family terms and English
+# words, each read as one of the relations above (the word itself is kept as the contact's
+# ``label``: 儿子 says more to a dispatcher than "family").
+_FAMILY_WORDS = _words(
+    "家属 家人 亲属 亲人 亲戚 子女 儿女 儿子 女儿 长子 次子 长女 次女 大儿子 二儿子 小儿子 大女儿"
+    " 二女儿 小女儿 儿媳 儿媳妇 媳妇 女婿 老伴 老伴儿 配偶 爱人 丈夫 妻子 老公 老婆 先生 太太"
+    " 孙子 孙女 外孙 外孙女 孙媳 孙女婿 侄子 侄女 外甥 外甥女 兄弟 姐妹 哥哥 弟弟 姐姐 妹妹"
+    " 嫂子 弟媳 姐夫 妹夫 表哥 表弟 表姐 表妹 堂哥 堂弟 堂姐 堂妹 父亲 母亲 继子 继女 养子 养女"
+    " 干儿子 干女儿 亲家"
+    " family relative relatives kin child children son daughter son_in_law daughter_in_law"
+    " spouse wife husband partner grandson granddaughter grandchild grandchildren nephew niece"
+    " brother sister sibling cousin stepson stepdaughter father mother"
+)
+_NEIGHBOUR_WORDS = _words("邻居 邻里 隔壁 对门 neighbour neighbor neighbours neighbors")
+_COMMUNITY_WORDS = _words(
+    "社区工作者 社区 社工 网格员 网格长 楼长 居委会 村委会 村干部 社区干部 养老顾问 助老员"
+    " community_worker social_worker grid_worker"
+)
+_OTHER_WORDS = _words(
+    "其他 其它 朋友 好友 老朋友 同事 战友 同学 保姆 护工 家政 志愿者 房东"
+    " other friend friends colleague carer caregiver caretaker nanny volunteer landlord"
+)
+_RELATIONS = {
+    word: relation
+    for relation, words in (
+        (ContactRelation.FAMILY, _FAMILY_WORDS),
+        (ContactRelation.NEIGHBOUR, _NEIGHBOUR_WORDS),
+        (ContactRelation.COMMUNITY_WORKER, _COMMUNITY_WORDS),
+        (ContactRelation.OTHER, _OTHER_WORDS),
+    )
+    for word in words
 }
 
 
+def relation_of(text: str) -> ContactRelation | None:
+    """``儿子``, ``son``, ``Daughter-in-law``, ``老伴`` → family, ``邻居`` → neighbour,
+    ``网格员`` → community_worker, ``朋友`` → other; None for a word not known (the caller
+    keeps it as written, as ``other``). A note in brackets is ignored: ``儿子（长子）``."""
+    key = re.sub(r"[（(].*?[)）]", "", text).strip().lower()
+    return _RELATIONS.get(re.sub(r"[\s\-_]+", "_", key))
+
+
 def parse_relation(text: str) -> ContactRelation:
-    try:
-        return _RELATIONS[text.strip()]
-    except KeyError:
-        raise ValueError(f"unknown contact relation {text.strip()!r}") from None
+    """As :func:`relation_of`, for callers that refuse an unknown word."""
+    relation = relation_of(text)
+    if relation is None:
+        raise ValueError(f"unknown contact relation {text.strip()!r}")
+    return relation
 
 
 MAX_TIERS = 4  # city / district / street / community
@@ -156,5 +193,7 @@ class ContactRow(Base):
     name: Mapped[str] = mapped_column(String(64))
     phone: Mapped[str] = mapped_column(String(32))
     relation: Mapped[str] = mapped_column(String(32))
+    # The relation as written (儿子, 老伴, son), when the registry said more than ``relation``.
+    label: Mapped[str | None] = mapped_column(String(32))
 
     elder: Mapped[ElderRow] = relationship(back_populates="contacts")

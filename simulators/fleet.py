@@ -16,6 +16,7 @@ import paho.mqtt.client as paho
 import structlog
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from devices.catalogue import CATALOGUE
 from devices.clock import Clock, system_clock
 from devices.topics import DEFAULT_PREFIX, Uplink, uplink_topic
 
@@ -44,6 +45,8 @@ class FleetPlan:
     heartbeat_s: float = 10.0
     # Mean time between two SOS presses of one device.
     sos_every_s: float = 120.0
+    # Mean time between two movements a motion sensor reports.
+    motion_every_s: float = 60.0
     tick_s: float = 1.0
     seed: int = 12349
     protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311
@@ -110,11 +113,18 @@ class DemoFleet:
             state.battery = max(0.0, state.battery - self._random.uniform(0, 0.05))
             self._publish(state, Uplink.HEARTBEAT, {"rssi": -self._random.randint(55, 95)}, qos=0)
             self.counts.heartbeats += 1
-        if self._random.random() < plan.tick_s / plan.sos_every_s:
+        # What the model can do: an SOS from those with a button (a model the catalogue does
+        # not know: any), movement from motion sensors; smoke detectors and the like only
+        # heartbeat (their alarms are the scenarios' to raise).
+        model = CATALOGUE.get(state.device.model)
+        if (model is None or model.sos) and self._random.random() < plan.tick_s / plan.sos_every_s:
             body = {"trigger": "button", "location": {"room": self._random.choice(ROOMS)}}
             self._publish(state, Uplink.SOS, body, qos=1)
             self.counts.sos += 1
             log.info("fleet.sos_pressed", device_id=state.device.device_id)
+        moves = model is not None and "motion" in model.events and not model.sos
+        if moves and self._random.random() < plan.tick_s / plan.motion_every_s:
+            self._publish(state, Uplink.EVENT, {"type": "motion"}, qos=1)
 
     def _publish(
         self, state: _DeviceState, kind: Uplink, body: Mapping[str, object], qos: int

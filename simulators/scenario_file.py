@@ -29,11 +29,13 @@ class ScenarioError(ValueError):
     """A scenario that cannot be used; the message names file, line and field."""
 
 
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$")
 
 
 def parse_duration(value: Any) -> timedelta:
-    """``90s``, ``5m``, ``2h``, ``1h30m``, ``1d``, or a number of seconds."""
+    """``90s``, ``5m``, ``2h``, ``1h30m``, ``1d``, or a number of seconds (``12``, ``"12"``,
+    ``"1.5"``: a bare number is seconds, in a file and on the command line alike)."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -41,6 +43,8 @@ def parse_duration(value: Any) -> timedelta:
             raise ValueError("must not be negative")
         return timedelta(seconds=value)
     text = str(value).strip()
+    if _SECONDS.fullmatch(text):
+        return timedelta(seconds=float(text))
     match = _DURATION.match(text)
     if not text or match is None or not any(match.groups()):
         raise ValueError(f"not a duration: {value!r} (write 90s, 5m, 2h, 1h30m or seconds)")

@@ -8,8 +8,9 @@ it, is in the alert's timeline, and goes to the change feed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio.from_thread
@@ -31,6 +32,7 @@ from alerting.store import (
 from api.alert_views import AlertDetail, AlertOut, alert_detail, alert_in_scope, alert_view
 from api.deps import ApiContext, Context, CurrentUser, DbSession, require_role
 from api.downlink import DeviceDownlink
+from api.params import AlertId, Moment
 from api.problems import problem
 from api.recent_telemetry import recent_points
 from api.tokens import Principal
@@ -47,7 +49,9 @@ class AlertPage(BaseModel):
     next_cursor: str | None
 
 
-@router.get("", response_model=AlertPage)
+@router.get(
+    "", response_model=AlertPage, responses={400: problem("A bad cursor.", "invalid cursor")}
+)
 def list_alerts(
     session: DbSession,
     user: CurrentUser,
@@ -58,6 +62,10 @@ def list_alerts(
     cursor: str | None = None,
     community: Annotated[
         str | None, Query(description="A tier path, e.g. 张家口市/张北县: it and all below it.")
+    ] = None,
+    since: Annotated[
+        Moment | None,
+        Query(description="Only alerts created at or after this time (RFC 3339)."),
     ] = None,
 ) -> AlertPage:
     """The queue, most urgent first and then oldest first, within the caller's scope."""
@@ -70,6 +78,7 @@ def list_alerts(
             limit=limit,
             cursor=cursor,
             communities=[user.scope, community or ""],
+            created_since=_utc(since) if since is not None else None,
         )
     except InvalidCursorError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
@@ -85,7 +94,7 @@ def list_alerts(
     responses={404: problem("No such alert, or not within your scope.", "alert not found")},
 )
 def read_alert(
-    alert_id: int, session: DbSession, user: CurrentUser, context: Context
+    alert_id: AlertId, session: DbSession, user: CurrentUser, context: Context
 ) -> AlertDetail:
     """One alert with its elder, the elder's contacts in calling order, the device, the
     timeline (every action: who, when) and the device's telemetry from the day before the
@@ -123,11 +132,17 @@ def _conflict(example: str) -> dict[str, Any]:
 
 
 def _text_field(max_chars: int, example: str) -> Any:
-    return Field(min_length=1, max_length=max_chars, examples=[example])
+    # pattern: at least one character that is not a space (blank text → 422, as the schema says)
+    return Field(min_length=1, max_length=max_chars, pattern=NOT_BLANK, examples=[example])
+
+
+# Not blank: a character that is neither whitespace nor one of the separators \x1c-\x1f (which
+# Python's str.isspace counts as space and Unicode's White_Space, the schema's \s, does not).
+NOT_BLANK = r"[^\s\x1c-\x1f]"
 
 
 def _not_blank(value: str) -> str:
-    if not value.strip():
+    if not re.search(NOT_BLANK, value):
         raise ValueError("must not be blank")
     return value
 
@@ -178,7 +193,7 @@ class ResolveIn(BaseModel):
     },
 )
 def claim_alert(
-    alert_id: int, session: DbSession, user: AlertWorker, context: Context
+    alert_id: AlertId, session: DbSession, user: AlertWorker, context: Context
 ) -> AlertDetail:
     """Take the alert: status `claimed`, `claimed_by` you. If two dispatchers claim at once,
     exactly one gets it; the other gets 409 naming who holds it. Claiming an alert you already
@@ -207,7 +222,7 @@ def claim_alert(
     },
 )
 def release_alert(
-    alert_id: int, session: DbSession, user: AlertWorker, context: Context
+    alert_id: AlertId, session: DbSession, user: AlertWorker, context: Context
 ) -> AlertDetail:
     """Give the alert back to the queue: status `new`, no holder. Only the holder, a supervisor
     or an admin."""
@@ -232,7 +247,7 @@ def release_alert(
     },
 )
 def acknowledge_alert(
-    alert_id: int, session: DbSession, user: AlertWorker, context: Context
+    alert_id: AlertId, session: DbSession, user: AlertWorker, context: Context
 ) -> AlertDetail:
     """Tell the device help is coming: it gets an Ack `{"alert_id", "status": "help_coming",
     "message"}` on `anxin/v1/{device_id}/ack`. Status `acknowledged` (an escalated alert stays
@@ -255,7 +270,7 @@ def acknowledge_alert(
     responses={403: _ROLE_REFUSED, 404: _NOT_FOUND},
 )
 def add_note(
-    alert_id: int, body: NoteIn, session: DbSession, user: AlertWorker, context: Context
+    alert_id: AlertId, body: NoteIn, session: DbSession, user: AlertWorker, context: Context
 ) -> AlertDetail:
     """A note on the timeline, at any time, a resolved alert's too; the status stays."""
     return _act(
@@ -281,7 +296,7 @@ def add_note(
     },
 )
 def escalate_alert(
-    alert_id: int, body: EscalateIn, session: DbSession, user: AlertWorker, context: Context
+    alert_id: AlertId, body: EscalateIn, session: DbSession, user: AlertWorker, context: Context
 ) -> AlertDetail:
     """Hand the alert up to a supervisor: status `escalated`, the reason on the timeline. The
     holder keeps it. Only the holder, a supervisor or an admin."""
@@ -313,7 +328,7 @@ def escalate_alert(
     },
 )
 def resolve_alert(
-    alert_id: int, body: ResolveIn, session: DbSession, user: AlertWorker, context: Context
+    alert_id: AlertId, body: ResolveIn, session: DbSession, user: AlertWorker, context: Context
 ) -> AlertDetail:
     """Close the alert with an outcome (and an optional note): status `resolved`, `resolved_at`
     and `outcome` set; the device gets an Ack `resolved`. Only the holder, a supervisor or an
@@ -343,7 +358,7 @@ def _act(
     session: Session,
     context: ApiContext,
     user: Principal,
-    alert_id: int,
+    alert_id: AlertId,
     action: Callable[[datetime], ActionResult],
 ) -> AlertDetail:
     """Scope, the action in one transaction, commit; then tell the device and the feed."""
@@ -403,3 +418,8 @@ def _detail(session: Session, alert_id: int, user: Principal) -> AlertDetail:
     if row is None:  # deleted meanwhile: nothing deletes alerts, but say so rather than crash
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="alert not found")
     return alert_detail(session, row, get_timeline(session, alert_id), user)
+
+
+def _utc(moment: datetime) -> datetime:
+    """Without an offset: UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -9,11 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Select, select
 
 from api.commit import commit_or_conflict
 from api.deps import Context, CurrentUser, DbSession, DeviceEditor, RegistryAdmin
 from api.pagination import decode_cursor, encode_cursor
+from api.params import ElderFilter, IsoDate, RowId
 from api.problems import problem, role_refused
 from api.tokens import Principal
 from devices.csv_import import CsvFormatError, ImportReport, import_csv
@@ -29,9 +31,9 @@ MAX_IMPORT_BYTES = 64 * 1024 * 1024
 
 
 class DeviceFields(BaseModel):
-    elder_id: int | None = None
+    elder_id: RowId | None = None
     room: Annotated[str, Field(max_length=64, examples=["卧室"])] | None = None
-    install_date: date | None = None
+    install_date: IsoDate | None = None
     zigbee_name: Annotated[str, Field(max_length=128)] | None = None
     status: DeviceStatus = DeviceStatus.ACTIVE
 
@@ -42,8 +44,9 @@ class DeviceIn(DeviceFields):
 
 
 class DevicePatch(DeviceFields):
-    model: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")] | None = None
-    status: DeviceStatus | None = None  # type: ignore[assignment]
+    # May be left out, never null: the schema says so (null → 422).
+    model: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")] | SkipJsonSchema[None] = None
+    status: DeviceStatus | SkipJsonSchema[None] = None  # type: ignore[assignment]
 
 
 class DeviceOut(BaseModel):
@@ -104,6 +107,13 @@ class ImportOut(BaseModel):
                     "contacts_added": 58,
                     "encoding": "gb18030",
                     "errors": [{"line": 14, "message": "unknown model 'sos-pendent'"}],
+                    "warnings": [
+                        {
+                            "line": 31,
+                            "message": "contact_relation '表舅' is not a relation anxin knows:"
+                            " stored as other, the word kept as written",
+                        }
+                    ],
                 }
             ]
         }
@@ -117,6 +127,8 @@ class ImportOut(BaseModel):
     contacts_added: int
     encoding: str
     errors: list[ImportProblem]
+    # Rows imported with a cosmetic field left out or read differently.
+    warnings: list[ImportProblem] = Field(default_factory=list)
 
 
 @router.get(
@@ -127,7 +139,7 @@ def list_devices(
     user: CurrentUser,
     model: str | None = None,
     status_: Annotated[DeviceStatus | None, Query(alias="status")] = None,
-    elder_id: int | None = None,
+    elder_id: ElderFilter = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: str | None = None,
 ) -> DevicePage:
@@ -201,6 +213,7 @@ async def import_devices(
         contacts_added=report.contacts_added,
         encoding=report.encoding,
         errors=[ImportProblem(line=e.line, message=e.message) for e in report.errors],
+        warnings=[ImportProblem(line=w.line, message=w.message) for w in report.warnings],
     )
 
 

@@ -7,12 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import select
 
 from alerting.welfare_rules import WelfareValues
 from api.commit import commit_or_conflict
 from api.deps import DbSession, PeopleReader, RegistryAdmin
 from api.pagination import decode_int_cursor, encode_cursor
+from api.params import ElderId
 from api.problems import problem, role_refused
 from api.tokens import Principal
 from devices.elders import (
@@ -25,6 +27,9 @@ from devices.elders import (
     within_community,
 )
 
+_TIER = r"[^/]*[^/\s\x00-\x1f\x7f-\x9f][^/]*"
+COMMUNITY_PATTERN = f"^{_TIER}(/{_TIER}){{0,3}}$"
+
 router = APIRouter(prefix="/api/v1/elders", tags=["elders"])
 
 _ELDER_NOT_FOUND = problem("No such elder, or not within your scope.", "elder not found")
@@ -35,6 +40,9 @@ Phone = Annotated[str, Field(pattern=r"^\+?[0-9]{5,20}$", examples=["13800138000
 
 
 class Location(BaseModel):
+    # Numbers as numbers: "41.1" or true is no latitude (the schema says number).
+    model_config = ConfigDict(strict=True)
+
     lat: Annotated[float, Field(ge=-90, le=90)]
     lon: Annotated[float, Field(ge=-180, le=180)]
 
@@ -43,6 +51,8 @@ class ContactIn(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=64)]
     phone: Phone
     relation: ContactRelation = ContactRelation.FAMILY
+    # The relation as written (儿子, 老伴, son), when it says more than `relation`.
+    label: Annotated[str, Field(max_length=32)] | None = None
 
 
 class ContactOut(ContactIn):
@@ -56,7 +66,13 @@ class ElderFields(BaseModel):
     phone: Phone | None = None
     address: Annotated[str, Field(max_length=255)] | None = None
     community: Annotated[
-        str | None, Field(max_length=255, examples=["张家口市/张北县/花园街道/幸福社区"])
+        str | None,
+        Field(
+            max_length=255,
+            # 1 to 4 '/'-separated tiers, none blank (what parse_community takes).
+            pattern=COMMUNITY_PATTERN,
+            examples=["张家口市/张北县/花园街道/幸福社区"],
+        ),
     ] = None
     location: Location | None = None
     categories: list[ElderCategory] = Field(default_factory=list)
@@ -81,7 +97,8 @@ class ElderIn(ElderFields):
 class ElderPatch(ElderFields):
     """Only the fields sent change; ``contacts``, when sent, replaces the list."""
 
-    name: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    # May be left out, never null (an elder has a name): the schema says so.
+    name: Annotated[str, Field(min_length=1, max_length=64)] | SkipJsonSchema[None] = None
     categories: list[ElderCategory] | None = None  # type: ignore[assignment]
     contacts: list[ContactIn] | None = None
 
@@ -203,7 +220,7 @@ def create_elder(body: ElderIn, session: DbSession, user: RegistryAdmin) -> Elde
         404: _ELDER_NOT_FOUND,
     },
 )
-def read_elder(elder_id: int, session: DbSession, user: PeopleReader) -> ElderOut:
+def read_elder(elder_id: ElderId, session: DbSession, user: PeopleReader) -> ElderOut:
     return ElderOut.model_validate(_visible(session, user, elder_id))
 
 
@@ -219,7 +236,7 @@ def read_elder(elder_id: int, session: DbSession, user: PeopleReader) -> ElderOu
     },
 )
 def update_elder(
-    elder_id: int, body: ElderPatch, session: DbSession, user: RegistryAdmin
+    elder_id: ElderId, body: ElderPatch, session: DbSession, user: RegistryAdmin
 ) -> ElderOut:
     elder = _visible(session, user, elder_id)
     changes = body.model_dump(
@@ -251,7 +268,7 @@ def _welfare(values: WelfareValues | None) -> dict[str, Any] | None:
 
 def _contacts(contacts: list[ContactIn]) -> list[ContactRow]:
     return [
-        ContactRow(position=i, name=c.name, phone=c.phone, relation=c.relation.value)
+        ContactRow(position=i, name=c.name, phone=c.phone, relation=c.relation.value, label=c.label)
         for i, c in enumerate(contacts, start=1)
     ]
 

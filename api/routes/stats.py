@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerting.kpis import compute_kpis
 from api.deps import Context, DbSession, require_role
+from api.params import Moment
 from api.problems import problem
 from api.tokens import Principal
 from api.users import Role
@@ -89,14 +90,14 @@ def read_kpis(
     user: Overseer,
     context: Context,
     from_: Annotated[
-        datetime | None,
+        Moment | None,
         Query(
             alias="from",
             description="Start (RFC 3339; without an offset: UTC). Default: to − 24 h.",
         ),
     ] = None,
     to: Annotated[
-        datetime | None, Query(description="End, exclusive (RFC 3339). Default: now.")
+        Moment | None, Query(description="End, exclusive (RFC 3339). Default: now.")
     ] = None,
 ) -> KpisOut:
     """Key figures of the alerts created in `[from, to)` within your scope: time to the first

@@ -86,7 +86,8 @@ def test_a_dispatcher_sees_an_sos_arrive_claims_and_resolves_it(
         expect(detail.locator(".elder")).to_contain_text("备用钥匙在邻居王芳家")
         expect(detail.locator(".elder .chip")).to_have_text(["高龄", "独居"])
         expect(detail.locator(".contact-list li")).to_have_text(
-            ["李明家属13900139001", "王芳邻居13700137002"]
+            # The relation as the registry wrote it (子女), not only its kind (家属).
+            ["李明子女13900139001", "王芳邻居13700137002"]
         )
         expect(detail.locator(".location")).to_contain_text("卧室")
         expect(detail.locator(".device")).to_contain_text("sos-pendant")

@@ -156,16 +156,23 @@ def test_devices_crud_and_conflicts(client: TestClient, as_: As) -> None:
 
 def test_the_import_endpoint_reports_bad_lines(client: TestClient, as_: As) -> None:
     csv = (
-        "device_id,model,elder_name,elder_phone,community\n"
-        "d-1,sos-pendant,赵强,13500135000,张家口市/张北县\n"
-        "d 2,sos-pendant,,,\n"
+        "device_id,model,elder_name,elder_phone,community,contact_name,contact_phone,"
+        "contact_relation\n"
+        "d-1,sos-pendant,赵强,13500135000,张家口市/张北县,赵小明,13900139001,儿子\n"
+        "d 2,sos-pendant,,,,,,\n"
+        "d-3,sos-pendant,钱芳,13500135003,张家口市/张北县,孙丽,13900139003,表舅\n"
     ).encode()
     files = {"file": ("fleet.csv", csv, "text/csv")}
     response = client.post("/api/v1/devices/import", files=files, headers=as_("admin"))
     assert response.status_code == 200, response.text
     report = response.json()
-    assert (report["rows"], report["devices_created"], report["elders_created"]) == (1, 1, 1)
+    assert (report["rows"], report["devices_created"], report["elders_created"]) == (2, 2, 2)
     assert [e["line"] for e in report["errors"]] == [3]
+    assert [(w["line"], "'表舅'" in w["message"]) for w in report["warnings"]] == [(4, True)]
+    elders = client.get("/api/v1/elders", headers=as_("admin")).json()["items"]
+    contacts = {e["name"]: e["contacts"][0] for e in elders if e["name"] in ("赵强", "钱芳")}
+    assert (contacts["赵强"]["relation"], contacts["赵强"]["label"]) == ("family", "儿子")
+    assert (contacts["钱芳"]["relation"], contacts["钱芳"]["label"]) == ("other", "表舅")
     refused = client.post("/api/v1/devices/import", files=files, headers=as_("engineer"))
     assert refused.status_code == 403
     broken = client.post(

@@ -103,3 +103,63 @@ def test_ten_thousand_rows(sessions: sessionmaker[Session]) -> None:
     assert report.errors == []
     assert (report.rows, report.elders_created, report.devices_created) == (10_000, 5_000, 10_000)
     assert report.contacts_added == 5_000
+
+
+# How a community worker types it: relations in Chinese family terms and English, dates as
+# Excel shows them, categories separated by 、, now and then a word anxin does not know.
+TYPED_RELATIONS = ("儿子", "女儿", "儿媳", "son", "老伴", "邻居", "网格员", "daughter", "表舅")
+TYPED_DATES = ("2026/3/1", "2026-03-01", "2026年3月1日", "2026.3.1", "上个月")
+
+
+def typed_csv(rows: int) -> bytes:
+    lines = [
+        "device_id,model,elder_id,elder_name,elder_phone,address,community,categories,"
+        "contact_name,contact_phone,contact_relation,install_date"
+    ]
+    for i in range(rows):
+        relation = TYPED_RELATIONS[i % len(TYPED_RELATIONS)]
+        lines.append(
+            f"dev-{i:05d},sos-pendant,E{i:05d},老人{i},138{i:08d},花园街{i}号,"
+            f"张家口市/张北县/花园街道/幸福社区,独居、高龄,家属{i},139{i:08d},{relation},"
+            f"{TYPED_DATES[i % len(TYPED_DATES)]}"
+        )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_a_thousand_rows_typed_as_people_type_them_are_all_kept(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        report = import_csv(session, typed_csv(1_000))
+    warned = {w.line for w in report.warnings}
+    print(
+        f"\n1,000 typed rows: {report.rows} kept, {len(report.errors)} refused, "
+        f"{len(report.warnings)} warnings on {len(warned)} rows"
+    )
+    assert report.errors == []
+    assert (report.rows, report.elders_created, report.devices_created) == (1_000, 1_000, 1_000)
+    assert report.contacts_added == 1_000
+    # 表舅 (one row in nine) and 上个月 (one in five): each row says what it lost.
+    unknown = [w for w in report.warnings if "表舅" in w.message]
+    undated = [w for w in report.warnings if "上个月" in w.message]
+    assert (len(unknown), len(undated)) == (111, 200)
+    assert len(report.warnings) == 311
+    with sessions() as session:
+        stored = {
+            (c.relation, c.label)
+            for c in session.scalars(select(ContactRow).where(ContactRow.position == 1))
+        }
+        device = session.get(DeviceRow, "dev-00000")
+        assert device is not None
+        assert device.install_date is not None
+    assert stored == {
+        ("family", "儿子"),
+        ("family", "女儿"),
+        ("family", "儿媳"),
+        ("family", "son"),
+        ("family", "老伴"),
+        ("neighbour", "邻居"),
+        ("community_worker", "网格员"),
+        ("family", "daughter"),
+        ("other", "表舅"),
+    }

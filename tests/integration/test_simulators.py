@@ -121,6 +121,43 @@ def test_live_and_virtual_replay_raise_the_same_alerts(
     assert len(alerts_of(live.stdout)) == 7
 
 
+def test_a_replay_against_a_platform_reached_only_by_mqtt_and_http(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The engineer's machine has no database of the platform's: `--api` reads the alerts
+    through the HTTP API (a token, or a login); with neither, it says what it sent."""
+    setup, scenario, traffic = prepared(tmp_path, ANXIN_MQTT_URL=mosquitto.url)
+    setup.add_user("eng", "a-good-password", role="engineer")
+    with running_anxin(setup):
+        token = setup.token("eng", "a-good-password")
+        elsewhere = anxin_env(tmp_path / "laptop", ANXIN_MQTT_URL=mosquitto.url)
+        laptop = AnxinEnv(elsewhere.folder, {**elsewhere.env, "ANXIN_API_TOKEN": token})
+        live = laptop.cli(
+            "replay", str(traffic), "--speed", "4", "--json", "--api", setup.api_url,
+            "--expect", str(scenario),
+        )  # fmt: skip
+        # The scenario's alerts, each as expected (the virtual replay raises the same: above).
+        assert live.returncode == 0, live.stderr
+        assert "read through the API" in live.stderr
+        assert len(alerts_of(live.stdout)) == 7
+        # A login instead of a token (the alerts are counted on those already open now).
+        login = AnxinEnv(
+            elsewhere.folder, {**elsewhere.env, "ANXIN_API_PASSWORD": "a-good-password"}
+        )
+        again = login.cli(
+            "replay", str(traffic), "--speed", "40", "--json", "--api", setup.api_url,
+            "--user", "eng",
+        )  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        assert "read through the API" in again.stderr
+        blind = elsewhere.cli("replay", str(traffic), "--speed", "40")
+    assert not (elsewhere.folder / "anxin.db").exists()
+    assert blind.returncode == 0, blind.stderr
+    assert "no --api and no database: the alerts raised were not read" in blind.stderr
+    assert blind.stderr.startswith("published 11 messages in ")
+    assert "(event 8, sos 3)" in blind.stderr
+
+
 def test_record_writes_what_arrives_retained_and_binary_too(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

@@ -178,6 +178,22 @@ def test_the_embedded_broker_carries_the_same_path(tmp_path: Path) -> None:
             )
         )
         ack = json.loads(acks.get(timeout=10).payload)
+        detail = httpx.get(
+            f"{setup.api_url}/api/v1/alerts/{alert['id']}",
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        devices = httpx.get(
+            f"{setup.api_url}/api/v1/devices", headers={"Authorization": f"Bearer {token}"}
+        ).json()["items"]
     assert alert["type"] == "sos"
     assert "unregistered_device" not in alert["attributes"]
+    # The demo's devices belong to its (fictional) elders: the alert says who, where and whom
+    # to call, in order.
+    elder = detail["elder"]
+    assert (elder["name"], elder["address"]) == ("刘建国（演示）", "演示路1号院5号楼1单元302室")
+    assert elder["medical_notes"]
+    assert elder["key_safe_note"]
+    assert [(c["position"], c["label"]) for c in detail["contacts"]] == [(1, "女儿"), (2, "对门")]
+    assert all(d["elder_id"] is not None for d in devices)
+    assert {d["model"] for d in devices} >= {"pir-motion", "smoke-detector"}
     assert ack == {"alert_id": alert["id"], "status": "received", "message": ack["message"]}

@@ -127,10 +127,11 @@ def test_inactivity_fires_once_survives_a_restart_and_movement_resolves_it(
     (alert,) = home.alerts("inactivity")
     assert alert.status == "resolved"
     assert home.timeline(alert.id)[-1] == ("auto_resolved", "system")
-    # Silent again since 22:00: a new alert at 10:00 the next day. The elder whose sensor is
-    # in maintenance, and the one with no motion or door sensor, are never alerted.
-    assert home.at(hours(25.9)) == []
-    assert home.at(hours(48)) == ["inactivity"]
+    # Silent again since 22:00: the night does not count, a new alert 12 waking hours after
+    # 07:00, at 19:00 the next day. The elder whose sensor is in maintenance, and the one with
+    # no motion or door sensor, are never alerted.
+    assert home.at(hours(34.9)) == []
+    assert home.at(hours(35)) == ["inactivity"]
     assert [a.elder_id for a in home.alerts("inactivity")] == [elder, elder]
     assert away != elder
 
@@ -147,9 +148,10 @@ def test_a_resolved_inactivity_alert_is_not_raised_again_after_a_restart(
         session.get_one(AlertRow, home.alerts("inactivity")[0].id).status = "resolved"
     home.scheduler = home.new_scheduler()
     assert home.at(hours(20)) == []
-    # Movement arms it again.
+    # Movement (at 04:00 local) arms it again, counted from 07:00: due at 19:00.
     home.send("m1", "motion")
-    assert home.at(hours(20 + 12)) == ["inactivity"]
+    assert home.at(hours(34.9)) == []
+    assert home.at(hours(35)) == ["inactivity"]
 
 
 def test_an_outage_moves_the_inactivity_deadline(sessions: sessionmaker[Session]) -> None:

@@ -109,6 +109,10 @@ def test_durations() -> None:
     assert parse_duration("90s").total_seconds() == 90
     assert parse_duration(2.5).total_seconds() == 2.5
     assert parse_duration("1d").total_seconds() == 86400
+    # A bare number is seconds, as text too (the command line's `--duration 12`).
+    assert parse_duration("12").total_seconds() == 12
+    assert parse_duration(" 1.5 ").total_seconds() == 1.5
+    assert parse_duration(12).total_seconds() == 12
     for bad in ("", "5x", "m", "-3"):
         with pytest.raises(ValueError, match=r"duration|negative"):
             parse_duration(bad)

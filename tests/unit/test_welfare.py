@@ -11,6 +11,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alerting.decisions import (
     DeadlineRule,
@@ -24,7 +26,15 @@ from alerting.engine import DeviceState, OpenAlert, RulesEngine
 from alerting.model import AlertType
 from alerting.outages import Outages
 from alerting.rules import RulesError, load_rules
-from alerting.welfare import Deadline, bed_due, fire, inactivity_due, next_at, within
+from alerting.welfare import (
+    Deadline,
+    bed_due,
+    fire,
+    inactivity_due,
+    next_at,
+    waking_between,
+    within,
+)
 from devices.events import SensorEvent
 from devices.registry import DeviceInfo
 
@@ -170,10 +180,18 @@ CASES = [
          [("motion", "08:00", 0), ("wait", "21:00", 0)], [("inactivity", "23 20:00")]),
     Case("inactivity: moving", "pir-motion",
          [("motion", "08:00", 0), ("motion", "19:00", 0), ("wait", "21:00", 0)], []),
-    Case("inactivity: due at night, waits for 07:00", "pir-motion",
-         [("motion", "12:00", 0), ("wait", "06:59", 1)], []),
-    Case("inactivity: and fires at 07:00", "pir-motion",
-         [("motion", "12:00", 0), ("wait", "07:30", 1)], [("inactivity", "24 07:00")]),
+    Case("inactivity: the quiet hours do not count", "pir-motion",
+         [("motion", "12:00", 0), ("wait", "08:59", 1)], []),
+    Case("inactivity: counted on after 07:00", "pir-motion",
+         [("motion", "12:00", 0), ("wait", "09:30", 1)], [("inactivity", "24 09:00")]),
+    Case("inactivity: a movement at night counts from 07:00", "pir-motion",
+         [("motion", "03:00", 1), ("wait", "18:59", 1)], []),
+    Case("inactivity: and fires 12 waking hours later", "pir-motion",
+         [("motion", "03:00", 1), ("wait", "19:30", 1)], [("inactivity", "24 19:00")]),
+    Case("inactivity: the first movement of the morning ends it", "pir-motion",
+         [("motion", "08:00", 0), ("wait", "23:00", 0), ("motion", "07:05", 1)],
+         [("inactivity", "23 18:00")], [("inactivity", "resolved")],
+         categories=("living_alone",)),
     Case("inactivity: restored by movement", "pir-motion",
          [("motion", "08:00", 0), ("wait", "21:00", 0), ("door_open", "21:10", 0)],
          [("inactivity", "23 20:00")], [("inactivity", "resolved")]),
@@ -228,6 +246,22 @@ CASES = [
          [("bed_enter", "22:30", 0), ("bed_exit", "09:30", 1)],
          [("bed_not_vacated", "24 09:00")], [("bed_not_vacated", "resolved")],
          welfare=NO_INACTIVITY),
+    Case("bed: with the inactivity rule, a night in bed is no silence", "bed-sensor",
+         [("bed_enter", "21:30", 0), ("bed_exit", "06:30", 1), ("bed_enter", "13:00", 1),
+          ("bed_exit", "14:00", 1), ("bed_enter", "21:30", 1), ("bed_exit", "06:40", 2),
+          ("wait", "16:59", 2)], [],
+         categories=("living_alone",)),
+    Case("bed: not out of bed is found at 09:00, inactivity only later", "bed-sensor",
+         [("bed_enter", "21:30", 0), ("wait", "16:29", 1)], [("bed_not_vacated", "24 09:00")],
+         categories=("living_alone",)),
+    Case("bed: and inactivity after 10 waking hours (21:30-22:00, then 07:00-16:30)",
+         "bed-sensor", [("bed_enter", "21:30", 0), ("wait", "17:00", 1)],
+         [("bed_not_vacated", "24 09:00"), ("inactivity", "24 16:30")],
+         categories=("living_alone",)),
+    Case("check-in: with the inactivity rule on, both are counted", "sos-pendant",
+         [("checkin", "09:00", 0), ("checkin", "18:00", 0), ("checkin", "09:10", 1),
+          ("checkin", "18:00", 1), ("wait", "12:59", 2)], [("checkin_missed", "25 10:00")],
+         welfare=CHECKIN, categories=("living_alone",)),
     Case("bed: the elder's own 08:00", "bed-sensor",
          [("bed_enter", "22:30", 0), ("wait", "10:00", 1)], [("bed_not_vacated", "24 08:00")],
          welfare=(("up_by", "08:00"), *NO_INACTIVITY)),
@@ -268,6 +302,49 @@ def test_an_outage_moves_the_deadline_by_its_length() -> None:
     assert raised_at(home) == [("inactivity", "23 21:00")]
 
 
+def half_hourly_days(days: int) -> list[Step]:
+    """An elder who moves every half hour from 07:00 to 20:30 and then sleeps."""
+    return [
+        ("motion", f"{minute // 60:02d}:{minute % 60:02d}", day)
+        for day in range(days)
+        for minute in range(7 * 60, 20 * 60 + 31, 30)
+    ]
+
+
+@pytest.mark.parametrize("categories", [(), ("living_alone",), ("disabled",)])
+def test_an_ordinary_day_and_night_raise_nothing(categories: tuple[str, ...]) -> None:
+    """The issue's morning storm: a week of days 07:00-20:30 and nights asleep."""
+    home = play(
+        Home(model="pir-motion", categories=frozenset(categories)),
+        [*half_hourly_days(7), ("wait", "12:00", 7)],
+    )
+    assert home.raised == []
+
+
+def test_an_elder_who_stops_moving_at_0800_is_looked_for_the_same_evening() -> None:
+    home = play(
+        Home(model="pir-motion", categories=frozenset({"living_alone"})),
+        [*half_hourly_days(2), ("motion", "07:30", 2), ("motion", "08:00", 2)],
+    )
+    home.until(local("17:59", 2))
+    assert home.raised == []
+    home.until(local("23:59", 2))
+    assert raised_at(home) == [("inactivity", "25 18:00")]
+
+
+def test_an_outage_at_night_moves_nothing_one_by_day_moves_the_deadline() -> None:
+    night = Home(model="pir-motion")
+    night.event("motion", local("20:00"))  # 20:00-22:00, then 07:00-17:00
+    night.outages.add(local("23:00"), local("02:00", 1))
+    night.until(local("23:00", 1))
+    assert raised_at(night) == [("inactivity", "24 17:00")]
+    day = Home(model="pir-motion")
+    day.event("motion", local("20:00"))
+    day.outages.add(local("21:30"), local("08:00", 1))  # 30 waking minutes, then 1 h
+    day.until(local("23:00", 1))
+    assert raised_at(day) == [("inactivity", "24 18:30")]
+
+
 def test_nothing_fires_while_the_platform_is_down() -> None:
     home = Home(model="sos-pendant", welfare=CHECKIN + NO_INACTIVITY)
     home.event("checkin", local("09:00"))
@@ -303,7 +380,8 @@ def test_local_times_are_read_in_the_rules_time_zone() -> None:
     )
     assert bed_due(local("02:05", 1), plan, ZONE) == local("09:00", 1)
     assert bed_due(local("06:30", 1), plan, ZONE) == local("09:00", 2)
-    assert inactivity_due(local("19:00"), plan, ZONE) == local("07:00", 1)
+    # 19:00-22:00, then 07:00-16:00: twelve waking hours.
+    assert inactivity_due(local("19:00"), plan, ZONE) == local("16:00", 1)
 
 
 def test_the_most_protective_category_value_wins_and_the_elder_has_the_last_word() -> None:
@@ -324,3 +402,32 @@ def test_a_bad_welfare_setting_is_named(tmp_path: Path) -> None:
     path.write_text("[welfare.by_category.living_alone]\nsnooze = 3\n")
     with pytest.raises(RulesError, match=r"welfare\.by_category\.living_alone\.snooze"):
         load_rules(path)
+
+
+QUIET = st.sampled_from([(time(22), time(7)), (time(1), time(5)), (time(0), time(0))])
+# hypothesis takes naive bounds and attaches the zone itself.
+MOMENTS = st.datetimes(
+    min_value=datetime(2026, 1, 1),  # noqa: DTZ001
+    max_value=datetime(2027, 12, 31),  # noqa: DTZ001
+    timezones=st.just(UTC),
+)
+
+
+@given(start=MOMENTS, hours=st.floats(min_value=0, max_value=168), quiet=QUIET)
+def test_inactivity_counts_exactly_the_waking_hours(
+    start: datetime, hours: float, quiet: tuple[time, time]
+) -> None:
+    plan = replace(
+        engine.rules.welfare.plan(()), inactivity_h=hours, quiet_from=quiet[0],
+        quiet_until=quiet[1],
+    )  # fmt: skip
+    due = inactivity_due(start, plan, ZONE)
+    assert due >= start + timedelta(hours=hours)
+    assert abs(waking_between(start, due, plan, ZONE) - timedelta(hours=hours)) < timedelta(
+        microseconds=10
+    )
+    # Due at a waking moment (the quiet hours' first instant at the latest), never inside.
+    local_time = due.astimezone(ZONE).time()
+    assert not within(local_time, *quiet) or local_time == quiet[0]
+    # A movement later never brings the deadline earlier.
+    assert inactivity_due(start + timedelta(minutes=1), plan, ZONE) >= due

@@ -301,7 +301,11 @@ function contactsSection(detail) {
               "li",
               {},
               h("span", { class: "contact-name" }, c.name),
-              h("span", { class: "contact-relation" }, label("relation", c.relation ?? "other")),
+              h(
+                "span",
+                { class: "contact-relation" },
+                c.label || label("relation", c.relation ?? "other"),
+              ),
               phoneLink(c.phone),
             ),
           ),
