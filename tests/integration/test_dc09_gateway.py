@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +18,7 @@ from simulators.dc09_hub import HubClient, HubFrames
 from tests.integration.test_sos_path import PASSWORD, alert_of, open_alerts, query, register
 from tests.support.mosquitto import Mosquitto
 from tests.support.ports import free_port
-from tests.support.service import ANXIN, AnxinEnv, anxin_env, running_anxin, wait_until
+from tests.support.service import AnxinEnv, anxin_env, running_anxin, running_role, wait_until
 
 KEY = "0123456789ABCDEF"
 ACCOUNTS = f"""
@@ -52,39 +49,14 @@ def running_gateway(setup: AnxinEnv, mosquitto: Mosquitto, **env: str) -> Iterat
     accounts.write_text(ACCOUNTS)
     api_port = free_port()
     environment = {
-        **setup.env,
         "ANXIN_API_PORT": str(api_port),
         "ANXIN_DC09_MQTT_URL": mosquitto.url,
         "ANXIN_DC09_LISTEN": f"127.0.0.1:{port}",
         "ANXIN_DC09_ACCOUNTS": str(accounts),
         **env,
     }
-    log_path = setup.folder / "gateway-dc09.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [ANXIN, "gateway", "dc09"], env=environment, cwd=setup.folder, stdout=log, stderr=log
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the gateway exited:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the gateway is not ready:\n{log_path.read_text()}")
-            time.sleep(0.05)
+    with running_role(setup, "gateway", "dc09", env=environment):
         yield Gateway(port=port, api_port=api_port)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def dead_letter_reasons(setup: AnxinEnv) -> list[str]:

@@ -77,13 +77,24 @@ def anxin_env(folder: Path, **overrides: str) -> AnxinEnv:
 @contextmanager
 def running_anxin(setup: AnxinEnv, command: str = "serve") -> Iterator[subprocess.Popen[bytes]]:
     """Start ``anxin COMMAND``, wait until /readyz says ready, stop it with SIGINT afterwards."""
-    log_path = setup.folder / f"anxin-{command}.log"
+    with running_role(setup, command) as process:
+        yield process
+
+
+@contextmanager
+def running_role(
+    setup: AnxinEnv, *args: str, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``anxin ARGS…`` (``gateway watch`` say) with ``setup``'s environment and ``env`` over it,
+    until the /readyz on its ANXIN_API_PORT says ready; stopped with SIGINT afterwards."""
+    environment = {**setup.env, **(env or {})}
+    log_path = setup.folder / f"anxin-{'-'.join(args)}.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [ANXIN, command], env=dict(setup.env), cwd=setup.folder, stdout=log, stderr=log
+            [ANXIN, *args], env=environment, cwd=setup.folder, stdout=log, stderr=log
         )
     try:
-        _wait_ready(setup, process, log_path)
+        _wait_ready(f"http://127.0.0.1:{environment['ANXIN_API_PORT']}", process, log_path)
         yield process
     finally:
         if process.poll() is None:
@@ -95,13 +106,13 @@ def running_anxin(setup: AnxinEnv, command: str = "serve") -> Iterator[subproces
                 process.wait()
 
 
-def _wait_ready(setup: AnxinEnv, process: subprocess.Popen[bytes], log_path: Path) -> None:
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"anxin exited with {process.returncode}:\n{log_path.read_text()}")
         try:
-            if httpx.get(f"{setup.api_url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass

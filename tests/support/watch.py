@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import time
@@ -15,7 +14,7 @@ import httpx
 
 from gateways.watch.frames import Framer, RawFrame, encode_frame
 from tests.support.ports import wait_for_port
-from tests.support.service import ANXIN, AnxinEnv
+from tests.support.service import AnxinEnv, running_role
 
 
 def alarm_content(status: str, when: datetime | None = None, *, fix: bool = True) -> str:
@@ -85,41 +84,14 @@ def running_gateway(
     """``anxin gateway watch`` with ``setup``'s environment (its own health port), until ready."""
     health_port = env.pop("ANXIN_API_PORT")
     environment = {
-        **setup.env,
         "ANXIN_API_PORT": health_port,
         "ANXIN_WATCH_LISTEN": f"127.0.0.1:{listen_port}",
         "ANXIN_WATCH_MQTT_URL": setup.env["ANXIN_MQTT_URL"],
         **env,
     }
-    log_path = setup.folder / "gateway-watch.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [ANXIN, "gateway", "watch"], env=environment, cwd=setup.folder, stdout=log, stderr=log
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"gateway exited {process.returncode}:\n{log_path.read_text()}")
-            try:
-                url = f"http://127.0.0.1:{health_port}/readyz"
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"gateway not ready:\n{log_path.read_text()}")
-            time.sleep(0.05)
+    with running_role(setup, "gateway", "watch", env=environment) as process:
         wait_for_port(listen_port)
         yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def gateway_metric(health_port: int, name: str) -> float:
