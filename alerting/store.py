@@ -469,6 +469,14 @@ def latest_event_id(session: Session) -> int:
     return int(session.scalar(select(func.max(AlertEventRow.id))) or 0)
 
 
+def timeline_ids_between(session: Session, low: int, high: int) -> set[int]:
+    """The ids of the timeline rows committed with ``low < id <= high``."""
+    rows = session.scalars(
+        select(AlertEventRow.id).where(AlertEventRow.id > low, AlertEventRow.id <= high)
+    )
+    return set(rows)
+
+
 def timeline_after(
     session: Session, after_id: int, *, limit: int, also: Sequence[int] = ()
 ) -> list[TimelineItem]:

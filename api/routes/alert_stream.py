@@ -22,7 +22,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
-from alerting.store import TimelineItem, latest_event_id, skip_to_newest, timeline_after
+from alerting.store import (
+    TimelineItem,
+    latest_event_id,
+    skip_to_newest,
+    timeline_after,
+    timeline_ids_between,
+)
 from api.alert_views import alert_view, sees_people, timeline_view
 from api.deps import TOKEN_URL, ApiContext, Context, unauthorized
 from api.problems import problem
@@ -46,6 +52,8 @@ _bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 CREATED, UPDATED = "alert.created", "alert.updated"
 # Sent first when a resumed stream was too far behind: reload the queue.
 RESYNC = "alerts.resync"
+# How far below the newest row a fresh stream looks for rows still being committed.
+FRESH_GAP_WINDOW = 256
 
 
 def stream_principal(
@@ -120,7 +128,8 @@ async def stream_alerts(
     `{"alert": <as an item of GET /api/v1/alerts, as it is now>, "event": {"id", "alert_id",
     "at", "action", "kind", "actor", "detail"}}` (`kind` is `action` again).
 
-    Without `Last-Event-ID` the stream starts from now. With it (EventSource sends it when it
+    Without `Last-Event-ID` the stream starts from the response: every change committed once
+    the 200 is back is on it. With it (EventSource sends it when it
     reconnects) it first sends what came after that id; if more than the backlog limit (1000)
     did, it sends an `alerts.resync` event (`{"skipped_after": id}`: reload the queue) and then
     only the newest 1000. A comment `: keep-alive` comes every 15 s so that proxies keep the
@@ -138,10 +147,20 @@ async def stream_alerts(
         slot = context.streams.open_stream(context.sessions, context.feed)
     except StreamsBusy as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
+    # The position is taken before the 200 goes out: whatever is committed once the client
+    # holds the response is on the stream, so a console that opens it and then loads the
+    # queue misses nothing in between.
+    try:
+        start, skipped = await anyio.to_thread.run_sync(
+            _start, context, after, context.streams.settings.backlog
+        )
+    except BaseException:
+        slot.release()
+        raise
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         try:
-            async for event in _events(context, user, after):
+            async for event in _events(context, user, start, skipped):
                 yield event
         finally:
             slot.release()
@@ -158,10 +177,9 @@ async def stream_alerts(
 
 
 async def _events(
-    context: ApiContext, user: Principal, resume: StreamPosition | None
+    context: ApiContext, user: Principal, start: StreamPosition, skipped: bool
 ) -> AsyncIterator[ServerSentEvent]:
     watch, settings = context.streams, context.streams.settings
-    start, skipped = await anyio.to_thread.run_sync(_start, context, resume, settings.backlog)
     if skipped:
         STREAMS_RESYNCED.inc()
         yield ServerSentEvent(
@@ -208,7 +226,12 @@ def _start(
     with context.sessions() as session:
         latest = latest_event_id(session)
         if resume is None:
-            return StreamPosition(after=latest), False
+            # Ids below the newest still missing may be transactions in flight (members
+            # storing at once): awaited as a resumed stream's gaps are, not lost.
+            low = max(0, latest - FRESH_GAP_WINDOW)
+            present = timeline_ids_between(session, low, latest)
+            gaps = tuple(n for n in range(low + 1, latest) if n not in present)
+            return StreamPosition(after=latest, gaps=gaps), False
         if resume.after > latest:  # an id this database never gave (it was replaced?)
             return StreamPosition(after=latest), True
         newest = skip_to_newest(session, resume.after, backlog)

@@ -13,13 +13,14 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import Row, create_engine, text
 
 from anxin.database import open_database, upgrade
 from devices.sql import normalise_url
@@ -173,14 +174,7 @@ class SosCount:
 
 def sos_alerts(database_url: str) -> dict[str, list[int]]:
     """Each device's SOS alerts: their counts."""
-    engine = create_engine(normalise_url(database_url))
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text("SELECT device_id, count FROM alerts WHERE type = 'sos'")
-            ).all()
-    finally:
-        engine.dispose()
+    rows = _rows(database_url, "SELECT device_id, count FROM alerts WHERE type = 'sos'")
     alerts: dict[str, list[int]] = {}
     for device_id, number in rows:
         alerts.setdefault(device_id, []).append(int(number))
@@ -226,12 +220,15 @@ def drain(plan: list[Press], database_url: str, within_s: float, quiet_s: float 
 
 def stored_at(database_url: str) -> dict[str, float]:
     """When each device's first SOS alert was stored (``created_at``, seconds since the epoch)."""
+    sql = "SELECT device_id, min(created_at) FROM alerts WHERE type = 'sos' GROUP BY 1"
+    rows = _rows(database_url, sql)
+    return {device: at.timestamp() for device, at in rows}
+
+
+def _rows(database_url: str, sql: str) -> Sequence[Row[Any]]:
     engine = create_engine(normalise_url(database_url))
     try:
         with engine.connect() as connection:
-            rows = connection.execute(
-                text("SELECT device_id, min(created_at) FROM alerts WHERE type = 'sos' GROUP BY 1")
-            ).all()
+            return connection.execute(text(sql)).all()
     finally:
         engine.dispose()
-    return {device: at.timestamp() for device, at in rows}

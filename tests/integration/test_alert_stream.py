@@ -315,6 +315,38 @@ def test_a_change_committed_late_still_reaches_the_stream(postgres_url: str) -> 
     assert (second.id, first.id) == (f"{second_id}~{first_id}", str(second_id))
 
 
+def test_a_fresh_stream_has_what_commits_once_it_is_open(postgres_url: str) -> None:
+    """Opened without Last-Event-ID, a stream starts where the 200 went out: a change committed
+    right after it is on the stream, and so is one whose transaction was still in flight when it
+    opened (it took a lower id than the newest row)."""
+    engine, sessions = open_database(postgres_url)
+    upgrade(engine)
+    with sessions.begin() as session:
+        add_users(session)
+        registry = add_registry(session)
+        slow_alert = raise_alert(session, "p-zhang", registry.zhang, T0)
+        fast_alert = raise_alert(session, "p-zhao", registry.zhao, T0)
+    context = api_context(sessions, streams=TimelineWatch(StreamSettings(poll_s=0.1)))
+    principal = Principal(username="dispatcher", role=Role.DISPATCHER, scope="")
+    headers = {"Authorization": f"Bearer {context.tokens.issue(principal, datetime.now(UTC))}"}
+    try:
+        with serving(context) as url, sessions() as slow:
+            lifecycle.add_note(slow, slow_alert, actor="slow", now=T0, text="in flight")
+            slow.flush()  # its id is taken, the row not yet visible
+            with sessions.begin() as fast:
+                lifecycle.add_note(fast, fast_alert, actor="fast", now=T0, text="before")
+            with event_stream(f"{url}/api/v1/alerts/stream", headers) as stream:
+                with sessions.begin() as right_after:
+                    lifecycle.add_note(right_after, fast_alert, actor="x", now=T0, text="after")
+                after = stream.next()
+                slow.commit()
+                in_flight = stream.next()
+    finally:
+        engine.dispose()
+    texts = [e.json()["event"]["detail"]["text"] for e in (after, in_flight)]
+    assert texts == ["after", "in flight"]
+
+
 def test_in_one_process_the_change_feed_wakes_the_stream(tmp_path: Path) -> None:
     """``anxin serve``: ingest tells the stream at once, without waiting for the poll (30 s)."""
     folder = tmp_path / "serve"
