@@ -13,14 +13,14 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Row, create_engine, text
+from sqlalchemy import create_engine, text
 
 from anxin.database import open_database, upgrade
 from devices.sql import normalise_url
@@ -225,10 +225,10 @@ def stored_at(database_url: str) -> dict[str, float]:
     return {device: at.timestamp() for device, at in rows}
 
 
-def _rows(database_url: str, sql: str) -> Sequence[Row[Any]]:
+def _rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:
     engine = create_engine(normalise_url(database_url))
     try:
         with engine.connect() as connection:
-            return connection.execute(text(sql)).all()
+            return [tuple(row) for row in connection.execute(text(sql))]
     finally:
         engine.dispose()
