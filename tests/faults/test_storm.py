@@ -30,7 +30,9 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 SOS = scaled(2000, 10_000)
 WITHIN_S = scaled(2.0, 10.0)
 STUCK_PRESSES = 100
-P99_LIMIT_S = 2.0
+# The 2 s is judged at its size (`make faults`). Inside `make test` the suite shares the
+# machine with whatever else runs, so the bound there only catches a stream that stalls.
+P99_LIMIT_S = scaled(10.0, 2.0)
 
 
 def test_an_alarm_storm_reaches_the_stream_in_time(
