@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, make_transient_to_detached, mapped_column, relationship
+from sqlalchemy.orm.attributes import set_committed_value
 
 from alerting.decisions import RaiseAlert
 from alerting.engine import OpenAlert
@@ -561,14 +562,19 @@ def close_open(
         return None
     # Conditional, so a dispatcher who resolved it a moment ago is not overwritten (SQLite
     # ignores FOR UPDATE: the read above does not hold the row).
-    closed = session.execute(
-        update(AlertRow)
-        .where(AlertRow.id == row.id, AlertRow.status.in_(_OPEN))
-        .values(status=status.value, updated_at=now, resolved_at=now)
-        .execution_options(synchronize_session="fetch")
-    )
+    # Without a flush first (the timeline rows so far go in one flush, at the commit) and
+    # without SQLAlchemy's fetch of the row again: the row in hand is told what was written.
+    with session.no_autoflush:
+        closed = session.execute(
+            update(AlertRow)
+            .where(AlertRow.id == row.id, AlertRow.status.in_(_OPEN))
+            .values(status=status.value, updated_at=now, resolved_at=now)
+            .execution_options(synchronize_session=False)
+        )
     if getattr(closed, "rowcount", 0) != 1:
         return None
+    for name, value in (("status", status.value), ("updated_at", now), ("resolved_at", now)):
+        set_committed_value(row, name, value)
     action = "auto_resolved" if status is AlertStatus.RESOLVED else "cancelled"
     _log(session, row.id, now, action, actor, {"reason": reason})
     return AlertChange(alert_id=row.id, kind=ChangeKind.UPDATED, device_id=device_id, type=row.type)
@@ -598,10 +604,11 @@ def _open_row(
 ) -> AlertRow | None:
     if use_locked and device_id in session.info.get(_LOCKED_DEVICES, ()):
         row: AlertRow | None = session.info[_LOCKED_ROWS].get((device_id, alert.value))
-        if row is not None and row.status in _OPEN:
-            return row
-        if row is None:
+        # Read and locked at the batch's start: None, or closed since in this transaction,
+        # is no open alert (one another process opens meanwhile, the insert meets).
+        if row is None or row.status not in _OPEN:
             return None
+        return row
     return session.scalars(
         select(AlertRow)
         .where(

@@ -369,12 +369,19 @@ class IngestPipeline:
     def _counted(self, deliveries: Sequence[Delivery], result: BatchResult) -> BatchResult:
         # Counted once committed, so a retried batch is not counted twice; by label, once per
         # batch rather than once per message (the counters take a lock each time).
-        label = self._decoder.label
-        for kind, count in Counter(label(d.topic) for d in deliveries).items():
+        # Labelled per topic, not per message: a batch repeats its devices' few topics.
+        for kind, count in self._by_label(Counter(d.topic for d in deliveries)).items():
             metrics.MESSAGES.labels(kind).inc(count)
-        for kind, count in Counter(label(r.topic) for r in result.rejected).items():
+        for kind, count in self._by_label(Counter(r.topic for r in result.rejected)).items():
             metrics.DEAD_LETTERS.labels(kind).inc(count)
         return result
+
+    def _by_label(self, topics: Counter[str]) -> Counter[str]:
+        label = self._decoder.label
+        labels: Counter[str] = Counter()
+        for topic, count in topics.items():
+            labels[label(topic)] += count
+        return labels
 
     @staticmethod
     def _open_new(
