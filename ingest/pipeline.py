@@ -233,16 +233,14 @@ class IngestPipeline:
             state = states[event.device_id]
             evaluation = self._engine.evaluate(state, event, now)
             states[event.device_id] = evaluation.state
-            if self._telemetry_points and not any(
-                isinstance(d, RejectMessage) for d in evaluation.decisions
-            ):
-                result.points += points_of(event, state.device)
+            refused = False
             for decision in evaluation.decisions:
                 if isinstance(decision, RecordSighting):
                     sightings.append(decision.sighting)
                 elif isinstance(decision, SetDeadline):
                     deadlines.append(decision)
                 elif isinstance(decision, RejectMessage):
+                    refused = True
                     result.rejected.append(
                         Rejected(
                             topic=delivery.topic,
@@ -254,6 +252,8 @@ class IngestPipeline:
                     )
                 else:
                     writes.append(decision)
+            if self._telemetry_points and not refused:
+                result.points += points_of(event, state.device)
         lock_open_alerts(
             session, [w.device_id for w in writes if not isinstance(w, ResolveElderAlert)]
         )
