@@ -95,7 +95,9 @@ class DeviceState:
     vitals: Mapping[str, VitalRun] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+# Not frozen: one or more is made per message, and a frozen dataclass's __init__ costs three
+# times as much (object.__setattr__ per field). Nothing changes one once made.
+@dataclass(kw_only=True, slots=True)
 class Evaluation:
     state: DeviceState
     decisions: tuple[Decision, ...]
@@ -174,9 +176,10 @@ class _Run:
         self.decisions: list[Decision] = []
 
     def result(self) -> Evaluation:
-        state = replace(
-            self.state, open_alerts=self.open, recent=tuple(self.recent), vitals=self.vitals
-        )
+        state, recent = self.state, tuple(self.recent)
+        # Most events (a heartbeat) change nothing of it: the same state, not a copy.
+        if self.open != state.open_alerts or recent != state.recent or self.vitals != state.vitals:
+            state = replace(state, open_alerts=self.open, recent=recent, vitals=self.vitals)
         return Evaluation(state=state, decisions=tuple(self.decisions))
 
     def decide(self, decision: Decision) -> None:

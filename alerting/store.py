@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -18,16 +19,19 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
+    Table,
     and_,
+    bindparam,
     func,
     or_,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, make_transient_to_detached, mapped_column, relationship
+from sqlalchemy.orm.attributes import set_committed_value
 
 from alerting.decisions import RaiseAlert
 from alerting.engine import OpenAlert
@@ -207,13 +211,15 @@ def open_new_alerts(
     session: Session, decisions: Sequence[RaiseAlert], now: datetime
 ) -> list[AlertChange | None]:
     """Open these alerts, each of a device with no open alert of its type, in one INSERT
-    (PostgreSQL; elsewhere nothing is done). An alert another transaction opened meanwhile is
-    not inserted: None in its place, for raise_or_coalesce to count the repeat on it."""
-    if not decisions or session.get_bind().dialect.name != "postgresql":
+    (PostgreSQL and SQLite; elsewhere nothing is done). An alert another transaction opened
+    meanwhile is not inserted: None in its place, for raise_or_coalesce to count the repeat
+    on it."""
+    insert = _upsert(session)
+    if not decisions or insert is None:
         return [None] * len(decisions)
     rows = [_new_values(decision, now) for decision in decisions]
     statement = (
-        postgresql.insert(AlertRow)
+        insert(AlertRow)
         .on_conflict_do_nothing(index_elements=["device_id", "type"], index_where=text(_OPEN_SQL))
         .returning(AlertRow.id, AlertRow.device_id, AlertRow.type)
     )
@@ -230,6 +236,17 @@ def open_new_alerts(
             continue
         changes.append(_created(session, _attached(alert_id, values), decision, now))
     return changes
+
+
+def _upsert(session: Session) -> Any:
+    """The dialect's INSERT with ON CONFLICT, where it has one (PostgreSQL, SQLite ≥ 3.35 with
+    RETURNING); None elsewhere."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    return None
 
 
 def _new_values(decision: RaiseAlert, now: datetime) -> dict[str, Any]:
@@ -274,6 +291,8 @@ def raise_or_coalesce(session: Session, decision: RaiseAlert, now: datetime) -> 
     change = _coalesce(session, decision, now)
     if change is not None:
         return change
+    if _upsert(session) is not None:
+        return _insert_or_coalesce(session, decision, now)
     values: dict[str, Any] = dict(
         device_id=decision.device_id,
         elder_id=decision.elder_id,
@@ -291,9 +310,6 @@ def raise_or_coalesce(session: Session, decision: RaiseAlert, now: datetime) -> 
         attributes=dict(decision.attributes),
         last_seq=decision.seq,
     )
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        return _insert_or_coalesce(session, decision, now, values)
     row = AlertRow(**values)
     try:
         # A savepoint: if another process opened the same alert first, coalesce into it.
@@ -308,26 +324,46 @@ def raise_or_coalesce(session: Session, decision: RaiseAlert, now: datetime) -> 
     return _created(session, row, decision, now)
 
 
-def _insert_or_coalesce(
-    session: Session, decision: RaiseAlert, now: datetime, values: dict[str, Any]
-) -> AlertChange:
-    """PostgreSQL: one INSERT … ON CONFLICT DO NOTHING, rather than a savepoint around it (three
-    round trips). If another transaction holds an open alert of the device and type, it waits
-    for that one to end, then inserts nothing: the repeat is counted on that alert."""
-    statement = (
-        postgresql.insert(AlertRow)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["device_id", "type"], index_where=text(_OPEN_SQL))
-        .returning(AlertRow.id)
-    )
-    with session.no_autoflush:  # the timeline rows so far go in one flush, at the commit
-        alert_id = session.execute(statement).scalar()
+def _insert_or_coalesce(session: Session, decision: RaiseAlert, now: datetime) -> AlertChange:
+    """PostgreSQL and SQLite: one INSERT … ON CONFLICT DO NOTHING, rather than a savepoint and a
+    flush around it (three round trips, and SQLAlchemy's unit of work). If another transaction
+    holds an open alert of the device and type, it waits for that one to end (SQLite: one
+    writer at a time), then inserts nothing: the repeat is counted on that alert."""
+    row = _new_values(decision, now)
+    # Core, and one statement compiled once: the timeline rows so far go in one flush, at
+    # the commit.
+    alert_id = session.connection().execute(_open_one(_dialect(session)), row).scalar()
     if alert_id is None:
         change = _coalesce(session, decision, now, use_locked=False)
         if change is None:  # opened and closed again meanwhile: unlikely; try once more
             return raise_or_coalesce(session, decision, now)
         return change
-    return _created(session, _attached(alert_id, _new_values(decision, now)), decision, now)
+    return _created(session, _attached(alert_id, row), decision, now)
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+@functools.cache
+def _open_one(dialect: str) -> Any:
+    """INSERT one open alert unless the device has one of its type open; RETURNING its id."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(_ALERTS_TABLE)
+        .on_conflict_do_nothing(index_elements=["device_id", "type"], index_where=text(_OPEN_SQL))
+        .returning(_ALERTS_TABLE.c.id)
+    )
+
+
+_ALERTS_TABLE = cast(Table, AlertRow.__table__)
+_ALERTS = _ALERTS_TABLE.c
+# Close an alert if it is still open: a dispatcher may have resolved it a moment ago.
+_CLOSE = (
+    update(_ALERTS_TABLE)
+    .where(_ALERTS.id == bindparam("alert_id"), _ALERTS.status.in_(_OPEN))
+    .values(status=bindparam("to_status"), updated_at=bindparam("at"), resolved_at=bindparam("at"))
+)
 
 
 def _created(session: Session, row: AlertRow, decision: RaiseAlert, now: datetime) -> AlertChange:
@@ -561,14 +597,15 @@ def close_open(
         return None
     # Conditional, so a dispatcher who resolved it a moment ago is not overwritten (SQLite
     # ignores FOR UPDATE: the read above does not hold the row).
-    closed = session.execute(
-        update(AlertRow)
-        .where(AlertRow.id == row.id, AlertRow.status.in_(_OPEN))
-        .values(status=status.value, updated_at=now, resolved_at=now)
-        .execution_options(synchronize_session="fetch")
+    # Core, compiled once, without a flush first (the timeline rows so far go in one flush,
+    # at the commit) or a fetch of the row again: the row in hand is told what was written.
+    closed = session.connection().execute(
+        _CLOSE, {"alert_id": row.id, "to_status": status.value, "at": now}
     )
-    if getattr(closed, "rowcount", 0) != 1:
+    if closed.rowcount != 1:
         return None
+    for name, value in (("status", status.value), ("updated_at", now), ("resolved_at", now)):
+        set_committed_value(row, name, value)
     action = "auto_resolved" if status is AlertStatus.RESOLVED else "cancelled"
     _log(session, row.id, now, action, actor, {"reason": reason})
     return AlertChange(alert_id=row.id, kind=ChangeKind.UPDATED, device_id=device_id, type=row.type)
@@ -598,10 +635,11 @@ def _open_row(
 ) -> AlertRow | None:
     if use_locked and device_id in session.info.get(_LOCKED_DEVICES, ()):
         row: AlertRow | None = session.info[_LOCKED_ROWS].get((device_id, alert.value))
-        if row is not None and row.status in _OPEN:
-            return row
-        if row is None:
+        # Read and locked at the batch's start: None, or closed since in this transaction,
+        # is no open alert (one another process opens meanwhile, the insert meets).
+        if row is None or row.status not in _OPEN:
             return None
+        return row
     return session.scalars(
         select(AlertRow)
         .where(

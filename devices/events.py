@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+# Not frozen: one or more is made per message, and a frozen dataclass's __init__ costs three
+# times as much (object.__setattr__ per field). Nothing changes one once made.
+@dataclass(kw_only=True, slots=True)
 class DeviceMessage:
     """Fields common to every uplink event."""
 
@@ -26,12 +28,12 @@ class DeviceMessage:
     retained: bool = False
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class Heartbeat(DeviceMessage):
     pass
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class SosPressed(DeviceMessage):
     location: Mapping[str, Any] | None = None
     trigger: str | None = None
@@ -39,7 +41,7 @@ class SosPressed(DeviceMessage):
     payload_error: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class SensorEvent(DeviceMessage):
     type: str
     restore: bool = False
@@ -48,17 +50,17 @@ class SensorEvent(DeviceMessage):
     contact_id: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class TelemetryReport(DeviceMessage):
     metrics: Mapping[str, float]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class AvailabilityChanged(DeviceMessage):
     online: bool
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class Rejected:
     """A message that cannot become an event; it goes to the dead-letter store."""
 

@@ -74,7 +74,9 @@ class DeviceInfo:
     elder_welfare: tuple[tuple[str, Any], ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+# Not frozen: one or more is made per message, and a frozen dataclass's __init__ costs three
+# times as much (object.__setattr__ per field). Nothing changes one once made.
+@dataclass(kw_only=True, slots=True)
 class Sighting:
     """A device was heard from."""
 

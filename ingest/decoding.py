@@ -36,6 +36,8 @@ class MessageDecoder:
         catalogue: Catalogue = CATALOGUE,
     ) -> None:
         self._native, self._zigbee_base, self._catalogue = native, zigbee_base_topic, catalogue
+        # What every Zigbee2MQTT topic starts with ("" when there is none to read).
+        self._zigbee_head = f"{zigbee_base_topic}/" if zigbee_base_topic else ""
         self._zigbee_states: dict[str, ZigbeeState] = {}
         self._remembered: Mapping[str, ZigbeeState] | None = None
 
@@ -63,8 +65,10 @@ class MessageDecoder:
         """The friendly names a batch speaks of, to look them up in the registry at once."""
         if not self._zigbee_base:
             return set()
-        names = set()
+        names, head = set(), self._zigbee_head
         for delivery in deliveries:
+            if not delivery.topic.startswith(head):
+                continue  # a native topic: no need to parse it
             parsed = zigbee2mqtt.parse_topic(delivery.topic, self._zigbee_base)
             if parsed is not None:
                 names.add(parsed.friendly_name)
@@ -81,8 +85,9 @@ class MessageDecoder:
         result = BatchDecoding()
         self._remembered = remembered
         lookup: Callable[[str], ZigbeeDevice | None] = zigbee_devices.get
+        head, base = self._zigbee_head, self._zigbee_base
         for delivery in deliveries:
-            if self._zigbee_base and delivery.topic.startswith(self._zigbee_base + "/"):
+            if base and delivery.topic.startswith(head):
                 previous = self._previous_state(delivery.topic, result)
                 decoded = zigbee2mqtt.decode(
                     delivery.topic,
@@ -91,7 +96,7 @@ class MessageDecoder:
                     lookup,
                     previous,
                     retained=delivery.retain,
-                    base_topic=self._zigbee_base,
+                    base_topic=base,
                     catalogue=self._catalogue,
                 )
                 if decoded.friendly_name is not None:

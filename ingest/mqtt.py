@@ -110,7 +110,9 @@ class BrokerAddress:
         )
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+# Not frozen: one is made per message, and a frozen dataclass's __init__ costs three times
+# as much (object.__setattr__ per field). Nothing changes one once made.
+@dataclass(kw_only=True, slots=True)
 class Delivery:
     """One message as the broker delivered it."""
 

@@ -233,16 +233,14 @@ class IngestPipeline:
             state = states[event.device_id]
             evaluation = self._engine.evaluate(state, event, now)
             states[event.device_id] = evaluation.state
-            if self._telemetry_points and not any(
-                isinstance(d, RejectMessage) for d in evaluation.decisions
-            ):
-                result.points += points_of(event, state.device)
+            refused = False
             for decision in evaluation.decisions:
                 if isinstance(decision, RecordSighting):
                     sightings.append(decision.sighting)
                 elif isinstance(decision, SetDeadline):
                     deadlines.append(decision)
                 elif isinstance(decision, RejectMessage):
+                    refused = True
                     result.rejected.append(
                         Rejected(
                             topic=delivery.topic,
@@ -254,6 +252,8 @@ class IngestPipeline:
                     )
                 else:
                     writes.append(decision)
+            if self._telemetry_points and not refused:
+                result.points += points_of(event, state.device)
         lock_open_alerts(
             session, [w.device_id for w in writes if not isinstance(w, ResolveElderAlert)]
         )
@@ -369,12 +369,19 @@ class IngestPipeline:
     def _counted(self, deliveries: Sequence[Delivery], result: BatchResult) -> BatchResult:
         # Counted once committed, so a retried batch is not counted twice; by label, once per
         # batch rather than once per message (the counters take a lock each time).
-        label = self._decoder.label
-        for kind, count in Counter(label(d.topic) for d in deliveries).items():
+        # Labelled per topic, not per message: a batch repeats its devices' few topics.
+        for kind, count in self._by_label(Counter(d.topic for d in deliveries)).items():
             metrics.MESSAGES.labels(kind).inc(count)
-        for kind, count in Counter(label(r.topic) for r in result.rejected).items():
+        for kind, count in self._by_label(Counter(r.topic for r in result.rejected)).items():
             metrics.DEAD_LETTERS.labels(kind).inc(count)
         return result
+
+    def _by_label(self, topics: Counter[str]) -> Counter[str]:
+        label = self._decoder.label
+        labels: Counter[str] = Counter()
+        for topic, count in topics.items():
+            labels[label(topic)] += count
+        return labels
 
     @staticmethod
     def _open_new(

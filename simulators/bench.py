@@ -87,9 +87,17 @@ class PhaseResult:
     publisher_cpu_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def cpu_us_per_msg(self) -> float | None:
+        """CPU microseconds of this process per message counted (issue #14's measure)."""
+        if self.cpu_s is None or not self.counted:
+            return None
+        return round(self.cpu_s * 1e6 / self.counted, 1)
+
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(data.pop("extra"))
+        data["cpu_us_per_msg"] = self.cpu_us_per_msg
         return data
 
 
@@ -770,6 +778,8 @@ def summary(report: BenchReport) -> str:
         if phase.name == "sos":
             continue
         cpu = f", {phase.cpu_s:.1f} CPU-s in this process" if phase.cpu_s is not None else ""
+        if phase.cpu_us_per_msg is not None:
+            cpu += f", {phase.cpu_us_per_msg:.1f} µs a message"
         lines.append(
             f"  {phase.name:<9} {rate(phase.msgs_per_s):>14}  "
             f"({phase.counted:,} of {phase.published:,} in {phase.seconds:.2f} s{cpu})"

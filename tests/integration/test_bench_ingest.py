@@ -55,6 +55,8 @@ def test_bench_ingest_counts_every_message_and_reports_json(tmp_path: Path) -> N
     assert baseline["published"] == baseline["counted"] == MESSAGES
     assert anxin["published"] == anxin["counted"] == MESSAGES
     assert report["ratio"] == round(report["anxin_msgs_per_s"] / report["baseline_msgs_per_s"], 3)
+    for phase in (baseline, anxin):
+        assert phase["cpu_us_per_msg"] == round(phase["cpu_s"] * 1e6 / phase["counted"], 1) > 0
     # Heartbeats at RATE for DURATION_S, and an SOS every 0.1 s: every one stored and acked.
     assert sos["published"] >= RATE * DURATION_S * 0.9
     assert sos["counted"] == sos["published"] + report["sos_sent"]

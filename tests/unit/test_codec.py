@@ -218,3 +218,47 @@ def test_seq_is_a_64_bit_counter() -> None:
     event = decode("anxin/v1/d1/heartbeat", json.dumps({"seq": 2**63}))
     assert isinstance(event, Rejected)
     assert "seq" in event.reason
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0, 100, 100.0, 100.5, -0.0, 2**63 - 1, 2**63, 1e19, 1764680400000]),
+    st.sampled_from(["x", "2026-11-22T03:10:00+00:00", "1764680400"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(["ts", "seq", "battery", "rssi", "extra"]), _VALUES, max_size=5)
+)
+def test_the_quick_heartbeat_is_pydantics_heartbeat(body: dict[str, object]) -> None:
+    """The orjson path gives what HeartbeatPayload gives, value and type, or leaves it be."""
+    from devices import codec as module
+    from devices.payloads import HeartbeatPayload
+
+    payload = json.dumps(body).encode()
+    quick = module._plain_heartbeat("p1", payload, NOW)
+    try:
+        beat = HeartbeatPayload.model_validate_json(payload)
+    except ValueError:
+        assert quick is None
+        return
+    slow = Heartbeat(**module._common("p1", beat, NOW))
+    assert decode("anxin/v1/p1/heartbeat", payload) == slow
+    if quick is not None:
+        assert quick == slow
+        for name in ("seq", "battery", "rssi", "clock_skew_s"):
+            assert type(getattr(quick, name)) is type(getattr(slow, name))
+
+
+def test_a_plain_heartbeat_takes_the_quick_way() -> None:
+    from devices import codec as module
+
+    payload = b'{"seq": 7, "battery": 90, "rssi": -60, "ts": 1795316400000}'
+    quick = module._plain_heartbeat("p1", payload, NOW)
+    assert quick is not None
+    assert (quick.seq, quick.battery, quick.rssi) == (7, 90, -60)
+    assert module._plain_heartbeat("p1", b'{"battery": 90, "room": "kitchen"}', NOW) is None
