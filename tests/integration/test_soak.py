@@ -36,33 +36,6 @@ def test_a_short_soak_samples_and_finds_every_sos_and_heartbeat(tmp_path: Path) 
     assert any(line.startswith("RSS growth over the second half") for line in lines)
 
 
-def test_a_short_soak_of_the_watch_gateway_measures_it_and_serve_behind_it(
-    tmp_path: Path,
-) -> None:
-    """The gateways' and members' soak (make soak-watch…) on its shortest: watches over TCP,
-    every LK a point, every AL with the SOS bit an alert and an AL reply, both RSS sampled."""
-    lines: list[str] = []
-    options = SoakOptions(
-        target="watch",
-        minutes=0.1,
-        devices=20,
-        rate=100,
-        sos_interval_s=2,
-        sample_s=3,
-        drain_s=30,
-        max_growth_pct=None,
-        folder=tmp_path / "soak",
-    )
-    result = run_soak(options, out=lines.append)
-    assert result.ok, "\n".join(lines)
-    assert result.heartbeats_published >= 400
-    assert result.heartbeat_points == result.heartbeats_stored == result.heartbeats_published
-    assert result.sos_sent >= 2
-    assert result.sos_alerts == result.sos_sent == len(result.sos_ack_ms)
-    assert all(set(s.rss) == {"gateway-watch", "serve"} for s in result.samples)
-    assert set(result.growth_by_process_pct) == {"gateway-watch", "serve"}
-
-
 def sample(minute: float, rss: float) -> Sample:
     return Sample(
         minute=minute,

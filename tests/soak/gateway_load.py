@@ -68,6 +68,7 @@ class Load:
     def __init__(self, plan: GatewayLoadPlan) -> None:
         self.plan = plan
         self.published = 0
+        self.skipped = 0  # heartbeats due and not sent (a hub still busy with its last)
         self.sos: list[tuple[str, float]] = []  # device, time sent (time.monotonic)
         self.sos_sent_at: dict[str, float] = {}
         self.acked: set[str] = set()
@@ -147,6 +148,7 @@ class Load:
             "published": self.published,
             "sos": [[device, at] for device, at in self.sos],
             "acks": len(self.acked),
+            "skipped": self.skipped,
             "errors": self.errors[:20],
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         }
@@ -202,12 +204,15 @@ class _Watches:
 class _Hubs:
     """One HubClient per hub, one frame at a time each (a queue per hub), each frame made when
     it is sent: two NULL polls of a hub in the same second would be the same bytes, which the
-    receiver rightly counts once (a resend), so a hub's polls are a second apart at least."""
+    receiver rightly counts once (a resend), so a hub's polls are a second apart at least.
+    A poll due while the hub's last one still waits is skipped (counted), as a panel's timer
+    does: polls do not pile up in front of an SOS."""
 
     def __init__(self, load: Load) -> None:
         self.load = load
         self.queues: dict[str, asyncio.Queue[str]] = {}
         self.tasks: list[asyncio.Task[None]] = []
+        self.polling: set[str] = set()
         for account in load.plan.devices:
             queue: asyncio.Queue[str] = asyncio.Queue()
             self.queues[account] = queue
@@ -215,6 +220,10 @@ class _Hubs:
             self.tasks.append(asyncio.create_task(self._send(account, client, queue)))
 
     def heartbeat(self, account: str) -> None:
+        if account in self.polling:
+            self.load.skipped += 1
+            return
+        self.polling.add(account)
         self.queues[account].put_nowait("null")
 
     def sos(self, account: str) -> None:
@@ -234,6 +243,8 @@ class _Hubs:
                 else:
                     frame = frames.sos(datetime.now(UTC))
                 delivery = await client.deliver(frame)
+                if what == "null":
+                    self.polling.discard(account)
                 if delivery.reply != "ACK":
                     self.load.errors.append(f"{account} {what}: {delivery.reply}")
                 elif what == "sos":

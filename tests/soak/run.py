@@ -135,6 +135,7 @@ class SoakResult:
     samples: list[Sample] = field(default_factory=list)  # while the load runs
     after_drain: Sample | None = None
     heartbeats_published: int = 0
+    heartbeats_skipped: int = 0  # DC-09 polls due while the hub was still busy (not sent)
     heartbeats_stored: int = 0
     heartbeat_points: int = 0
     sos_sent: int = 0
@@ -576,6 +577,7 @@ def _load(
     if report.get("errors"):
         result.failures.append(f"the gateway refused: {report['errors']}")
     result.heartbeats_published = int(report["published"])
+    result.heartbeats_skipped = int(report.get("skipped", 0))
     result.sos_sent = len(report["sos"])
     result.sos_ack_ms = list(publisher.ack_ms)
     result.publisher_cpu_s = report.get("cpu_s")
@@ -609,6 +611,7 @@ def _check(
         f"heartbeats: {published:,} published, {result.heartbeats_stored:,} stored,"
         f" {result.heartbeat_points:,} points in InfluxDB"
         f"{'' if drained else ' (not all drained in time)'}"
+        + (f"; {result.heartbeats_skipped:,} polls skipped" if result.heartbeats_skipped else "")
     )
     acks = result.sos_ack_ms
     out(
