@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test install system-deps lint typecheck pytest bench faults soak format clean fuzz-watch
+.PHONY: demo test install system-deps lint typecheck pytest bench faults soak soak-watch soak-dc09 soak-members format clean fuzz-watch
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ faults: $(STAMP) system-deps
 # SOAK_MINUTES=10 SOAK_RATE=500 SOAK_DEVICES=500 SOAK_SOS_INTERVAL_S=5, or SOAK_ARGS="--help".
 soak: $(STAMP) system-deps
 	$(BIN)/python -m tests.soak $(SOAK_ARGS)
+
+# The same soak for the other roles (SOAK_TARGET=watch|dc09|members, or --target): the 4G
+# watch gateway with watches over TCP, the DC-09 receiver with hubs, `anxin ingest` x 3 on
+# PostgreSQL. Same variables; e.g. SOAK_MINUTES=20 SOAK_RATE=500 make soak-watch.
+soak-watch soak-dc09 soak-members: soak-%: $(STAMP) system-deps
+	$(BIN)/python -m tests.soak --target $* $(SOAK_ARGS)
 
 format: $(STAMP)
 	$(BIN)/ruff format .

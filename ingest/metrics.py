@@ -28,6 +28,15 @@ INBOX_DROPPED = Counter(
     "anxin_ingest_inbox_dropped_total", "QoS 0 messages dropped because the inbox was full"
 )
 MQTT_CONNECTED = Gauge("anxin_mqtt_connected", "1 while connected to the broker")
+VITAL_RUNS = Gauge(
+    "anxin_ingest_vital_runs", "Devices with vital signs out of range in a row, kept in memory"
+)
+VITAL_RUNS_FORGOTTEN = Counter(
+    "anxin_ingest_vital_runs_forgotten_total",
+    "Runs of vital signs out of range forgotten: idle (no reading for an hour, or twice the"
+    " rule's span) or limit (beyond 100,000 devices, the least recently added to)",
+    ["reason"],
+)
 
 # Telemetry to InfluxDB (ingest/telemetry): never on the path of alerts.
 TELEMETRY_POINTS_WRITTEN = Counter(

@@ -50,6 +50,7 @@ from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
 from ingest.registry_cache import REGISTRY_TTL, DeadlineThrottle, DeviceCache, SightingThrottle
 from ingest.telemetry.points import Point, points_of
+from ingest.vital_memory import VitalMemory, idle_for
 from ingest.zigbee_memory import recall, remember
 
 log = structlog.get_logger(__name__)
@@ -122,8 +123,8 @@ class IngestPipeline:
         self._sightings = SightingThrottle()
         self._deadlines = DeadlineThrottle()
         # Vital signs out of range in a row per device, for the [vitals] rule (kept once
-        # committed; this process's own: not shared by ingest members yet).
-        self._vitals: dict[str, Mapping[str, VitalRun]] = {}
+        # committed; this process's own: not shared by ingest members yet). Bounded.
+        self._vitals = VitalMemory(clock, idle=idle_for(engine.rules.vitals.sustained_s))
 
     def store(self, deliveries: Sequence[Delivery]) -> BatchResult:
         """Store the batch; if it fails for good, store its messages one by one, so that one
@@ -299,7 +300,7 @@ class IngestPipeline:
                 device=device,
                 open_alerts=open_alerts.get(device_id, {}),
                 recent=recent.get(device_id, ()),
-                vitals=self._vitals.get(device_id, {}),
+                vitals=self._vitals.get(device_id),
                 elder_open=frozenset(elder_open.get(elder, ()))
                 if elder is not None
                 else frozenset(),
@@ -360,11 +361,7 @@ class IngestPipeline:
         """What the engine and the throttle remember changes only once the batch is stored."""
         self._sightings.written(result.sightings)
         self._deadlines.written(result.deadlines)
-        for device_id, vitals in result.vitals.items():
-            if vitals:
-                self._vitals[device_id] = vitals
-            else:
-                self._vitals.pop(device_id, None)
+        self._vitals.keep(result.vitals)
 
     def _counted(self, deliveries: Sequence[Delivery], result: BatchResult) -> BatchResult:
         # Counted once committed, so a retried batch is not counted twice; by label, once per

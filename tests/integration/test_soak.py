@@ -3,11 +3,12 @@ Mosquitto, real influxd, ``anxin serve`` as a subprocess, the paced publisher.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.soak.run import Sample, SoakOptions, growth_over_second_half, run_soak
+from tests.soak.run import Sample, SoakOptions, growth_of, growth_over_second_half, run_soak
 
 pytestmark = pytest.mark.integration
 
@@ -53,3 +54,12 @@ def test_growth_is_measured_from_the_middle_of_the_run_to_its_end() -> None:
     samples = [sample(m, rss) for m, rss in enumerate([100, 150, 180, 200, 204, 206, 210])]
     assert growth_over_second_half(samples) == 5.0  # 200 at minute 3, 210 at minute 6
     assert growth_over_second_half(samples[:2]) is None
+
+
+def test_each_process_has_its_own_growth() -> None:
+    samples = [
+        replace(sample(m, rss), rss={"gateway": rss, "serve": 100.0 + m})
+        for m, rss in enumerate([100, 150, 180, 200, 204, 206, 210])
+    ]
+    assert growth_of(samples, "gateway") == 5.0
+    assert growth_of(samples, "serve") == round((106 - 103) / 103 * 100, 2)

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from tests.soak.run import SoakOptions, run_soak
+from tests.soak.run import TARGETS, SoakOptions, run_soak
 
 
 def _env(name: str, default: float) -> float:
@@ -27,6 +27,12 @@ def main() -> None:
         "--max-growth", type=float, default=_env("SOAK_MAX_GROWTH_PCT", 5.0),
         help="fail when RSS grew by this many percent or more over the second half",
     )  # fmt: skip
+    parser.add_argument(
+        "--target", choices=TARGETS, default=os.environ.get("SOAK_TARGET", "serve"),
+        help="serve; watch or dc09 (the gateway, serve behind it); members (anxin ingest x N"
+        " on PostgreSQL)",
+    )  # fmt: skip
+    parser.add_argument("--members", type=int, default=int(_env("SOAK_MEMBERS", 3)))
     parser.add_argument("--json", type=Path, help="write the samples and the checks here")
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (logs, db)")
     parser.add_argument(
@@ -43,6 +49,8 @@ def main() -> None:
         max_growth_pct=args.max_growth,
         anxin_env=dict(item.split("=", 1) for item in args.anxin_env),
         folder=args.keep,
+        target=args.target,
+        members=args.members,
     )
     # Stopped by SIGTERM (or SIGINT, even started in the background): the services stop too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

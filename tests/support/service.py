@@ -75,18 +75,24 @@ def anxin_env(folder: Path, **overrides: str) -> AnxinEnv:
 
 
 @contextmanager
-def running_anxin(setup: AnxinEnv, command: str = "serve") -> Iterator[subprocess.Popen[bytes]]:
+def running_anxin(
+    setup: AnxinEnv, command: str = "serve", ready_within_s: float = 30.0
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``anxin COMMAND``, wait until /readyz says ready, stop it with SIGINT afterwards."""
-    with running_role(setup, command) as process:
+    with running_role(setup, command, ready_within_s=ready_within_s) as process:
         yield process
 
 
 @contextmanager
 def running_role(
-    setup: AnxinEnv, *args: str, env: Mapping[str, str] | None = None
+    setup: AnxinEnv,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    ready_within_s: float = 30.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``anxin ARGS…`` (``gateway watch`` say) with ``setup``'s environment and ``env`` over it,
-    until the /readyz on its ANXIN_API_PORT says ready; stopped with SIGINT afterwards."""
+    until the /readyz on its ANXIN_API_PORT says ready (within ``ready_within_s``: longer for
+    soaks on a loaded machine); stopped with SIGINT afterwards."""
     environment = {**setup.env, **(env or {})}
     log_path = setup.folder / f"anxin-{'-'.join(args)}.log"
     with log_path.open("ab") as log:
@@ -94,7 +100,8 @@ def running_role(
             [ANXIN, *args], env=environment, cwd=setup.folder, stdout=log, stderr=log
         )
     try:
-        _wait_ready(f"http://127.0.0.1:{environment['ANXIN_API_PORT']}", process, log_path)
+        url = f"http://127.0.0.1:{environment['ANXIN_API_PORT']}"
+        _wait_ready(url, process, log_path, ready_within_s)
         yield process
     finally:
         if process.poll() is None:
@@ -106,8 +113,10 @@ def running_role(
                 process.wait()
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
+def _wait_ready(
+    url: str, process: subprocess.Popen[bytes], log_path: Path, within_s: float = 30.0
+) -> None:
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"anxin exited with {process.returncode}:\n{log_path.read_text()}")
@@ -117,7 +126,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> N
         except httpx.TransportError:
             pass
         time.sleep(0.05)
-    raise TimeoutError(f"anxin not ready after 30 s:\n{log_path.read_text()}")
+    raise TimeoutError(f"anxin not ready after {within_s:g} s:\n{log_path.read_text()}")
 
 
 def wait_until(probe: Callable[[], T | None], within_s: float = 10.0) -> T:
