@@ -11,6 +11,7 @@ records the outages, alerting/outages.py does the arithmetic).
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import datetime, timedelta
 
 import structlog
@@ -57,6 +58,7 @@ class Scheduler:
         self.welfare = WelfareWatch(engine, catalogue)
         self._watermark: datetime | None = None
         self._down = False  # the platform seemed down at the last pass
+        self._windows: dict[str, timedelta] = {}
 
     def step(self) -> list[AlertChange]:
         """One pass: read pulses and sightings, fire what is due. Synchronous (a thread)."""
@@ -137,7 +139,10 @@ class Scheduler:
             if model is None or status != DeviceStatus.ACTIVE.value:
                 self.supervisor.forget(device_id)
                 continue
-            self.supervisor.watch(device_id, heard, timedelta(seconds=model.offline_after_s))
+            window = self._windows.get(model_name)
+            if window is None:  # one per model, not one per device watched
+                window = self._windows[model_name] = timedelta(seconds=model.offline_after_s)
+            self.supervisor.watch(sys.intern(device_id), heard, window)
 
     def _device_silent(self, session: Session, device_id: str, now: datetime) -> AlertChange | None:
         row = session.get(DeviceRow, device_id)
