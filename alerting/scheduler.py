@@ -11,6 +11,7 @@ records the outages, alerting/outages.py does the arithmetic).
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import datetime, timedelta
 
 import structlog
@@ -31,6 +32,9 @@ from devices.clock import Clock
 from devices.registry import DeviceRow, DeviceStatus, find_devices
 
 log = structlog.get_logger(__name__)
+
+# The shortest wait between passes: deadlines a few ms apart are met by one pass.
+MIN_WAIT_S = 0.05
 
 
 class Scheduler:
@@ -53,12 +57,15 @@ class Scheduler:
         self._rebuilds_counted = 0
         self.welfare = WelfareWatch(engine, catalogue)
         self._watermark: datetime | None = None
+        self._down = False  # the platform seemed down at the last pass
+        self._windows: dict[str, timedelta] = {}
 
     def step(self) -> list[AlertChange]:
         """One pass: read pulses and sightings, fire what is due. Synchronous (a thread)."""
         now = self._clock()
         with self._sessions.begin() as session:
             outages = load_outages(session, now)
+            self._down = outages.down_since is not None
             self._follow_devices(session)
             changes = [
                 change
@@ -95,9 +102,19 @@ class Scheduler:
             if changes and self._feed is not None:
                 self._feed.publish(changes)  # on the event loop: the feed is not thread-safe
             try:
-                await asyncio.wait_for(stop.wait(), timeout=every_s)
+                await asyncio.wait_for(stop.wait(), timeout=self._wait_s(every_s))
             except TimeoutError:
                 continue
+
+    def _wait_s(self, every_s: float) -> float:
+        """Until the next pass: ``every_s``, or sooner for a device due before then, so an
+        offline device is reported within a second of its deadline, not up to a pass later."""
+        if self._down:
+            return every_s  # nothing is reported while the platform is down: its pulse is due
+        due = self.supervisor.next_due()
+        if due is None:
+            return every_s
+        return min(every_s, max(MIN_WAIT_S, (due - self._clock()).total_seconds()))
 
     def _follow_devices(self, session: Session) -> None:
         """Watch every device heard from (or registered) since the last pass."""
@@ -122,7 +139,10 @@ class Scheduler:
             if model is None or status != DeviceStatus.ACTIVE.value:
                 self.supervisor.forget(device_id)
                 continue
-            self.supervisor.watch(device_id, heard, timedelta(seconds=model.offline_after_s))
+            window = self._windows.get(model_name)
+            if window is None:  # one per model, not one per device watched
+                window = self._windows[model_name] = timedelta(seconds=model.offline_after_s)
+            self.supervisor.watch(sys.intern(device_id), heard, window)
 
     def _device_silent(self, session: Session, device_id: str, now: datetime) -> AlertChange | None:
         row = session.get(DeviceRow, device_id)

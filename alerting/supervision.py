@@ -101,4 +101,23 @@ class LinkSupervisor:
         return silent
 
     def next_due(self) -> datetime | None:
-        return self._heap[0][0] if self._heap else None
+        """The earliest deadline as far as the sightings watched tell (outages aside, which
+        only move deadlines later): the heap's head once settled. Entries of devices heard
+        from since they were queued, and stale ones, are moved or dropped on the way, the
+        work ``due`` would do when they surface, done earlier: so the scheduler can wake for
+        a deadline rather than at its next 5 s pass."""
+        heap = self._heap
+        while heap:
+            queued, device_id = heap[0]
+            watched = self._watched.get(device_id)
+            if watched is None or watched.queued != queued:
+                heapq.heappop(heap)  # forgotten, or superseded by a newer entry
+                continue
+            deadline = watched.last_heard + watched.window
+            if deadline <= queued:
+                return queued
+            self._watched[device_id] = Watched(
+                last_heard=watched.last_heard, window=watched.window, queued=deadline
+            )
+            heapq.heapreplace(heap, (deadline, device_id))
+        return None

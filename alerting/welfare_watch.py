@@ -10,6 +10,7 @@ one; the outage guard moves what the platform's own outage explains (alerting/we
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -108,7 +109,8 @@ class Watermark:
             if self._read.get(key) == at:
                 continue
             fresh.append((key, value))
-            self._read[key] = at
+            # Kept for the lag, the whole registry after a bulk import: ids shared, not copied.
+            self._read[sys.intern(key) if isinstance(key, str) else key] = at
             self._mark = at if self._mark is None else max(self._mark, at)
         if self._mark is not None:
             horizon = self._mark - self._lag

@@ -3,7 +3,9 @@ times written at a set resolution instead of at every heartbeat."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -75,8 +77,12 @@ class SightingThrottle:
     def written(self, sightings: Iterable[Sighting]) -> None:
         """Call once the sightings are committed."""
         for sighting in sightings:
-            last = self._written.get(sighting.device_id)
-            self._written[sighting.device_id] = merge_sightings(last, sighting)
+            # Kept for as long as the device is heard from: one copy of its id, shared.
+            device_id = sys.intern(sighting.device_id)
+            merged = merge_sightings(self._written.get(device_id), sighting)
+            if merged.device_id is not device_id:
+                merged = replace(merged, device_id=device_id)
+            self._written[device_id] = merged
 
 
 class DeadlineThrottle:

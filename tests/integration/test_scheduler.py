@@ -165,3 +165,26 @@ def test_a_failed_pass_does_not_end_the_scheduler(sessions: sessionmaker[Session
 
     assert asyncio.run(run()) == world.ids
     assert len(passes) >= 2
+
+
+def test_the_scheduler_wakes_for_a_deadline_before_its_next_pass(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Within a second of the deadline, not up to a pass (5 s) later; not early while down."""
+    world = World(sessions, devices=2)
+    world.pulse()
+    quiet, chatty = world.ids
+    world.heard([quiet], T0)
+    world.heard([chatty], T0 + timedelta(seconds=100))
+    world.now = T0 + WINDOW - timedelta(seconds=2)
+    world.pulse()
+    assert world.scheduler.step() == []
+    assert world.scheduler._wait_s(5.0) == 2.0  # the quiet one's deadline
+    world.now = T0 + WINDOW - timedelta(seconds=60)
+    assert world.scheduler._wait_s(5.0) == 5.0
+    world.now = T0 + WINDOW + timedelta(seconds=1)  # past it: soon, never a negative wait
+    assert world.scheduler._wait_s(5.0) == 0.05
+    # The platform down (no pulse for a while): the next pass comes at its usual time.
+    world.now = T0 + timedelta(minutes=5)
+    assert world.scheduler.step() == []
+    assert world.scheduler._wait_s(5.0) == 5.0

@@ -88,3 +88,16 @@ def test_stale_entries_beyond_the_bound_rebuild_the_heap() -> None:
     assert supervisor.rebuilds > 0
     assert supervisor.due(T0 + 2 * WINDOW, Outages()) == ["keep", "flappy"]
     assert supervisor.queued == 0
+
+
+def test_next_due_is_the_earliest_deadline_the_sightings_tell_not_a_stale_entry() -> None:
+    supervisor = LinkSupervisor()
+    supervisor.watch("d1", T0, WINDOW)
+    supervisor.watch("d2", T0 + timedelta(minutes=3), WINDOW)
+    supervisor.watch("d1", T0 + timedelta(minutes=5), WINDOW)  # its entry stays at T0 + 10 min
+    assert supervisor.next_due() == T0 + timedelta(minutes=13)  # d2's, not d1's old one
+    supervisor.forget("d2")
+    assert supervisor.next_due() == T0 + timedelta(minutes=15)
+    assert supervisor.queued == 1  # settled on the way: d1 moved, d2's entry dropped
+    assert supervisor.due(T0 + timedelta(minutes=15), Outages()) == ["d1"]
+    assert supervisor.next_due() is None
