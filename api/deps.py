@@ -101,9 +101,17 @@ def require_role(*roles: Role) -> Callable[[Principal], Principal]:
     return check
 
 
-# Who may see elders' personal data; engineers see devices, not people.
+# Who may see elders' personal data; engineers see devices, not people. A visitor sees the
+# elders of their own community (the routes apply every caller's scope).
 PeopleReader = Annotated[
-    Principal, Depends(require_role(Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN))
+    Principal,
+    Depends(require_role(Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN, Role.VISITOR)),
+]
+# The control room's staff: the alert queue, devices and telemetry. Not visitors, who go to
+# doors and need the visit, the elder and the contacts, not the fleet nor the queue.
+Staff = Annotated[
+    Principal,
+    Depends(require_role(Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN, Role.ENGINEER)),
 ]
 RegistryAdmin = Annotated[Principal, Depends(require_role(Role.ADMIN))]
 DeviceEditor = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.ENGINEER))]

@@ -30,10 +30,10 @@ from alerting.store import (
     list_queue,
 )
 from api.alert_views import AlertDetail, AlertOut, alert_detail, alert_in_scope, alert_view
-from api.deps import ApiContext, Context, CurrentUser, DbSession, require_role
+from api.deps import ApiContext, Context, DbSession, Staff, require_role
 from api.downlink import DeviceDownlink
 from api.params import AlertId, Moment
-from api.problems import problem
+from api.problems import problem, role_refused
 from api.recent_telemetry import recent_points
 from api.tokens import Principal
 from api.users import Role
@@ -50,11 +50,13 @@ class AlertPage(BaseModel):
 
 
 @router.get(
-    "", response_model=AlertPage, responses={400: problem("A bad cursor.", "invalid cursor")}
+    "",
+    response_model=AlertPage,
+    responses={400: problem("A bad cursor.", "invalid cursor"), 403: role_refused("visitor")},
 )
 def list_alerts(
     session: DbSession,
-    user: CurrentUser,
+    user: Staff,
     status_: Annotated[StatusFilter, Query(alias="status")] = StatusFilter.OPEN,
     priority: Priority | None = None,
     category: Category | None = None,
@@ -91,11 +93,12 @@ def list_alerts(
 @router.get(
     "/{alert_id}",
     response_model=AlertDetail,
-    responses={404: problem("No such alert, or not within your scope.", "alert not found")},
+    responses={
+        403: role_refused("visitor"),
+        404: problem("No such alert, or not within your scope.", "alert not found"),
+    },
 )
-def read_alert(
-    alert_id: AlertId, session: DbSession, user: CurrentUser, context: Context
-) -> AlertDetail:
+def read_alert(alert_id: AlertId, session: DbSession, user: Staff, context: Context) -> AlertDetail:
     """One alert with its elder, the elder's contacts in calling order, the device, the
     timeline (every action: who, when) and the device's telemetry from the day before the
     alert to the day after (at most 300 points; [] without a telemetry store). Engineers get
