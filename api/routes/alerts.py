@@ -335,7 +335,9 @@ def resolve_alert(
 ) -> AlertDetail:
     """Close the alert with an outcome (and an optional note): status `resolved`, `resolved_at`
     and `outcome` set; the device gets an Ack `resolved`. Only the holder, a supervisor or an
-    admin; a `new` alert is claimed first."""
+    admin; a `new` alert is claimed first. The outcome `visit_needed` also requests a home
+    visit for the alert's elder (`alert_id` set, due a day later by default) in the same
+    transaction; an alert without a registered elder cannot be closed so (422)."""
     return _act(
         session,
         context,
@@ -349,6 +351,7 @@ def resolve_alert(
             outcome=body.outcome,
             note=body.note,
             may_override=_overrides(user),
+            visit_due=context.visit_followup_due,
         ),
     )
 
