@@ -236,6 +236,7 @@ CALLS = [
         lambda s: f"/api/v1/devices/{s.registry.zhang_device}/commands", json={"command": "ping"})),
     Call("GET", "/api/v1/dead-letters", frozenset({E, A})),
     Call("GET", "/api/v1/stats/kpis", frozenset({S, A})),
+    Call("GET", "/api/v1/stats/visits", frozenset({S, A})),
     *VISIT_CALLS,
 ]  # fmt: skip
 

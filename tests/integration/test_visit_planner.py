@@ -17,6 +17,7 @@ from alerting.model import AlertType
 from alerting.notifiers import Channel, Kind
 from alerting.outbox import OutboxRow
 from alerting.rules import load_rules
+from alerting.visit_kpis import visit_kpis
 from alerting.visit_planner import VisitPlanner
 from alerting.visit_rules import VisitRules
 from alerting.visit_store import VisitEventRow, VisitRow
@@ -145,3 +146,42 @@ def test_an_overdue_visit_goes_to_the_supervisors_once(
         )
         assert notice.payload["visit"]["id"] == visit
         assert "张秀英" not in str(notice.payload)  # no personal data in a notice
+
+
+def test_visit_kpis_per_community_and_month(db: tuple[sessionmaker[Session], Registry]) -> None:
+    sessions, registry = db
+    november, december = datetime(2026, 11, 20, tzinfo=UTC), datetime(2026, 12, 10, tzinfo=UTC)
+    with sessions.begin() as session:
+
+        def visit(elder: int, due: datetime) -> int:
+            return visit_store.request_visit(
+                session, elder_id=elder, reason=visit_store.VisitReason.MANUAL, due_at=due,
+                actor="dispatcher", now=due - timedelta(hours=10),
+            ).id  # fmt: skip
+
+        def complete(visit_id: int, at: datetime) -> None:
+            visit_store.complete(
+                session, visit_id, outcome=visit_store.VisitOutcome.WELL, note=None,
+                actor="visitor", now=at, may_override=False,
+            )  # fmt: skip
+
+        complete(visit(registry.zhang, november), november - timedelta(hours=6))  # 4 h after
+        complete(visit(registry.zhang, november), november + timedelta(hours=2))  # late: 12 h
+        visit(registry.zhang, november)  # still open, past due now: overdue
+        visit(registry.zhang, december)  # open, not due yet
+        visit_store.cancel(
+            session, visit(registry.zhao, november), actor="dispatcher", now=november, reason=None
+        )
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    with sessions() as session:
+        rows = visit_kpis(session, datetime(2026, 11, 1, tzinfo=UTC), now + timedelta(days=30), now)
+        scoped = visit_kpis(session, november - timedelta(days=30), now, now, "张家口市/崇礼区")
+    zhang = "张家口市/张北县/花园街道/幸福社区"
+    seen = [(r.community, r.month, r.visits, r.done, r.overdue, r.cancelled, r.open) for r in rows]
+    assert seen == [
+        ("张家口市/崇礼区/西湾子镇", "2026-11", 1, 0, 0, 1, 0),
+        (zhang, "2026-11", 3, 2, 2, 0, 1),
+        (zhang, "2026-12", 1, 0, 0, 0, 1),
+    ]  # fmt: skip
+    assert (rows[1].request_to_visit_p50_s, rows[1].request_to_visit_p90_s) == (28800.0, 40320.0)
+    assert [r.community for r in scoped] == ["张家口市/崇礼区/西湾子镇"]
