@@ -41,6 +41,7 @@ TYPE_ZH: Mapping[AlertType, str] = {
     AlertType.SERVICE_REQUEST: "服务请求",
     AlertType.DEVICE_ALARM: "设备报警（类型不明）",
     AlertType.VITAL_SIGNS: "心率或血氧持续异常",
+    AlertType.VISIT_NEEDED_HELP: "上门巡访发现老人需要帮助",
 }
 PRIORITY_ZH: Mapping[Priority, str] = {
     Priority.CRITICAL: "紧急",

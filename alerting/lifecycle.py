@@ -17,15 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
+from alerting import visit_store
 from alerting.model import AlertStatus, Outcome
 from alerting.store import AlertChange, AlertEventRow, AlertRow, ChangeKind
+from alerting.visits import FOLLOWUP_VISIT_DUE, VisitReason
 from devices.payloads import AckPayload, AckStatus
 
 # What the device says to the elder (contract §1 Ack), in the elder's language.
@@ -277,12 +279,41 @@ def resolve(
     outcome: Outcome,
     note: str | None,
     may_override: bool,
+    visit_due: timedelta = FOLLOWUP_VISIT_DUE,
 ) -> ActionResult:
-    """Close the alert with an outcome; the device is told it is resolved."""
+    """Close the alert with an outcome; the device is told it is resolved. ``visit_needed``
+    also requests a home visit for the alert's elder, due ``visit_due`` from now, in the same
+    transaction (an alert with no known elder cannot be closed so: nobody knows the door)."""
     detail: dict[str, Any] = {"outcome": outcome.value}
     if note is not None and note.strip():  # a blank note is no note
         _check_text("note", note, NOTE_MAX_CHARS)
         detail["note"] = note
+    if outcome is Outcome.VISIT_NEEDED:
+        elder_id = _load(session, alert_id).elder_id
+        if elder_id is None:
+            raise InvalidInput(f"alert {alert_id} has no registered elder to visit")
+        result = _transition(
+            session,
+            alert_id,
+            Action.RESOLVE,
+            actor=actor,
+            now=now,
+            may_override=may_override,
+            values={"resolved_at": now, "outcome": outcome.value},
+            detail=lambda _row: detail,
+            ack=(AckStatus.RESOLVED, RESOLVED_MESSAGE),
+        )
+        visit_store.request_visit(
+            session,
+            elder_id=elder_id,
+            reason=VisitReason.ALERT_FOLLOWUP,
+            due_at=now + visit_due,
+            actor=actor,
+            now=now,
+            alert_id=alert_id,
+            notes=detail.get("note"),
+        )
+        return result
     return _transition(
         session,
         alert_id,

@@ -51,6 +51,8 @@ class Outcome(StrEnum):
     FIRE_119 = "fire_119"
     POLICE_110 = "police_110"
     DEVICE_FAULT = "device_fault"
+    # Someone must go and look: makes a home visit for the alert's elder (alerting/visits.py).
+    VISIT_NEEDED = "visit_needed"
     OTHER = "other"
 
 
@@ -78,6 +80,8 @@ class AlertType(StrEnum):
     DEVICE_ALARM = "device_alarm"
     # Heart rate or SpO2 from a wearable stayed out of range (the [vitals] rule).
     VITAL_SIGNS = "vital_signs"
+    # A home visit found the elder needing help (its outcome needed_help).
+    VISIT_NEEDED_HELP = "visit_needed_help"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -112,4 +116,5 @@ ALERT_KINDS: dict[AlertType, AlertKind] = {
     AlertType.SERVICE_REQUEST: AlertKind(category=_S, priority=_L),
     AlertType.DEVICE_ALARM: AlertKind(category=_E, priority=_H),
     AlertType.VITAL_SIGNS: AlertKind(category=_E, priority=_H),
+    AlertType.VISIT_NEEDED_HELP: AlertKind(category=_W, priority=_H),
 }

@@ -43,6 +43,8 @@ class Kind(StrEnum):
     REMINDER = "alert.escalation_reminder"
     DIGEST = "alert.escalation_digest"
     CONTACT = "contact.alert"
+    # A home visit still open past its due time (alerting/visit_planner.py).
+    VISIT_OVERDUE = "visit.overdue"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from alerting.escalation_rules import EscalationRule, NotifyRule
 from alerting.model import ALERT_KINDS, AlertType, Priority
+from alerting.visit_rules import VisitRules
 from alerting.welfare_rules import WelfareRules
 from devices.elders import ElderCategory
 
@@ -86,6 +87,8 @@ class RuleSet(_Strict):
     # Unclaimed alerts: escalation and reminders; who is notified when (escalation_rules.py).
     escalation: EscalationRule = EscalationRule()
     notify: NotifyRule = NotifyRule()
+    # Home visits: from welfare alerts nobody closed, routine per category, overdue ones.
+    visits: VisitRules = VisitRules()
     # Alert type → priority, replacing the contract's defaults.
     priority: dict[AlertType, Priority] = Field(default_factory=dict)
     # Elder category → alert type → priority: who is more at risk gets a louder alert.

@@ -26,6 +26,7 @@ from alerting.model import OPEN_STATUSES, AlertType
 from alerting.platform import load_outages
 from alerting.store import AlertChange, AlertRow, raise_or_coalesce
 from alerting.supervision import LinkSupervisor
+from alerting.visit_planner import VisitPlanner
 from alerting.welfare_watch import WelfareWatch
 from devices.catalogue import Catalogue
 from devices.clock import Clock
@@ -47,12 +48,15 @@ class Scheduler:
         clock: Clock,
         feed: AlertFeed | None = None,
         escalator: Escalator | None = None,
+        visits: VisitPlanner | None = None,
     ) -> None:
         self._sessions, self._engine, self._catalogue = sessions, engine, catalogue
         self._clock, self._feed = clock, feed
         # Unclaimed alerts (alerting/escalation.py): in a transaction of its own, so neither
         # part's failure undoes the other's work.
         self._escalator = escalator
+        # Home visits (alerting/visit_planner.py): in a transaction of its own too.
+        self._visits = visits
         self.supervisor = LinkSupervisor()
         self._rebuilds_counted = 0
         self.welfare = WelfareWatch(engine, catalogue)
@@ -80,6 +84,9 @@ class Scheduler:
         if self._escalator is not None:
             with self._sessions.begin() as session:
                 changes += self._escalator.step(session, now)
+        if self._visits is not None:
+            with self._sessions.begin() as session:
+                self._visits.step(session, now)
         return changes
 
     def _count_supervision(self) -> None:

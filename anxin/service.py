@@ -24,6 +24,7 @@ from alerting.feed import AlertFeed
 from alerting.notifiers import Channel, GatewayNotifier, Notifier, WebhookNotifier, load_gateway
 from alerting.outbox import OutboxWorker
 from alerting.scheduler import Scheduler
+from alerting.visit_planner import VisitPlanner
 from anxin.database import database_reachable, open_database, require_current_schema
 from anxin.leader import run_when_leader
 from anxin.memtrace import memory_trace
@@ -281,6 +282,7 @@ def scheduler_role(
         escalator=Escalator(
             escalation=rules.escalation, notify=rules.notify, channels=frozenset(channels)
         ),
+        visits=VisitPlanner(rules.visits, channels=frozenset(channels)),
     )
     outbox = OutboxWorker(
         sessions=sessions, notifiers=channels, rule=rules.notify, clock=clock, feed=feed
@@ -433,6 +435,7 @@ def _api_server(
         downlink=downlink,
         telemetry=telemetry,
         streams=streams,
+        visit_followup_due=settings.rules.visits.followup_due,
     )
     config = uvicorn.Config(
         create_app(context, health_only=health_only),

@@ -18,6 +18,7 @@ from api.routes import (
     health,
     stats,
     telemetry,
+    visits,
 )
 from api.routes.console import mount_console
 
@@ -38,7 +39,7 @@ def create_app(context: ApiContext, *, health_only: bool = False) -> FastAPI:
     app.include_router(auth.router)
     # Before the alerts router: /alerts/stream is not an /alerts/{alert_id}.
     app.include_router(alert_stream.router)
-    for routes in (alerts, elders, devices, commands, telemetry, dead_letters, stats):
+    for routes in (alerts, elders, devices, commands, telemetry, dead_letters, stats, visits):
         app.include_router(routes.router, responses={401: UNAUTHORIZED})
     mount_console(app)
     complete(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -11,6 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.feed import AlertFeed
+from alerting.visits import FOLLOWUP_VISIT_DUE
 from api.downlink import DeviceDownlink
 from api.login_limit import LoginLimiter
 from api.streaming import StreamSettings, TimelineWatch
@@ -46,6 +48,8 @@ class ApiContext:
     streams: TimelineWatch = field(default_factory=lambda: TimelineWatch(StreamSettings()))
     # Failed logins per user and per client address (429 beyond them).
     logins: LoginLimiter = field(default_factory=LoginLimiter)
+    # An alert resolved visit_needed: the visit is due this long after (rules [visits]).
+    visit_followup_due: timedelta = FOLLOWUP_VISIT_DUE
 
 
 def get_context(request: Request) -> ApiContext:
@@ -101,9 +105,17 @@ def require_role(*roles: Role) -> Callable[[Principal], Principal]:
     return check
 
 
-# Who may see elders' personal data; engineers see devices, not people.
+# Who may see elders' personal data; engineers see devices, not people. A visitor sees the
+# elders of their own community (the routes apply every caller's scope).
 PeopleReader = Annotated[
-    Principal, Depends(require_role(Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN))
+    Principal,
+    Depends(require_role(Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN, Role.VISITOR)),
+]
+# The control room's staff: the alert queue, devices and telemetry. Not visitors, who go to
+# doors and need the visit, the elder and the contacts, not the fleet nor the queue.
+Staff = Annotated[
+    Principal,
+    Depends(require_role(Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN, Role.ENGINEER)),
 ]
 RegistryAdmin = Annotated[Principal, Depends(require_role(Role.ADMIN))]
 DeviceEditor = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.ENGINEER))]

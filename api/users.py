@@ -1,4 +1,5 @@
-"""Users of the API: dispatchers, supervisors, admins and engineers, with hashed passwords."""
+"""Users of the API: dispatchers, supervisors, admins, engineers and visitors, with hashed
+passwords."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
     ENGINEER = "engineer"
+    # A community worker (网格员, 社工) who makes home visits: always scoped to a community;
+    # sees its visits and elders, not the alert queue nor the devices.
+    VISITOR = "visitor"
 
 
 class UserRow(Base):
@@ -55,6 +59,8 @@ def save_user(
         raise UserError("a username is 1 to 64 characters")
     if len(password) < 8:
         raise UserError("a password needs at least 8 characters")
+    if role is Role.VISITOR and not scope:
+        raise UserError("a visitor needs a scope: the community they visit in")
     if scope:
         try:
             scope = parse_community(scope)

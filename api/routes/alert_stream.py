@@ -31,7 +31,7 @@ from alerting.store import (
 )
 from api.alert_views import alert_view, sees_people, timeline_view
 from api.deps import TOKEN_URL, ApiContext, Context, unauthorized
-from api.problems import problem
+from api.problems import problem, role_refused
 from api.streaming import (
     EVENTS_SENT,
     STREAMS_RESYNCED,
@@ -41,6 +41,7 @@ from api.streaming import (
     TimelineCursor,
 )
 from api.tokens import InvalidTokenError, Principal
+from api.users import Role
 from devices.elders import in_scope
 
 log = structlog.get_logger(__name__)
@@ -69,9 +70,12 @@ def stream_principal(
     if not token:
         raise unauthorized("not authenticated")
     try:
-        return context.tokens.verify(token)
+        user = context.tokens.verify(token)
     except InvalidTokenError as exc:
         raise unauthorized("invalid or expired token") from exc
+    if user.role is Role.VISITOR:  # the queue is the control room's, not the visitors'
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="the visitor role may not do this")
+    return user
 
 
 _EXAMPLE = (
@@ -93,6 +97,7 @@ _EXAMPLE = (
             "content": {"text/event-stream": {"example": _EXAMPLE}},
         },
         401: problem("No token, or a bad or expired one.", "not authenticated"),
+        403: role_refused("visitor"),
         503: problem(
             "This process serves as many streams as it may.",
             "too many alert streams open (at most 200)",

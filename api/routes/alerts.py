@@ -30,10 +30,10 @@ from alerting.store import (
     list_queue,
 )
 from api.alert_views import AlertDetail, AlertOut, alert_detail, alert_in_scope, alert_view
-from api.deps import ApiContext, Context, CurrentUser, DbSession, require_role
+from api.deps import ApiContext, Context, DbSession, Staff, require_role
 from api.downlink import DeviceDownlink
 from api.params import AlertId, Moment
-from api.problems import problem
+from api.problems import problem, role_refused
 from api.recent_telemetry import recent_points
 from api.tokens import Principal
 from api.users import Role
@@ -50,11 +50,13 @@ class AlertPage(BaseModel):
 
 
 @router.get(
-    "", response_model=AlertPage, responses={400: problem("A bad cursor.", "invalid cursor")}
+    "",
+    response_model=AlertPage,
+    responses={400: problem("A bad cursor.", "invalid cursor"), 403: role_refused("visitor")},
 )
 def list_alerts(
     session: DbSession,
-    user: CurrentUser,
+    user: Staff,
     status_: Annotated[StatusFilter, Query(alias="status")] = StatusFilter.OPEN,
     priority: Priority | None = None,
     category: Category | None = None,
@@ -91,11 +93,12 @@ def list_alerts(
 @router.get(
     "/{alert_id}",
     response_model=AlertDetail,
-    responses={404: problem("No such alert, or not within your scope.", "alert not found")},
+    responses={
+        403: role_refused("visitor"),
+        404: problem("No such alert, or not within your scope.", "alert not found"),
+    },
 )
-def read_alert(
-    alert_id: AlertId, session: DbSession, user: CurrentUser, context: Context
-) -> AlertDetail:
+def read_alert(alert_id: AlertId, session: DbSession, user: Staff, context: Context) -> AlertDetail:
     """One alert with its elder, the elder's contacts in calling order, the device, the
     timeline (every action: who, when) and the device's telemetry from the day before the
     alert to the day after (at most 300 points; [] without a telemetry store). Engineers get
@@ -332,7 +335,9 @@ def resolve_alert(
 ) -> AlertDetail:
     """Close the alert with an outcome (and an optional note): status `resolved`, `resolved_at`
     and `outcome` set; the device gets an Ack `resolved`. Only the holder, a supervisor or an
-    admin; a `new` alert is claimed first."""
+    admin; a `new` alert is claimed first. The outcome `visit_needed` also requests a home
+    visit for the alert's elder (`alert_id` set, due a day later by default) in the same
+    transaction; an alert without a registered elder cannot be closed so (422)."""
     return _act(
         session,
         context,
@@ -346,6 +351,7 @@ def resolve_alert(
             outcome=body.outcome,
             note=body.note,
             may_override=_overrides(user),
+            visit_due=context.visit_followup_due,
         ),
     )
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from alerting.model import OPEN_STATUSES
 from alerting.store import AlertRow
-from api.deps import Context, CurrentUser, DbSession
+from api.deps import Context, DbSession, Staff
 from api.problems import problem
 from api.tokens import Principal
 from api.users import Role
@@ -96,7 +96,7 @@ class CommandOut(BaseModel):
     },
 )
 def send_command(
-    device_id: str, body: CommandIn, session: DbSession, user: CurrentUser, context: Context
+    device_id: str, body: CommandIn, session: DbSession, user: Staff, context: Context
 ) -> CommandOut:
     """Publish a Command `{"command", "params", "id"}` to the device on
     `anxin/v1/{device_id}/cmd` (QoS 1, not retained). Engineers and admins: any command.

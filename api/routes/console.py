@@ -45,6 +45,21 @@ def console_page() -> FileResponse:
     )
 
 
+@router.get("/visits")
+def visits_page() -> FileResponse:
+    """The community worker's phone page (today's visits)."""
+    return FileResponse(
+        CONSOLE_DIR / "visits.html",
+        media_type="text/html; charset=utf-8",
+        headers={
+            "Cache-Control": REVALIDATE,
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
 class ConsoleFiles(StaticFiles):
     """The console's scripts and styles, revalidated on every load."""
 

@@ -13,7 +13,7 @@ from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Select, select
 
 from api.commit import commit_or_conflict
-from api.deps import Context, CurrentUser, DbSession, DeviceEditor, RegistryAdmin
+from api.deps import Context, DbSession, DeviceEditor, RegistryAdmin, Staff
 from api.pagination import decode_cursor, encode_cursor
 from api.params import ElderFilter, IsoDate, RowId
 from api.problems import problem, role_refused
@@ -132,11 +132,13 @@ class ImportOut(BaseModel):
 
 
 @router.get(
-    "", response_model=DevicePage, responses={400: problem("A bad cursor.", "invalid cursor")}
+    "",
+    response_model=DevicePage,
+    responses={400: problem("A bad cursor.", "invalid cursor"), 403: role_refused("visitor")},
 )
 def list_devices(
     session: DbSession,
-    user: CurrentUser,
+    user: Staff,
     model: str | None = None,
     status_: Annotated[DeviceStatus | None, Query(alias="status")] = None,
     elder_id: ElderFilter = None,
@@ -220,9 +222,12 @@ async def import_devices(
 @router.get(
     "/{device_id}",
     response_model=DeviceOut,
-    responses={404: problem("No such device, or not within your scope.", "device not found")},
+    responses={
+        403: role_refused("visitor"),
+        404: problem("No such device, or not within your scope.", "device not found"),
+    },
 )
-def read_device(device_id: str, session: DbSession, user: CurrentUser) -> DeviceOut:
+def read_device(device_id: str, session: DbSession, user: Staff) -> DeviceOut:
     return DeviceOut.model_validate(visible_device(session, user, device_id))
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerting.kpis import compute_kpis
+from alerting.visit_kpis import visit_kpis
 from api.deps import Context, DbSession, require_role
 from api.params import Moment
 from api.problems import problem
@@ -103,14 +104,7 @@ def read_kpis(
     """Key figures of the alerts created in `[from, to)` within your scope: time to the first
     claim (median and 90th percentile, seconds), the share claimed within 60 s and 180 s, the
     alerts by type and by outcome; and the share of active devices online now."""
-    end = _utc(to) if to is not None else context.clock()
-    start = _utc(from_) if from_ is not None else end - DEFAULT_WINDOW
-    if start >= end:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="from must be before to")
-    if end - start > MAX_WINDOW:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, detail="the window is at most 366 days"
-        )
+    start, end = _window(context.clock(), from_, to, DEFAULT_WINDOW)
     kpis = compute_kpis(session, start, end, user.scope)
     return KpisOut.model_validate(
         {
@@ -128,6 +122,103 @@ def read_kpis(
             "devices_active": kpis.devices_active,
             "devices_online": kpis.devices_online,
             "devices_online_share": kpis.devices_online_share,
+        }
+    )
+
+
+def _window(
+    now: datetime, from_: datetime | None, to: datetime | None, default: timedelta
+) -> tuple[datetime, datetime]:
+    end = _utc(to) if to is not None else now
+    start = _utc(from_) if from_ is not None else end - default
+    if start >= end:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="from must be before to")
+    if end - start > MAX_WINDOW:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail="the window is at most 366 days"
+        )
+    return start, end
+
+
+class VisitFiguresOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    community: str = Field(description="The elder's community, as the registry has it.")
+    month: str = Field(description="YYYY-MM of the visits' due time, in China Standard Time.")
+    visits: int = Field(description="Visits due in the month.")
+    done: int
+    overdue: int = Field(description="Done after the due time, or still open past it now.")
+    cancelled: int
+    open: int = Field(description="Not done yet (open or assigned).")
+    request_to_visit_p50_s: float | None = Field(
+        description="Median seconds from a done visit's request to its completion."
+    )
+    request_to_visit_p90_s: float | None
+
+
+class VisitKpisOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "from": "2026-11-01T00:00:00Z",
+                    "to": "2026-12-01T00:00:00Z",
+                    "scope": "张家口市/张北县",
+                    "items": [
+                        {
+                            "community": "张家口市/张北县/花园街道/幸福社区",
+                            "month": "2026-11",
+                            "visits": 42,
+                            "done": 38,
+                            "overdue": 3,
+                            "cancelled": 1,
+                            "open": 3,
+                            "request_to_visit_p50_s": 14400.0,
+                            "request_to_visit_p90_s": 80000.0,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    from_: datetime = Field(alias="from", serialization_alias="from")
+    to: datetime
+    scope: str
+    items: list[VisitFiguresOut]
+
+
+@router.get(
+    "/visits",
+    response_model=VisitKpisOut,
+    response_model_by_alias=True,
+    responses={
+        403: problem("Only supervisors and admins.", "the dispatcher role may not do this"),
+        422: problem("A bad window.", "from must be before to"),
+    },
+)
+def read_visit_kpis(
+    session: DbSession,
+    user: Overseer,
+    context: Context,
+    from_: Annotated[
+        Moment | None,
+        Query(alias="from", description="Start of the due times (RFC 3339). Default: to − 31 d."),
+    ] = None,
+    to: Annotated[Moment | None, Query(description="End, exclusive. Default: now.")] = None,
+) -> VisitKpisOut:
+    """Home visits due in `[from, to)` within your scope, per community and per month: done,
+    overdue, cancelled, still open, and the time from request to visit (median, 90th
+    percentile)."""
+    now = context.clock()
+    start, end = _window(now, from_, to, timedelta(days=31))
+    rows = visit_kpis(session, start, end, now, user.scope)
+    return VisitKpisOut.model_validate(
+        {
+            "from": start,
+            "to": end,
+            "scope": user.scope,
+            "items": [VisitFiguresOut.model_validate(r) for r in rows],
         }
     )
 

@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import Context, CurrentUser, DbSession
-from api.problems import problem
+from api.deps import Context, DbSession, Staff
+from api.problems import problem, role_refused
 from api.routes.devices import visible_device
 from ingest.telemetry.ports import StoreUnavailableError
 
@@ -83,6 +83,7 @@ def parse_moment(text: str, now: datetime, name: str) -> datetime:
     "/{device_id}/telemetry",
     response_model=TelemetryOut,
     responses={
+        403: role_refused("visitor"),
         404: problem("No such device, or outside your scope.", "device not found"),
         503: problem(
             "No telemetry store configured, or it failed.",
@@ -93,7 +94,7 @@ def parse_moment(text: str, now: datetime, name: str) -> datetime:
 def read_telemetry(
     device_id: str,
     session: DbSession,
-    user: CurrentUser,
+    user: Staff,
     context: Context,
     metric: Annotated[str | None, Query(max_length=64, examples=["heart_rate"])] = None,
     start: Annotated[str, Query(examples=["-24h"])] = "-24h",

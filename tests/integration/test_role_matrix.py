@@ -5,7 +5,8 @@ actions and stream).
 Roles (issue #6): a dispatcher works the queue; a supervisor also handles escalations,
 reassigns (releases another's alert) and reads the KPIs; an admin keeps users and the registry;
 an engineer looks after devices, dead letters and telemetry, and sees no more personal data
-than that needs.
+than that needs. A visitor (issue #16, a community worker, always scoped) sees the visits and
+elders of their community, claims and completes visits, and nothing of the queue or the fleet.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerting import lifecycle
+from alerting import lifecycle, visit_store
+from alerting.visits import VisitReason
 from anxin.database import open_database, upgrade
 from api.downlink import MqttDownlink
 from api.streaming import StreamSettings, TimelineWatch
@@ -44,10 +46,22 @@ from tests.support.api_world import (
 from tests.support.influx import InfluxServer
 from tests.support.mosquitto import running_mosquitto
 
-D, S, A, E = "dispatcher", "supervisor", "admin", "engineer"
-ROLES = (D, S, A, E)
+D, S, A, E, V = "dispatcher", "supervisor", "admin", "engineer", "visitor"
+ROLES = (D, S, A, E, V)
 EVERYONE = frozenset(ROLES)
 WORKERS = frozenset({D, S, A})
+# The control room: everyone but visitors (who see visits and elders, not the queue or fleet).
+STAFF = frozenset({D, S, A, E})
+# Who sees people: not engineers.
+PEOPLE = frozenset({D, S, A, V})
+# Each role's user kept to 崇礼区, where 张秀英 does not live.
+OUT_OF_SCOPE = {
+    D: "chongli_dispatcher",
+    S: "chongli_supervisor",
+    A: "chongli_admin",
+    E: "chongli_engineer",
+    V: "chongli_visitor",
+}
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
 
@@ -74,6 +88,19 @@ class Served:
             if claimed_by is not None:
                 lifecycle.claim(session, alert_id, actor=claimed_by, now=T0)
         return alert_id
+
+    def new_visit(self) -> int:
+        """An open visit to 张秀英, requested by hand."""
+        with self.sessions.begin() as session:
+            row = visit_store.request_visit(
+                session,
+                elder_id=self.registry.zhang,
+                reason=VisitReason.MANUAL,
+                due_at=T0,
+                actor="dispatcher",
+                now=T0,
+            )
+            return row.id
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +166,13 @@ def on_own_alert(action: str, body: Any = None) -> Prepare:
     return prepare
 
 
+def on_new_visit(action: str, body: Any = None) -> Prepare:
+    def prepare(served: Served, _user: str) -> tuple[str, dict[str, Any]]:
+        return f"/api/v1/visits/{served.new_visit()}/{action}", {"json": body}
+
+    return prepare
+
+
 def with_path(path: Callable[[Served], str], **request: Any) -> Prepare:
     return lambda served, _user: (path(served), dict(request))
 
@@ -151,11 +185,27 @@ def new_device(served: Served, _user: str) -> tuple[str, dict[str, Any]]:
 ELDER = {"name": "钱芳", "community": "张家口市/张北县"}
 CSV = b"device_id,model\nimp-1,sos-pendant\n"
 
+VISIT_CALLS = [
+    Call("GET", "/api/v1/visits", PEOPLE),
+    Call("POST", "/api/v1/visits", PEOPLE, 201, lambda s, _u: (
+        "/api/v1/visits", {"json": {"elder_id": s.registry.zhang}})),
+    Call("GET", "/api/v1/visits/{id}", PEOPLE, prepare=with_path(
+        lambda s: f"/api/v1/visits/{s.new_visit()}")),
+    Call("POST", "/api/v1/visits/{id}/assign", WORKERS, prepare=on_new_visit(
+        "assign", {"assignee": "visitor"})),
+    Call("POST", "/api/v1/visits/{id}/claim", PEOPLE, prepare=on_new_visit("claim")),
+    Call("POST", "/api/v1/visits/{id}/cancel", WORKERS, prepare=on_new_visit("cancel")),
+    Call("POST", "/api/v1/visits/{id}/complete", PEOPLE, prepare=on_new_visit(
+        "complete", {"outcome": "well"})),
+    Call("GET", "/api/v1/elders/{id}/visits", PEOPLE, prepare=with_path(
+        lambda s: f"/api/v1/elders/{s.registry.zhang}/visits")),
+]  # fmt: skip
+
 CALLS = [
-    Call("GET", "/api/v1/alerts", EVERYONE),
-    Call("GET", "/api/v1/alerts/{id}", EVERYONE, prepare=with_path(
+    Call("GET", "/api/v1/alerts", STAFF),
+    Call("GET", "/api/v1/alerts/{id}", STAFF, prepare=with_path(
         lambda s: f"/api/v1/alerts/{s.new_alert()}")),
-    Call("GET", "/api/v1/alerts/stream", EVERYONE),
+    Call("GET", "/api/v1/alerts/stream", STAFF),
     Call("POST", "/api/v1/alerts/{id}/claim", WORKERS, prepare=on_new_alert("claim")),
     Call("POST", "/api/v1/alerts/{id}/release", WORKERS, prepare=on_own_alert("release")),
     Call("POST", "/api/v1/alerts/{id}/acknowledge", WORKERS, prepare=on_own_alert("acknowledge")),
@@ -165,27 +215,29 @@ CALLS = [
         "escalate", {"reason": "无应答"})),
     Call("POST", "/api/v1/alerts/{id}/resolve", WORKERS, prepare=on_own_alert(
         "resolve", {"outcome": "false_alarm"})),
-    Call("GET", "/api/v1/elders", WORKERS),
+    Call("GET", "/api/v1/elders", PEOPLE),
     Call("POST", "/api/v1/elders", frozenset({A}), 201, with_path(
         lambda _s: "/api/v1/elders", json=ELDER)),
-    Call("GET", "/api/v1/elders/{id}", WORKERS, prepare=with_path(
+    Call("GET", "/api/v1/elders/{id}", PEOPLE, prepare=with_path(
         lambda s: f"/api/v1/elders/{s.registry.zhang}")),
     Call("PATCH", "/api/v1/elders/{id}", frozenset({A}), prepare=with_path(
         lambda s: f"/api/v1/elders/{s.registry.zhang}", json={"address": "花园街3号"})),
-    Call("GET", "/api/v1/devices", EVERYONE),
+    Call("GET", "/api/v1/devices", STAFF),
     Call("POST", "/api/v1/devices", frozenset({A, E}), 201, new_device),
-    Call("GET", "/api/v1/devices/{id}", EVERYONE, prepare=with_path(
+    Call("GET", "/api/v1/devices/{id}", STAFF, prepare=with_path(
         lambda s: f"/api/v1/devices/{s.registry.zhang_device}")),
     Call("PATCH", "/api/v1/devices/{id}", frozenset({A, E}), prepare=with_path(
         lambda s: f"/api/v1/devices/{s.registry.zhang_device}", json={"room": "卧室"})),
     Call("POST", "/api/v1/devices/import", frozenset({A}), prepare=with_path(
         lambda _s: "/api/v1/devices/import", files={"file": ("fleet.csv", CSV, "text/csv")})),
-    Call("GET", "/api/v1/devices/{id}/telemetry", EVERYONE, prepare=with_path(
+    Call("GET", "/api/v1/devices/{id}/telemetry", STAFF, prepare=with_path(
         lambda s: f"/api/v1/devices/{s.registry.zhang_device}/telemetry")),
     Call("POST", "/api/v1/devices/{id}/commands", frozenset({A, E}), 202, with_path(
         lambda s: f"/api/v1/devices/{s.registry.zhang_device}/commands", json={"command": "ping"})),
     Call("GET", "/api/v1/dead-letters", frozenset({E, A})),
     Call("GET", "/api/v1/stats/kpis", frozenset({S, A})),
+    Call("GET", "/api/v1/stats/visits", frozenset({S, A})),
+    *VISIT_CALLS,
 ]  # fmt: skip
 
 
@@ -213,12 +265,50 @@ def test_every_endpoint_for_every_role(served: Served) -> None:
         assert httpx.get(served.url + path).status_code == 200, path
 
 
+def test_visits_for_every_role_in_and_out_of_scope(served: Served) -> None:
+    """Each visit call by each role's user in 张秀英's scope and by one kept to 崇礼区: a role
+    refused is 403 either way; out of scope, the visit or elder is not found (404) and the
+    list is empty."""
+
+    def out_of_scope(spec: Call, role: str) -> tuple[int, Any]:
+        if role not in spec.allowed:
+            return 403, None
+        if spec.method == "GET" and spec.path == "/api/v1/visits":
+            return 200, []
+        return 404, None
+
+    expected = {}
+    observed = {}
+    for spec in VISIT_CALLS:
+        for role in ROLES:
+            expected[(str(spec), role, "in")] = (spec.ok if role in spec.allowed else 403, None)
+            observed[(str(spec), role, "in")] = (call(served, spec, role), None)
+            expected[(str(spec), role, "out")] = out_of_scope(spec, role)
+            observed[(str(spec), role, "out")] = scoped_call(served, spec, OUT_OF_SCOPE[role])
+    assert observed == expected
+    assert len(observed) == len(VISIT_CALLS) * len(ROLES) * 2
+
+
+def scoped_call(served: Served, spec: Call, user: str) -> tuple[int, Any]:
+    path, request = spec.prepare(served, user)
+    response = httpx.request(
+        spec.method,
+        served.url + (path or spec.path),
+        headers=served.headers(user),
+        timeout=30,
+        **request,
+    )
+    items = response.json().get("items") if response.status_code == 200 else None
+    return response.status_code, items
+
+
 def test_every_endpoint_is_in_the_table(served: Served) -> None:
     spec = httpx.get(f"{served.url}/openapi.json").json()
     documented = {
         f"{method.upper()} {path}".replace("{alert_id}", "{id}")
         .replace("{elder_id}", "{id}")
         .replace("{device_id}", "{id}")
+        .replace("{visit_id}", "{id}")
         for path, operations in spec["paths"].items()
         for method in operations
         if path.startswith("/api/v1/") and path != "/api/v1/auth/token"
@@ -357,7 +447,8 @@ def test_every_endpoint_is_documented_with_examples(served: Served) -> None:
         documented = {
             p.replace("{alert_id}", "{id}")
             .replace("{elder_id}", "{id}")
-            .replace("{device_id}", "{id}"): ops
+            .replace("{device_id}", "{id}")
+            .replace("{visit_id}", "{id}"): ops
             for p, ops in spec["paths"].items()
         }
         if "403" not in documented[path][method.lower()]["responses"]:

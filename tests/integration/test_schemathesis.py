@@ -18,7 +18,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting import visit_store
 from alerting.model import AlertType
+from alerting.visits import VisitReason
 from anxin.database import open_database, upgrade
 from api.tokens import Principal, TokenService
 from api.users import Role
@@ -52,6 +54,15 @@ def world(sessions: sessionmaker[Session]) -> None:
                 else (registry.zhao_device, registry.zhao)
             )
             raise_alert(session, device, elder, now - timedelta(minutes=number), kinds[number % 4])
+        for number in range(10):  # visits to act on (ids 1 to 10)
+            visit_store.request_visit(
+                session,
+                elder_id=registry.zhang if number % 2 else registry.zhao,
+                reason=VisitReason.MANUAL,
+                due_at=now + timedelta(hours=number),
+                actor="dispatcher",
+                now=now,
+            )
 
 
 def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:

@@ -46,6 +46,13 @@ USERS: dict[str, tuple[Role, str]] = {
     "admin": (Role.ADMIN, ""),
     "zhangbei_admin": (Role.ADMIN, ZHANGBEI),
     "engineer": (Role.ENGINEER, ""),
+    # Community workers: one in 张秀英's community, one in 崇礼区.
+    "visitor": (Role.VISITOR, f"{ZHANGBEI}/花园街道/幸福社区"),
+    "chongli_visitor": (Role.VISITOR, CHONGLI),
+    # Each other role kept to 崇礼区 too: the role matrix's "out of scope" column.
+    "chongli_supervisor": (Role.SUPERVISOR, CHONGLI),
+    "chongli_admin": (Role.ADMIN, CHONGLI),
+    "chongli_engineer": (Role.ENGINEER, CHONGLI),
 }
 
 _HASH: list[str] = []

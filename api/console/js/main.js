@@ -103,6 +103,11 @@ async function onLogin(event) {
 }
 
 function start(token, user) {
+  if (user.role === "visitor") {
+    // A community worker has their own page; the queue is the control room's.
+    window.location.replace("visits");
+    return;
+  }
   const api = new Api(token, () => signOut(t("login.expired")));
   const queue = new AlertQueue();
   const detail = new DetailView(els.detail, { onAction: act });
