@@ -18,6 +18,7 @@ from api.routes import (
     health,
     stats,
     telemetry,
+    users,
 )
 from api.routes.console import mount_console
 
@@ -40,6 +41,7 @@ def create_app(context: ApiContext, *, health_only: bool = False) -> FastAPI:
     app.include_router(alert_stream.router)
     for routes in (alerts, elders, devices, commands, telemetry, dead_letters, stats):
         app.include_router(routes.router, responses={401: UNAUTHORIZED})
+    app.include_router(users.router, responses={401: UNAUTHORIZED})
     mount_console(app)
     complete(app)
     return app

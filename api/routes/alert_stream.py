@@ -30,7 +30,7 @@ from alerting.store import (
     timeline_ids_between,
 )
 from api.alert_views import alert_view, sees_people, timeline_view
-from api.deps import TOKEN_URL, ApiContext, Context, unauthorized
+from api.deps import TOKEN_URL, ApiContext, Context, unauthorized, verified
 from api.problems import problem
 from api.streaming import (
     EVENTS_SENT,
@@ -40,7 +40,7 @@ from api.streaming import (
     StreamsBusy,
     TimelineCursor,
 )
-from api.tokens import InvalidTokenError, Principal
+from api.tokens import Principal
 from devices.elders import in_scope
 
 log = structlog.get_logger(__name__)
@@ -68,10 +68,7 @@ def stream_principal(
     token = header_token or access_token
     if not token:
         raise unauthorized("not authenticated")
-    try:
-        return context.tokens.verify(token)
-    except InvalidTokenError as exc:
-        raise unauthorized("invalid or expired token") from exc
+    return verified(context, token)
 
 
 _EXAMPLE = (

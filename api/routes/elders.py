@@ -27,8 +27,8 @@ from devices.elders import (
     within_community,
 )
 
-_TIER = r"[^/]*[^/\s\x00-\x1f\x7f-\x9f][^/]*"
-COMMUNITY_PATTERN = f"^{_TIER}(/{_TIER}){{0,3}}$"
+TIER = r"[^/]*[^/\s\x00-\x1f\x7f-\x9f][^/]*"
+COMMUNITY_PATTERN = f"^{TIER}(/{TIER}){{0,3}}$"
 
 router = APIRouter(prefix="/api/v1/elders", tags=["elders"])
 

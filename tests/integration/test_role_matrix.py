@@ -26,6 +26,7 @@ from anxin.database import open_database, upgrade
 from api.downlink import MqttDownlink
 from api.streaming import StreamSettings, TimelineWatch
 from api.tokens import Principal, TokenService
+from api.users import Role, UserRow
 from devices.registry import DeviceRow
 from ingest.mqtt import BrokerAddress
 from ingest.publisher import BrokerPublisher, PublisherOptions
@@ -148,6 +149,35 @@ def new_device(served: Served, _user: str) -> tuple[str, dict[str, Any]]:
     return "/api/v1/devices", {"json": device}
 
 
+def new_user(served: Served, scope: str = "张家口市/张北县/花园街道") -> int:
+    """A dispatcher to administer (its hash stored as is: no Argon2 for a user never logged)."""
+    with served.sessions.begin() as session:
+        row = UserRow(
+            username=f"u-{next(served.devices)}", password_hash="-", role="dispatcher", scope=scope
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def on_new_user(action: str = "", **request: Any) -> Prepare:
+    def prepare(served: Served, _user: str) -> tuple[str, dict[str, Any]]:
+        return f"/api/v1/users/{new_user(served)}{action}", dict(request)
+
+    return prepare
+
+
+USER_CALLS = [
+    Call("GET", "/api/v1/users", frozenset({A})),
+    Call("POST", "/api/v1/users", frozenset({A}), 201, lambda s, _u: ("/api/v1/users", {"json": {
+        "username": f"n-{next(s.devices)}", "password": "a-good-password", "role": "visitor"
+        if "visitor" in {r.value for r in Role} else "dispatcher", "scope": "张家口市/张北县"}})),
+    Call("PATCH", "/api/v1/users/{id}", frozenset({A}), prepare=on_new_user(
+        json={"active": False})),
+    Call("POST", "/api/v1/users/{id}/password", frozenset({A}), prepare=on_new_user(
+        "/password", json={"password": "a-new-password"})),
+]  # fmt: skip
+
 ELDER = {"name": "钱芳", "community": "张家口市/张北县"}
 CSV = b"device_id,model\nimp-1,sos-pendant\n"
 
@@ -186,6 +216,7 @@ CALLS = [
         lambda s: f"/api/v1/devices/{s.registry.zhang_device}/commands", json={"command": "ping"})),
     Call("GET", "/api/v1/dead-letters", frozenset({E, A})),
     Call("GET", "/api/v1/stats/kpis", frozenset({S, A})),
+    *USER_CALLS,
 ]  # fmt: skip
 
 
@@ -219,6 +250,7 @@ def test_every_endpoint_is_in_the_table(served: Served) -> None:
         f"{method.upper()} {path}".replace("{alert_id}", "{id}")
         .replace("{elder_id}", "{id}")
         .replace("{device_id}", "{id}")
+        .replace("{user_id}", "{id}")
         for path, operations in spec["paths"].items()
         for method in operations
         if path.startswith("/api/v1/") and path != "/api/v1/auth/token"
@@ -357,7 +389,8 @@ def test_every_endpoint_is_documented_with_examples(served: Served) -> None:
         documented = {
             p.replace("{alert_id}", "{id}")
             .replace("{elder_id}", "{id}")
-            .replace("{device_id}", "{id}"): ops
+            .replace("{device_id}", "{id}")
+            .replace("{user_id}", "{id}"): ops
             for p, ops in spec["paths"].items()
         }
         if "403" not in documented[path][method.lower()]["responses"]:
