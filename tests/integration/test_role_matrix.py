@@ -176,6 +176,7 @@ USER_CALLS = [
         json={"active": False})),
     Call("POST", "/api/v1/users/{id}/password", frozenset({A}), prepare=on_new_user(
         "/password", json={"password": "a-new-password"})),
+    Call("GET", "/api/v1/audit", frozenset({A})),
 ]  # fmt: skip
 
 ELDER = {"name": "钱芳", "community": "张家口市/张北县"}
