@@ -418,7 +418,7 @@ function alertsOverTime(alerts) {
       : [
           h("h4", {}, t("admin.alerts_by_month")),
           h("ol", { class: "month-bars" }, bars),
-          table([t("admin.at"), t("admin.action"), t("admin.status"), t("admin.device_id")], rows,
+          table([t("admin.at"), t("admin.type"), t("admin.status"), t("admin.device_id")], rows,
             "alerts-table"), // prettier-ignore
         ],
   );
