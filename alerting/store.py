@@ -431,6 +431,7 @@ def list_queue(
     cursor: str | None = None,
     communities: Sequence[str] = (),
     created_since: datetime | None = None,
+    elder_id: int | None = None,
 ) -> QueuePage:
     """The queue: most urgent first, then oldest first; keyset pagination by ``cursor``.
 
@@ -455,6 +456,8 @@ def list_queue(
         query = query.where(AlertRow.category == category.value)
     if created_since is not None:
         query = query.where(AlertRow.created_at >= created_since)
+    if elder_id is not None:
+        query = query.where(AlertRow.elder_id == elder_id)
     if cursor is not None:
         rank, created_at, alert_id = _decode_cursor(cursor)
         query = query.where(

@@ -18,6 +18,7 @@ from alerting import outbox as _outbox_tables  # noqa: F401
 from alerting import platform as _platform_tables  # noqa: F401
 from alerting import store as _alert_tables  # noqa: F401
 from alerting import visit_store as _visit_tables  # noqa: F401
+from api import audit as _audit_tables  # noqa: F401
 from api import users as _user_tables  # noqa: F401
 from devices import elders as _elder_tables  # noqa: F401
 from devices import registry as _device_tables  # noqa: F401

@@ -10,6 +10,7 @@ from api.problems import UNAUTHORIZED
 from api.routes import (
     alert_stream,
     alerts,
+    audit,
     auth,
     commands,
     dead_letters,
@@ -18,6 +19,7 @@ from api.routes import (
     health,
     stats,
     telemetry,
+    users,
     visits,
 )
 from api.routes.console import mount_console
@@ -41,6 +43,8 @@ def create_app(context: ApiContext, *, health_only: bool = False) -> FastAPI:
     app.include_router(alert_stream.router)
     for routes in (alerts, elders, devices, commands, telemetry, dead_letters, stats, visits):
         app.include_router(routes.router, responses={401: UNAUTHORIZED})
+    for admin_routes in (users, audit):
+        app.include_router(admin_routes.router, responses={401: UNAUTHORIZED})
     mount_console(app)
     complete(app)
     return app

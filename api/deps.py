@@ -17,7 +17,7 @@ from api.downlink import DeviceDownlink
 from api.login_limit import LoginLimiter
 from api.streaming import StreamSettings, TimelineWatch
 from api.tokens import InvalidTokenError, Principal, TokenService
-from api.users import Role
+from api.users import Role, token_state
 from devices.catalogue import CATALOGUE, Catalogue
 from devices.clock import Clock
 from ingest.telemetry.ports import TelemetryReader
@@ -73,10 +73,22 @@ _bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 def get_principal(context: Context, token: Annotated[str | None, Depends(_bearer)]) -> Principal:
     if token is None:
         raise unauthorized("not authenticated")
+    return verified(context, token)
+
+
+def verified(context: ApiContext, token: str) -> Principal:
+    """The token's principal, if it is ours, unexpired, and its user is still active at the
+    version it was issued for (disabling a user, or changing their role, scope or password,
+    ends their tokens at once, on every replica: the check is one indexed read)."""
     try:
-        return context.tokens.verify(token)
+        principal = context.tokens.verify(token)
     except InvalidTokenError as exc:
         raise unauthorized("invalid or expired token") from exc
+    with context.sessions() as session:
+        state = token_state(session, principal.username)
+    if state != (True, principal.version):
+        raise unauthorized("invalid or expired token")
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]

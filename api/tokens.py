@@ -19,6 +19,8 @@ class Principal:
     username: str
     role: Role
     scope: str
+    # The user's token version when the token was issued (api/users.py: UserRow.token_version).
+    version: int = 0
 
 
 class InvalidTokenError(Exception):
@@ -36,6 +38,7 @@ class TokenService:
             "sub": principal.username,
             "role": principal.role.value,
             "scope": principal.scope,
+            "ver": principal.version,
             "iat": now,
             "exp": now + self._lifetime,
         }
@@ -50,6 +53,7 @@ class TokenService:
                 username=str(claims["sub"]),
                 role=Role(claims["role"]),
                 scope=str(claims.get("scope", "")),
+                version=int(claims.get("ver", 0)),
             )
-        except (jwt.PyJWTError, KeyError, ValueError) as exc:
+        except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
             raise InvalidTokenError(str(exc)) from exc

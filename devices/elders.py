@@ -128,17 +128,15 @@ def in_scope(community: str | None, scope: str) -> bool:
     return community == scope or community.startswith(scope + "/")
 
 
-def within_community(prefix: str) -> ColumnElement[bool]:
-    """SQL: the elder lives in the tier path ``prefix`` or anywhere below it.
+def within_community(prefix: str, column: Any = None) -> ColumnElement[bool]:
+    """SQL: the elder (or ``column``'s community) is in the tier path ``prefix`` or below it.
 
     Compared as exact text, not with LIKE: a ``_`` or ``%`` in a scope is no wildcard, and
     SQLite's LIKE would ignore case where PostgreSQL's does not.
     """
     below = prefix + "/"
-    return or_(
-        ElderRow.community == prefix,
-        func.substr(ElderRow.community, 1, len(below)) == below,
-    )
+    community = ElderRow.community if column is None else column
+    return or_(community == prefix, func.substr(community, 1, len(below)) == below)
 
 
 class ElderRow(Base):

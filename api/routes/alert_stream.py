@@ -30,7 +30,7 @@ from alerting.store import (
     timeline_ids_between,
 )
 from api.alert_views import alert_view, sees_people, timeline_view
-from api.deps import TOKEN_URL, ApiContext, Context, unauthorized
+from api.deps import TOKEN_URL, ApiContext, Context, unauthorized, verified
 from api.problems import problem, role_refused
 from api.streaming import (
     EVENTS_SENT,
@@ -40,7 +40,7 @@ from api.streaming import (
     StreamsBusy,
     TimelineCursor,
 )
-from api.tokens import InvalidTokenError, Principal
+from api.tokens import Principal
 from api.users import Role
 from devices.elders import in_scope
 
@@ -69,10 +69,7 @@ def stream_principal(
     token = header_token or access_token
     if not token:
         raise unauthorized("not authenticated")
-    try:
-        user = context.tokens.verify(token)
-    except InvalidTokenError as exc:
-        raise unauthorized("invalid or expired token") from exc
+    user = verified(context, token)
     if user.role is Role.VISITOR:  # the queue is the control room's, not the visitors'
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="the visitor role may not do this")
     return user

@@ -32,7 +32,7 @@ from alerting.store import (
 from api.alert_views import AlertDetail, AlertOut, alert_detail, alert_in_scope, alert_view
 from api.deps import ApiContext, Context, DbSession, Staff, require_role
 from api.downlink import DeviceDownlink
-from api.params import AlertId, Moment
+from api.params import AlertId, ElderFilter, Moment
 from api.problems import problem, role_refused
 from api.recent_telemetry import recent_points
 from api.tokens import Principal
@@ -69,6 +69,7 @@ def list_alerts(
         Moment | None,
         Query(description="Only alerts created at or after this time (RFC 3339)."),
     ] = None,
+    elder_id: ElderFilter = None,
 ) -> AlertPage:
     """The queue, most urgent first and then oldest first, within the caller's scope."""
     try:
@@ -81,6 +82,7 @@ def list_alerts(
             cursor=cursor,
             communities=[user.scope, community or ""],
             created_since=_utc(since) if since is not None else None,
+            elder_id=elder_id,
         )
     except InvalidCursorError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc

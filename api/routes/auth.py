@@ -82,5 +82,10 @@ def issue_token(
         )
     context.logins.succeeded(form.username)
     session.commit()  # keeps a rehashed password, if the hasher upgraded it
-    principal = Principal(username=user.username, role=Role(user.role), scope=user.scope)
+    principal = Principal(
+        username=user.username,
+        role=Role(user.role),
+        scope=user.scope,
+        version=user.token_version,
+    )
     return TokenOut(access_token=context.tokens.issue(principal, context.clock()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from datetime import date, datetime
 from typing import Annotated
 
@@ -12,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Select, select
 
+from api.audit import record
 from api.commit import commit_or_conflict
 from api.deps import Context, DbSession, DeviceEditor, RegistryAdmin, Staff
 from api.pagination import decode_cursor, encode_cursor
@@ -179,7 +179,12 @@ def create_device(
     _check_elder(session, user, body.elder_id)
     device = DeviceRow(**body.model_dump(exclude={"status"}), status=body.status.value)
     session.add(device)
-    commit_or_conflict(session, "zigbee_name is already another device's")
+    detail = body.model_dump(mode="json", exclude_unset=True, exclude={"id"})
+    commit_or_conflict(
+        session,
+        "zigbee_name is already another device's",
+        before=lambda: _audit(session, context, user, "device.created", device, detail),
+    )
     return DeviceOut.model_validate(device)
 
 
@@ -202,7 +207,7 @@ async def import_devices(
     try:
         # Seconds of database work for a big file: off the event loop that ingest shares.
         report = await run_in_threadpool(
-            _import, session, data, context.catalogue.keys(), user.scope
+            _import, session, data, context, user, file.filename or "upload.csv"
         )
     except CsvFormatError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from exc
@@ -254,14 +259,58 @@ def update_device(
         _check_elder(session, user, changes["elder_id"])
     for name, value in changes.items():
         setattr(device, name, value.value if isinstance(value, DeviceStatus) else value)
-    commit_or_conflict(session, "zigbee_name is already another device's")
+    detail = body.model_dump(mode="json", exclude_unset=True)
+    commit_or_conflict(
+        session,
+        "zigbee_name is already another device's",
+        before=lambda: _audit(session, context, user, "device.updated", device, detail),
+    )
     return DeviceOut.model_validate(device)
 
 
-def _import(session: DbSession, data: bytes, models: Collection[str], scope: str) -> ImportReport:
-    report = import_csv(session, data, models, scope)
+def _import(
+    session: DbSession, data: bytes, context: Context, user: Principal, filename: str
+) -> ImportReport:
+    report = import_csv(session, data, context.catalogue.keys(), user.scope)
+    record(
+        session,
+        at=context.clock(),
+        actor=user.username,
+        action="devices.imported",
+        target=f"import:{filename}",
+        community=user.scope,
+        detail={
+            "rows": report.rows,
+            "elders_created": report.elders_created,
+            "elders_updated": report.elders_updated,
+            "devices_created": report.devices_created,
+            "devices_updated": report.devices_updated,
+            "contacts_added": report.contacts_added,
+            "errors": len(report.errors),
+        },
+    )
     session.commit()
     return report
+
+
+def _audit(
+    session: DbSession,
+    context: Context,
+    user: Principal,
+    action: str,
+    device: DeviceRow,
+    detail: dict[str, object],
+) -> None:
+    elder = session.get(ElderRow, device.elder_id) if device.elder_id is not None else None
+    record(
+        session,
+        at=context.clock(),
+        actor=user.username,
+        action=action,
+        target=f"device:{device.id}",
+        community=elder.community if elder else None,
+        detail=detail,
+    )
 
 
 def _scoped(query: Select[DeviceRow], user: Principal) -> Select[DeviceRow]:

@@ -11,8 +11,9 @@ from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import select
 
 from alerting.welfare_rules import WelfareValues
+from api.audit import record
 from api.commit import commit_or_conflict
-from api.deps import DbSession, PeopleReader, RegistryAdmin
+from api.deps import Context, DbSession, PeopleReader, RegistryAdmin
 from api.pagination import decode_int_cursor, encode_cursor
 from api.params import ElderId
 from api.problems import problem, role_refused
@@ -27,8 +28,8 @@ from devices.elders import (
     within_community,
 )
 
-_TIER = r"[^/]*[^/\s\x00-\x1f\x7f-\x9f][^/]*"
-COMMUNITY_PATTERN = f"^{_TIER}(/{_TIER}){{0,3}}$"
+TIER = r"[^/]*[^/\s\x00-\x1f\x7f-\x9f][^/]*"
+COMMUNITY_PATTERN = f"^{TIER}(/{TIER}){{0,3}}$"
 
 router = APIRouter(prefix="/api/v1/elders", tags=["elders"])
 
@@ -198,7 +199,9 @@ def list_elders(
         ),
     },
 )
-def create_elder(body: ElderIn, session: DbSession, user: RegistryAdmin) -> ElderOut:
+def create_elder(
+    body: ElderIn, session: DbSession, user: RegistryAdmin, context: Context
+) -> ElderOut:
     _check_scope(user, body.community)
     elder = ElderRow(
         **body.model_dump(exclude={"contacts", "location", "categories", "welfare"}),
@@ -208,7 +211,13 @@ def create_elder(body: ElderIn, session: DbSession, user: RegistryAdmin) -> Elde
     )
     elder.contacts = _contacts(body.contacts)
     session.add(elder)
-    commit_or_conflict(session, "an elder with this external_id exists")
+    commit_or_conflict(
+        session,
+        "an elder with this external_id exists",
+        before=lambda: _audit(
+            session, context, user, "elder.created", elder, sorted(body.model_fields_set)
+        ),
+    )
     return ElderOut.model_validate(elder)
 
 
@@ -236,7 +245,7 @@ def read_elder(elder_id: ElderId, session: DbSession, user: PeopleReader) -> Eld
     },
 )
 def update_elder(
-    elder_id: ElderId, body: ElderPatch, session: DbSession, user: RegistryAdmin
+    elder_id: ElderId, body: ElderPatch, session: DbSession, user: RegistryAdmin, context: Context
 ) -> ElderOut:
     elder = _visible(session, user, elder_id)
     changes = body.model_dump(
@@ -256,8 +265,37 @@ def update_elder(
         elder.welfare = _welfare(body.welfare)
     if body.contacts is not None:
         elder.contacts = _contacts(body.contacts)
-    commit_or_conflict(session, "an elder with this external_id exists")
+    commit_or_conflict(
+        session,
+        "an elder with this external_id exists",
+        before=lambda: _audit(
+            session, context, user, "elder.updated", elder, sorted(body.model_fields_set)
+        ),
+    )
     return ElderOut.model_validate(elder)
+
+
+def _audit(
+    session: DbSession,
+    context: Context,
+    user: Principal,
+    action: str,
+    elder: ElderRow,
+    fields: list[str],
+) -> None:
+    """Which fields changed, never their values: they are the elder's personal data."""
+    detail: dict[str, Any] = {"fields": fields}
+    if "contacts" in fields:
+        detail["contacts"] = len(elder.contacts)
+    record(
+        session,
+        at=context.clock(),
+        actor=user.username,
+        action=action,
+        target=f"elder:{elder.id}",
+        community=elder.community,
+        detail=detail,
+    )
 
 
 def _welfare(values: WelfareValues | None) -> dict[str, Any] | None:

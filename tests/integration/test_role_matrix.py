@@ -25,9 +25,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting import lifecycle, visit_store
 from alerting.visits import VisitReason
 from anxin.database import open_database, upgrade
+from api.audit import record
 from api.downlink import MqttDownlink
 from api.streaming import StreamSettings, TimelineWatch
 from api.tokens import Principal, TokenService
+from api.users import Role, UserRow
 from devices.registry import DeviceRow
 from ingest.mqtt import BrokerAddress
 from ingest.publisher import BrokerPublisher, PublisherOptions
@@ -182,6 +184,36 @@ def new_device(served: Served, _user: str) -> tuple[str, dict[str, Any]]:
     return "/api/v1/devices", {"json": device}
 
 
+def new_user(served: Served, scope: str = "张家口市/张北县/花园街道") -> int:
+    """A dispatcher to administer (its hash stored as is: no Argon2 for a user never logged)."""
+    with served.sessions.begin() as session:
+        row = UserRow(
+            username=f"u-{next(served.devices)}", password_hash="-", role="dispatcher", scope=scope
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def on_new_user(action: str = "", **request: Any) -> Prepare:
+    def prepare(served: Served, _user: str) -> tuple[str, dict[str, Any]]:
+        return f"/api/v1/users/{new_user(served)}{action}", dict(request)
+
+    return prepare
+
+
+USER_CALLS = [
+    Call("GET", "/api/v1/users", frozenset({A})),
+    Call("POST", "/api/v1/users", frozenset({A}), 201, lambda s, _u: ("/api/v1/users", {"json": {
+        "username": f"n-{next(s.devices)}", "password": "a-good-password", "role": "visitor"
+        if "visitor" in {r.value for r in Role} else "dispatcher", "scope": "张家口市/张北县"}})),
+    Call("PATCH", "/api/v1/users/{id}", frozenset({A}), prepare=on_new_user(
+        json={"active": False})),
+    Call("POST", "/api/v1/users/{id}/password", frozenset({A}), prepare=on_new_user(
+        "/password", json={"password": "a-new-password"})),
+    Call("GET", "/api/v1/audit", frozenset({A})),
+]  # fmt: skip
+
 ELDER = {"name": "钱芳", "community": "张家口市/张北县"}
 CSV = b"device_id,model\nimp-1,sos-pendant\n"
 
@@ -238,6 +270,7 @@ CALLS = [
     Call("GET", "/api/v1/stats/kpis", frozenset({S, A})),
     Call("GET", "/api/v1/stats/visits", frozenset({S, A})),
     *VISIT_CALLS,
+    *USER_CALLS,
 ]  # fmt: skip
 
 
@@ -303,12 +336,13 @@ def scoped_call(served: Served, spec: Call, user: str) -> tuple[int, Any]:
 
 
 def test_every_endpoint_is_in_the_table(served: Served) -> None:
-    spec = httpx.get(f"{served.url}/openapi.json").json()
+    spec = httpx.get(f"{served.url}/openapi.json", timeout=60).json()
     documented = {
         f"{method.upper()} {path}".replace("{alert_id}", "{id}")
         .replace("{elder_id}", "{id}")
         .replace("{device_id}", "{id}")
         .replace("{visit_id}", "{id}")
+        .replace("{user_id}", "{id}")
         for path, operations in spec["paths"].items()
         for method in operations
         if path.startswith("/api/v1/") and path != "/api/v1/auth/token"
@@ -409,7 +443,7 @@ def _event_of(reader: SseReader, alert_id: int) -> bool:
 
 
 def test_every_endpoint_is_documented_with_examples(served: Served) -> None:
-    spec = httpx.get(f"{served.url}/openapi.json").json()
+    spec = httpx.get(f"{served.url}/openapi.json", timeout=60).json()
     schemas = spec["components"]["schemas"]
 
     def has_example(schema: dict[str, Any]) -> bool:
@@ -448,7 +482,8 @@ def test_every_endpoint_is_documented_with_examples(served: Served) -> None:
             p.replace("{alert_id}", "{id}")
             .replace("{elder_id}", "{id}")
             .replace("{device_id}", "{id}")
-            .replace("{visit_id}", "{id}"): ops
+            .replace("{visit_id}", "{id}")
+            .replace("{user_id}", "{id}"): ops
             for p, ops in spec["paths"].items()
         }
         if "403" not in documented[path][method.lower()]["responses"]:
@@ -515,3 +550,60 @@ def test_who_may_command_a_device(served: Served) -> None:
         {},
     ):
         assert command(E, bad)[0] == 422, bad
+
+
+IN, OUT = "张家口市/张北县/花园街道", "张家口市/崇礼区"  # within zhangbei_admin's scope, and not
+
+
+def test_users_and_audit_for_every_role_in_and_out_of_scope(served: Served) -> None:
+    """Every user of USERS (each role, unscoped and district-scoped) × each users and audit
+    route × a target within 张北县 and one outside it. Only admins pass; a scoped admin reaches
+    the target within its scope only (404 outside, 403 for a scope it may not give), and lists
+    and audits only what lies within."""
+    with served.sessions.begin() as session:
+        record(session, at=T0, actor="x", action="user.updated", target="user:in", community=IN)
+        record(session, at=T0, actor="x", action="user.updated", target="user:out", community=OUT)
+
+    def status(user: str, method: str, path: str, **request: Any) -> int:
+        url = served.url + path
+        return httpx.request(method, url, headers=served.headers(user), **request).status_code
+
+    def listed(user: str, path: str, key: str) -> frozenset[str]:
+        response = httpx.get(served.url + path, headers=served.headers(user))
+        if response.status_code != 200:
+            return frozenset({str(response.status_code)})
+        return frozenset(item[key] for item in response.json()["items"])
+
+    observed: dict[tuple[str, str, str], int | str] = {}
+    for user in USERS:
+        for where, scope in (("in", IN), ("out", OUT)):
+            body = {"username": f"m-{next(served.devices)}", "password": "a-good-password",
+                    "role": "dispatcher", "scope": scope}  # fmt: skip
+            observed[user, "POST /users", where] = status(user, "POST", "/api/v1/users", json=body)
+            target = new_user(served, scope)
+            observed[user, "PATCH /users/{id}", where] = status(
+                user, "PATCH", f"/api/v1/users/{target}", json={"active": False}
+            )
+            observed[user, "POST /users/{id}/password", where] = status(
+                user, "POST", f"/api/v1/users/{target}/password", json={"password": "p" * 8}
+            )
+            users = listed(user, "/api/v1/users?limit=500", "scope")
+            observed[user, "GET /users", where] = "403" if "403" in users else scope in users
+            audit = listed(user, "/api/v1/audit?limit=500", "target")
+            observed[user, "GET /audit", where] = (
+                "403" if "403" in audit else f"user:{where}" in audit
+            )
+
+    def expected(user: str, route: str, where: str) -> int | str:
+        role, scope = USERS[user]
+        if role != Role.ADMIN:
+            return "403" if route.startswith("GET") else 403
+        reaches = not scope or where == "in"
+        if route.startswith("GET"):
+            return reaches
+        if route == "POST /users":
+            return 201 if reaches else 403
+        return 200 if reaches else 404
+
+    assert observed == {key: expected(*key) for key in observed}
+    assert len(observed) == len(USERS) * 5 * 2 == 70

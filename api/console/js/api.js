@@ -33,6 +33,22 @@ export class Api {
     return this.request("POST", path, body);
   }
 
+  patch(path, body) {
+    return this.request("PATCH", path, body);
+  }
+
+  /** A multipart upload of one file as `file` (the CSV import). */
+  async upload(path, file) {
+    const body = new FormData();
+    body.append("file", file);
+    const headers = { Authorization: `Bearer ${this.token}`, Accept: "application/json" };
+    const response = await fetch(`${BASE}/${path}`, { method: "POST", headers, body });
+    const payload = await readJson(response);
+    if (response.status === 401) this.onUnauthorized();
+    if (!response.ok) throw new ApiError(response.status, payload?.detail ?? response.statusText);
+    return payload;
+  }
+
   async request(method, path, body) {
     const headers = { Authorization: `Bearer ${this.token}`, Accept: "application/json" };
     const init = { method, headers };

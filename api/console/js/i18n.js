@@ -1,5 +1,7 @@
 // Labels in Chinese (the default) and English. The choice is kept in localStorage.
 
+import { ADMIN_EN, ADMIN_ZH } from "./admin_i18n.js";
+
 const STORAGE_KEY = "anxin.lang";
 
 const zh = {
@@ -398,6 +400,8 @@ const en = {
   "metric.battery": "Battery %",
 };
 
+Object.assign(zh, ADMIN_ZH);
+Object.assign(en, ADMIN_EN);
 export const DICTIONARIES = { zh, en };
 export const OUTCOMES = [
   "false_alarm",

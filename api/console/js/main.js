@@ -1,5 +1,6 @@
 // The dispatcher console: sign-in, the live queue, one alert in detail, and the actions.
 
+import { mountAdmin } from "./admin.js";
 import { Api, ApiError } from "./api.js";
 import { Cue } from "./cue.js";
 import { DetailView } from "./detail.js";
@@ -125,6 +126,7 @@ function start(token, user) {
     detailRequest: 0,
     timers: [],
     live: null,
+    admin: null,
   };
   session.live = new LiveQueue({
     api,
@@ -147,10 +149,12 @@ function start(token, user) {
   session.live.start();
   const linked = /^#alert-(\d+)$/.exec(location.hash);
   if (linked) select(Number(linked[1]));
+  session.admin = mountAdmin(api, user);
 }
 
 function signOut(message) {
   if (!session) return;
+  session.admin?.stop();
   session.live.stop();
   for (const timer of session.timers) {
     clearInterval(timer);
