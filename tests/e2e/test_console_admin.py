@@ -1,12 +1,14 @@
 """An admin administers in the console, in a real headless Chromium at 1366×768, against
 `anxin serve`: creates and disables a user, opens an elder's page (profile, contacts, devices
 and their state, alerts over time), adds a contact and binds a device, uploads a CSV and reads
-its per-row report, and reads the audit of all of it. Screenshots of each page go to the
-artifacts folder (docs/images/admin-*.png are copies of them)."""
+its per-row report, and reads the audit of all of it; the elder's page lists the elder's
+visits. Screenshots of each page go to the artifacts folder (docs/images/admin-*.png are copies
+of them)."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -67,6 +69,17 @@ def test_an_admin_administers_users_elders_devices_the_import_and_reads_the_audi
         assert login.status_code == 401
         shoot(page, artifacts / "admin-users.png")
 
+        # A visit asked for by hand: the elder's page lists it among the elder's visits.
+        headers = {"Authorization": f"Bearer {setup.token('boss', PASSWORD)}"}
+        elders = httpx.get(f"{setup.api_url}/api/v1/elders", headers=headers).json()["items"]
+        zhang = next(e for e in elders if e["name"] == "张桂兰")
+        due = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+        asked = httpx.post(
+            f"{setup.api_url}/api/v1/visits",
+            json={"elder_id": zhang["id"], "due_at": due, "notes": "上门看看"},
+            headers=headers,
+        )
+        assert asked.status_code == 201, asked.text
         page.get_by_role("link", name="老人档案").click()
         page.locator("#elders-table").get_by_role("link", name="张桂兰").click()
         expect(page.locator(".elder-name")).to_have_text("张桂兰")
@@ -74,6 +87,10 @@ def test_an_admin_administers_users_elders_devices_the_import_and_reads_the_audi
         expect(page.locator("#elder-devices tbody tr")).to_have_count(2)
         expect(page.locator("#elder-alerts .month-bars li")).to_have_count(1)
         expect(page.locator("#elder-alerts tbody tr")).to_contain_text("SOS 紧急呼叫")
+        visit_id = asked.json()["id"]
+        visit = page.locator(f'#elder-visits tr[data-visit-id="{visit_id}"]')
+        expect(visit).to_contain_text("人工安排")
+        expect(visit).to_contain_text("待安排")
         contact = page.locator("#new-contact")
         contact.get_by_label("姓名").fill("孙丽")
         contact.get_by_label("电话").fill("13600136003")

@@ -1,6 +1,7 @@
 // The dispatcher console: sign-in, the live queue, one alert in detail, and the actions.
 
 import { mountAdmin } from "./admin.js";
+import "./elder_visits.js";
 import { Api, ApiError } from "./api.js";
 import { Cue } from "./cue.js";
 import { DetailView } from "./detail.js";
