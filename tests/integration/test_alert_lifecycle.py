@@ -40,7 +40,7 @@ from api.tokens import Principal, TokenService
 from api.users import Role
 from devices.elders import ElderRow
 from devices.payloads import AckPayload, AckStatus, CommandPayload
-from tests.support.api_world import api_context
+from tests.support.api_world import add_users, api_context
 
 T = TypeVar("T")
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -323,6 +323,7 @@ def running_api(sessions: sessionmaker[Session], downlink: DeviceDownlink | None
         session.add(elder)
         session.flush()
         elder_id = elder.id
+        add_users(session, USERS)  # a token is good only while its user is
     clock, feed = Ticking(), RecordingFeed()
     context = api_context(sessions, clock, feed, downlink=downlink)
     with TestClient(create_app(context)) as client:
