@@ -16,7 +16,7 @@ from api.commit import commit_or_conflict
 from api.deps import Context, DbSession, DeviceEditor, RegistryAdmin, Staff
 from api.pagination import decode_cursor, encode_cursor
 from api.params import ElderFilter, IsoDate, RowId
-from api.problems import problem, role_refused
+from api.problems import problem, refuse_null, role_refused
 from api.tokens import Principal
 from devices.csv_import import CsvFormatError, ImportReport, import_csv
 from devices.elders import ElderRow, in_scope, within_community
@@ -252,7 +252,7 @@ def update_device(
 ) -> DeviceOut:
     device = visible_device(session, user, device_id)
     changes = body.model_dump(exclude_unset=True)
-    _refuse_null(changes, "model", "status")
+    refuse_null(changes, "model", "status")
     if changes.get("model") is not None:
         _check_model(context, changes["model"])
     if "elder_id" in changes:
@@ -330,14 +330,6 @@ def visible_device(session: DbSession, user: Principal, device_id: str) -> Devic
     if device is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="device not found")
     return device
-
-
-def _refuse_null(changes: dict[str, object], *fields: str) -> None:
-    for name in fields:
-        if name in changes and changes[name] is None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"{name} cannot be null"
-            )
 
 
 def _check_model(context: Context, model: str) -> None:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from api.commit import commit_or_conflict
 from api.deps import Context, DbSession, RegistryAdmin
 from api.pagination import decode_int_cursor, encode_cursor
 from api.params import ID_MAX
-from api.problems import problem, role_refused
+from api.problems import problem, refuse_null, role_refused
 from api.routes.elders import TIER
 from api.tokens import Principal
 from api.users import (
@@ -68,7 +68,7 @@ class UserPatch(BaseModel):
 
     role: Role | SkipJsonSchema[None] = None
     scope: Scope | SkipJsonSchema[None] = None
-    active: bool | SkipJsonSchema[None] = None
+    active: StrictBool | SkipJsonSchema[None] = None
 
 
 class PasswordIn(BaseModel):
@@ -171,11 +171,9 @@ def update_user(
     """Disable or enable (`active`), change the role or the scope. Any change but enabling ends
     the user's tokens issued before it."""
     row = _administered(session, admin, user_id)
-    changes = {
-        name: value
-        for name, value in body.model_dump(exclude_unset=True, mode="json").items()
-        if value is not None and value != getattr(row, name)
-    }
+    sent = body.model_dump(exclude_unset=True, mode="json")
+    refuse_null(sent, "role", "scope", "active")
+    changes = {name: value for name, value in sent.items() if value != getattr(row, name)}
     if "scope" in changes:
         try:
             changes["scope"] = tidy_scope(str(changes["scope"]))

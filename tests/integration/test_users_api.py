@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.audit import AuditRow
 from api.users import Role, UserRow
-from tests.support.api_world import ApiWorld, api_world
+from devices.elders import in_scope
+from tests.support.api_world import USERS, ApiWorld, api_world
 
 NEW_PASSWORD = "another-good-password"
 
@@ -119,7 +120,10 @@ def test_a_scoped_admin_administers_only_their_communities(world: ApiWorld) -> N
     with world.sessions() as session:
         ids = {u.username: u.id for u in session.scalars(select(UserRow))}
     seen = {u["username"] for u in client.get("/api/v1/users", headers=scoped).json()["items"]}
-    assert seen == {"zhangbei_dispatcher", "zhangbei_admin"}
+    # The users whose scope lies within 张北县: its dispatcher, its admin and its visitor.
+    zhangbei = USERS["zhangbei_admin"][1]
+    assert seen == {name for name, (_, scope) in USERS.items() if in_scope(scope, zhangbei)}
+    assert seen == {"zhangbei_dispatcher", "zhangbei_admin", "visitor"}
     for outside in ("", "张家口市/崇礼区", "张家口市"):
         body = {"username": "zhou", "password": "zhou-password", "role": "dispatcher"}
         refused = client.post("/api/v1/users", json={**body, "scope": outside}, headers=scoped)
