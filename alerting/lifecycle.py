@@ -19,12 +19,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from alerting import visit_store
+from alerting.compare_and_set import compare_and_set
 from alerting.model import AlertStatus, Outcome
 from alerting.store import AlertChange, AlertEventRow, AlertRow, ChangeKind
 from alerting.visits import FOLLOWUP_VISIT_DUE, VisitReason
@@ -403,22 +404,16 @@ def _compare_and_set(
     session: Session, seen: AlertRow, seen_status: AlertStatus, **values: Any
 ) -> bool:
     """Write ``values`` only if the alert still has the status and holder we read."""
-    holder = (
-        AlertRow.claimed_by.is_(None)
-        if seen.claimed_by is None
-        else AlertRow.claimed_by == seen.claimed_by
+    return compare_and_set(
+        session,
+        AlertRow,
+        seen.id,
+        status=AlertRow.status,
+        seen_status=seen_status.value,
+        holder=AlertRow.claimed_by,
+        seen_holder=seen.claimed_by,
+        values={k: (v.value if isinstance(v, StrEnum) else v) for k, v in values.items()},
     )
-    values = {k: (v.value if isinstance(v, StrEnum) else v) for k, v in values.items()}
-    result = cast(
-        "CursorResult[Any]",
-        session.execute(
-            update(AlertRow)
-            .where(AlertRow.id == seen.id, AlertRow.status == seen_status.value, holder)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ),
-    )
-    return result.rowcount == 1
 
 
 def _done(

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from alerting.compare_and_set import compare_and_set
 from alerting.decisions import RaiseAlert
 from alerting.model import ALERT_KINDS, AlertType
 from alerting.store import AlertChange, AlertEventRow, AlertRow, raise_or_coalesce
@@ -423,19 +424,16 @@ def _raise_needed_help(session: Session, visit: VisitRow, now: datetime) -> Aler
 def _compare_and_set(
     session: Session, seen: VisitRow, seen_status: VisitStatus, **values: Any
 ) -> bool:
-    holder = (
-        VisitRow.assignee.is_(None) if seen.assignee is None else VisitRow.assignee == seen.assignee
+    return compare_and_set(
+        session,
+        VisitRow,
+        seen.id,
+        status=VisitRow.status,
+        seen_status=seen_status.value,
+        holder=VisitRow.assignee,
+        seen_holder=seen.assignee,
+        values=values,
     )
-    result = cast(
-        "CursorResult[Any]",
-        session.execute(
-            update(VisitRow)
-            .where(VisitRow.id == seen.id, VisitRow.status == seen_status.value, holder)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ),
-    )
-    return result.rowcount == 1
 
 
 def _done(
