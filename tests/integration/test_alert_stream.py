@@ -16,6 +16,8 @@ import httpx
 import psycopg
 import pytest
 from psycopg import sql
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from alerting import lifecycle
 from anxin.database import open_database, upgrade
@@ -280,9 +282,8 @@ def test_the_api_stops_promptly_with_a_stream_open(tmp_path: Path) -> None:
     assert took < 4.5  # not held up to uvicorn's 5 s graceful-shutdown bound
 
 
-def test_a_change_committed_late_still_reaches_the_stream(postgres_url: str) -> None:
-    """On PostgreSQL a timeline row's id is taken at insert and seen at commit: a transaction
-    that took id N and commits after the one that took N + 1 must not be skipped."""
+def _two_alerts(postgres_url: str) -> tuple[Engine, sessionmaker[Session], int, int]:
+    """A migrated PostgreSQL database with the users and two open alerts, one per elder."""
     engine, sessions = open_database(postgres_url)
     upgrade(engine)
     with sessions.begin() as session:
@@ -290,6 +291,13 @@ def test_a_change_committed_late_still_reaches_the_stream(postgres_url: str) -> 
         registry = add_registry(session)
         slow_alert = raise_alert(session, "p-zhang", registry.zhang, T0)
         fast_alert = raise_alert(session, "p-zhao", registry.zhao, T0)
+    return engine, sessions, slow_alert, fast_alert
+
+
+def test_a_change_committed_late_still_reaches_the_stream(postgres_url: str) -> None:
+    """On PostgreSQL a timeline row's id is taken at insert and seen at commit: a transaction
+    that took id N and commits after the one that took N + 1 must not be skipped."""
+    engine, sessions, slow_alert, fast_alert = _two_alerts(postgres_url)
     context = api_context(sessions, streams=TimelineWatch(StreamSettings(poll_s=0.1)))
     principal = Principal(username="dispatcher", role=Role.DISPATCHER, scope="")
     headers = {"Authorization": f"Bearer {context.tokens.issue(principal, datetime.now(UTC))}"}
@@ -319,13 +327,7 @@ def test_a_fresh_stream_has_what_commits_once_it_is_open(postgres_url: str) -> N
     """Opened without Last-Event-ID, a stream starts where the 200 went out: a change committed
     right after it is on the stream, and so is one whose transaction was still in flight when it
     opened (it took a lower id than the newest row)."""
-    engine, sessions = open_database(postgres_url)
-    upgrade(engine)
-    with sessions.begin() as session:
-        add_users(session)
-        registry = add_registry(session)
-        slow_alert = raise_alert(session, "p-zhang", registry.zhang, T0)
-        fast_alert = raise_alert(session, "p-zhao", registry.zhao, T0)
+    engine, sessions, slow_alert, fast_alert = _two_alerts(postgres_url)
     context = api_context(sessions, streams=TimelineWatch(StreamSettings(poll_s=0.1)))
     principal = Principal(username="dispatcher", role=Role.DISPATCHER, scope="")
     headers = {"Authorization": f"Bearer {context.tokens.issue(principal, datetime.now(UTC))}"}
