@@ -58,6 +58,9 @@ def test_todays_visits_on_a_phone(tmp_path: Path, browser: Browser, artifacts: P
         )
         context.add_init_script(COUNT_TONES)
         page = context.new_page()
+        # "Today" is the browser's day: hold its clock at the later visit's due time, so that
+        # a run near Shanghai's midnight (16:00 UTC) still lists both visits as today's.
+        page.clock.set_fixed_time(now + timedelta(minutes=30))
         try:
             page.goto(f"{setup.api_url}/visits")
             page.get_by_label("用户名").fill("xiaoli")
