@@ -143,7 +143,7 @@ async def stream_alerts(
     try:
         after = StreamPosition.parse(token) if token else None
     except InvalidPositionError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from exc
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
     # Take the slot now, so that past the limit the answer is a 503, not a stream that ends.
     try:
         slot = context.streams.open_stream(context.sessions, context.feed)

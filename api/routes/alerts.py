@@ -388,7 +388,7 @@ def _act(
     except lifecycle.Conflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     except lifecycle.InvalidInput as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from exc
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
     if result.ack is not None and context.downlink is not None:
         _tell_device(session, context, context.downlink, user, result.alert.device_id, result.ack)
     if result.change is not None:

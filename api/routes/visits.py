@@ -622,7 +622,7 @@ def _http(exc: VisitError) -> HTTPException:
         return HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc))
     if isinstance(exc, VisitConflict):
         return HTTPException(status.HTTP_409_CONFLICT, detail=str(exc))
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc))
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc))
 
 
 def _visible_elder(session: Session, user: Principal, elder_id: int) -> ElderRow:
@@ -654,16 +654,16 @@ def _check_goer(session: Session, username: str, elder: ElderRow) -> None:
     goer = session.scalars(select(UserRow).where(UserRow.username == username)).one_or_none()
     if goer is None or not goer.active:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, detail=f"no active user {username}"
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"no active user {username}"
         )
     if goer.role not in _GOERS:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"{username} is an {goer.role}: not one who makes visits",
         )
     if not in_scope(elder.community, goer.scope):
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"{username} cannot visit outside {goer.scope}",
         )
 

@@ -5,14 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.faults.harness import migrated
-from tests.faults.results import RESULTS, table
 from tests.support.postgres import PostgresServer, running_postgres
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if RESULTS:
-        terminalreporter.section("fault suite")
-        terminalreporter.write_line(table())
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,9 @@
 
 A fault test counts after a full drain, then calls ``record``. The row is printed at once (with
 ``-s``) and again, with every other row of the run, in pytest's terminal summary
-(tests/faults/conftest.py). ``ANXIN_FAULTS=full`` (``make faults``) runs the issue's sizes; by
-default the bounded sizes run, inside ``make test``. ``scaled(bounded, full)`` picks one.
+(tests/conftest.py, which also gathers the rows of pytest-xdist's workers).
+``ANXIN_FAULTS=full`` (``make faults``) runs the issue's sizes; by default the bounded sizes
+run, inside ``make test``. ``scaled(bounded, full)`` picks one.
 """
 
 from __future__ import annotations
@@ -61,5 +62,5 @@ def record(result: FaultResult) -> None:
     print(f"\n{HEADER}\n{RULE}\n{row(result)}")
 
 
-def table() -> str:
-    return "\n".join([HEADER, RULE, *(row(r) for r in RESULTS)])
+def table(rows: list[str]) -> str:
+    return "\n".join([HEADER, RULE, *rows])
