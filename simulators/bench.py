@@ -806,6 +806,17 @@ def summary(report: BenchReport) -> str:
 
 
 bench_app = typer.Typer(help="Measurements of this machine and this build.", no_args_is_help=True)
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object instead of a summary.")
+]
+
+
+def quiet_logs(ctx: typer.Context) -> None:
+    """anxin's own log lines would tear the display; warnings and errors still show."""
+    from anxin.logs import configure_logging
+
+    settings: Settings = ctx.obj
+    configure_logging(settings.log_format, "warning")
 
 
 @bench_app.command("ingest")
@@ -820,9 +831,7 @@ def ingest_command(
             "--rate", min=1, max=100_000, help="Heartbeats a second while SOS latency is measured."
         ),
     ] = 2000.0,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object instead of a summary.")
-    ] = False,
+    as_json: JsonOption = False,
     devices: Annotated[
         int, typer.Option("--devices", min=1, max=100_000, help="Registered devices.")
     ] = 1000,
@@ -847,14 +856,10 @@ def ingest_command(
     ] = True,
 ) -> None:
     """Heartbeats stored a second by anxin vs. a bare aiomqtt subscriber, and SOS latency."""
-    from anxin.logs import configure_logging
-
-    settings: Settings = ctx.obj
     for given, hint in ((protocol, "--protocol"), (baseline_protocol, "--baseline-protocol")):
         if given not in (None, "5", "3.1.1"):
             raise typer.BadParameter("5 or 3.1.1", param_hint=hint)
-    # anxin's own log lines would tear the display; warnings and errors still show.
-    configure_logging(settings.log_format, "warning")
+    quiet_logs(ctx)
     options = BenchOptions(
         duration_s=duration,
         rate=rate,
@@ -867,7 +872,7 @@ def ingest_command(
         baseline=baseline,
     )
     with Display(sys.stderr.isatty()) as display:
-        report = asyncio.run(_run_with_signals(settings, options, display))
+        report = asyncio.run(_run_with_signals(ctx.obj, options, display))
     if as_json:
         typer.echo(json.dumps(report.as_json(), ensure_ascii=False))
     else:

@@ -32,11 +32,19 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from simulators.bench import Display, PhaseResult, other_load, register_devices, versions
+from simulators.bench import (
+    Display,
+    JsonOption,
+    PhaseResult,
+    other_load,
+    quiet_logs,
+    register_devices,
+    versions,
+)
 from simulators.bench_broker import (
     BenchBroker,
     die_with_parent,
@@ -47,9 +55,6 @@ from simulators.bench_broker import (
     stop_process,
 )
 from simulators.bench_influx import BenchInflux, running_influxd
-
-if TYPE_CHECKING:
-    from anxin.settings import Settings
 
 PUBLISHERS = 20
 LOW_BATTERY_EVERY = 100  # 1 % of the heartbeats, at battery 10: an alert for anxin and Node-RED
@@ -536,16 +541,10 @@ def same_work_command(
         float,
         typer.Option("--timeout", min=5, max=1800, help="Seconds a phase may take at most."),
     ] = 180.0,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object instead of a summary.")
-    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """The same work by the bare paho floor, anxin serve and Node-RED: rate and CPU a message."""
-    from anxin.logs import configure_logging
-
-    settings: Settings = ctx.obj
-    # Our own log lines (httpx's requests) would tear the display; warnings still show.
-    configure_logging(settings.log_format, "warning")
+    quiet_logs(ctx)  # httpx logs each request it makes
     options = SameWorkOptions(
         messages=messages, node_red_dir=None if no_node_red else node_red, phase_timeout_s=timeout
     )

@@ -5,33 +5,20 @@ other. The measuring itself is the command, not this test."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
-from tests.support.service import ANXIN
+from tests.support.service import anxin_env
 
 MESSAGES = 2000
 
 
 def test_same_work_stores_every_heartbeat_and_reports_consistent_figures(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "ANXIN_LOG_FORMAT": "json",
-        # The bench uses a broker and databases of its own, whatever is configured.
-        "ANXIN_MQTT_URL": "mqtt://127.0.0.1:1",
-        "ANXIN_DATABASE_URL": f"sqlite:///{tmp_path / 'not-used.db'}",
-    }
-    result = subprocess.run(
-        [ANXIN, "bench", "same-work", "--json", "--no-node-red", "--messages", str(MESSAGES),
-         "--timeout", "30"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )  # fmt: skip
+    # The bench uses a broker and databases of its own, whatever is configured.
+    setup = anxin_env(tmp_path, ANXIN_MQTT_URL="mqtt://127.0.0.1:1")
+    result = setup.cli(
+        *("bench", "same-work", "--json", "--no-node-red", "--messages", str(MESSAGES)),
+        *("--timeout", "30"),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
 
@@ -53,4 +40,4 @@ def test_same_work_stores_every_heartbeat_and_reports_consistent_figures(tmp_pat
     assert ratios["cpu_us_per_msg"] == round(anxin["cpu_us_per_msg"] / floor["cpu_us_per_msg"], 2)
     assert report["anxin_to_node_red"] == {"msgs_per_s": None, "cpu_us_per_msg": None}
     assert len(report["load_average_before"]) == len(report["load_average_after"]) == 3
-    assert not list(tmp_path.glob("not-used.db*"))
+    assert not setup.database_path.exists()
