@@ -57,7 +57,7 @@ FEED_EVERY_S = 0.02
 # At most this many messages a second in a flood, whatever the duration: bounds every run.
 FLOOD_CAP_PER_S = 200_000
 # Where `python -m simulators.bench_publisher` finds the package, installed or not.
-_SOURCE_ROOT = str(Path(__file__).resolve().parent.parent)
+SOURCE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -300,7 +300,7 @@ async def _drive_publisher(
         stdout=asyncio.subprocess.PIPE,
         # Our Ctrl-C is for us; the publisher stops when its standard input closes.
         start_new_session=True,
-        cwd=_SOURCE_ROOT,
+        cwd=SOURCE_ROOT,
     )
     if process.stdin is None or process.stdout is None:
         raise RuntimeError("the publisher's pipes are missing")

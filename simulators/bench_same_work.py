@@ -37,6 +37,7 @@ from typing import Annotated, Any
 import typer
 
 from simulators.bench import (
+    SOURCE_ROOT,
     Display,
     JsonOption,
     PhaseResult,
@@ -70,7 +71,6 @@ DEFAULT_NODE_RED_DIR = Path(
     os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "anxin-peer", "node-red"
 )
 _FLOW = Path(__file__).resolve().parent / "node_red"
-_SOURCE_ROOT = str(Path(__file__).resolve().parent.parent)
 _ALERTS_TABLE = (
     "CREATE TABLE alerts(id INTEGER PRIMARY KEY, device_id TEXT, type TEXT, priority TEXT,"
     " created_at INTEGER)"
@@ -334,7 +334,7 @@ def _consuming(consumer: Consumer, services: _Services) -> Iterator[subprocess.P
             stdout=log,
             stderr=log,
             env=consumer.env or None,
-            cwd=_SOURCE_ROOT,
+            cwd=SOURCE_ROOT,
             start_new_session=True,  # our Ctrl-C is for us
             preexec_fn=die_with_parent(),
         )
@@ -516,11 +516,10 @@ def summary(report: SameWorkReport) -> str:
                 f"{ratios['cpu_us_per_msg'] or float('nan'):.2f}× the CPU a message"
             )
     failures = report.failures()
-    lines.append(
-        "  checks: " + ("; ".join(failures) if failures else "every point stored, every alert")
-    )
     if report.interrupted:
-        lines.append("  (interrupted: figures cover what ran)")
+        lines.append("  (interrupted: figures cover the phases that ended)")
+    checked = "every point stored, every alert" if not report.interrupted else "not all ran"
+    lines.append("  checks: " + ("; ".join(failures) if failures else checked))
     return "\n".join(lines)
 
 
