@@ -21,6 +21,7 @@ from anxin.database import (
 from anxin.logs import configure_logging
 from anxin.settings import ConfigError, Settings, load_settings
 from api.users import Role, UserError, save_user
+from simulators import bench_same_work
 from simulators.bench import bench_app
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.add_typer(devices_app, name="devices")
 dead_letters_app = typer.Typer(help="Messages that could not be used.", no_args_is_help=True)
 app.add_typer(dead_letters_app, name="dead-letters")
 app.add_typer(bench_app, name="bench")
+bench_same_work.register(bench_app)
 gateway_app = typer.Typer(
     help="Gateways: device protocols other than MQTT, into the MQTT contract.",
     no_args_is_help=True,

@@ -57,7 +57,7 @@ FEED_EVERY_S = 0.02
 # At most this many messages a second in a flood, whatever the duration: bounds every run.
 FLOOD_CAP_PER_S = 200_000
 # Where `python -m simulators.bench_publisher` finds the package, installed or not.
-_SOURCE_ROOT = str(Path(__file__).resolve().parent.parent)
+SOURCE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,7 +147,7 @@ class BenchReport:
                 "window": self.options.window,
             },
             "phases": {p.name: p.as_json() for p in self.phases},
-            "versions": _versions(),
+            "versions": versions(),
         }
 
 
@@ -160,7 +160,7 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     return round(ordered[rank - 1], 2)
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": sys.version.split()[0]}
@@ -217,7 +217,7 @@ def _count_acks(connection: MqttConnection, count: _StoredCount) -> None:
 # The display
 
 
-class _Display:
+class Display:
     """A live line per phase on a terminal (standard error), nothing otherwise.
 
     Drawn four times a second at most: it shares the event loop with what it measures.
@@ -237,7 +237,7 @@ class _Display:
             self._console = Console(stderr=True)
             self._live = Live(console=self._console, auto_refresh=False, transient=False)
 
-    def __enter__(self) -> _Display:
+    def __enter__(self) -> Display:
         if self._live is not None:
             self._live.start()
         return self
@@ -300,7 +300,7 @@ async def _drive_publisher(
         stdout=asyncio.subprocess.PIPE,
         # Our Ctrl-C is for us; the publisher stops when its standard input closes.
         start_new_session=True,
-        cwd=_SOURCE_ROOT,
+        cwd=SOURCE_ROOT,
     )
     if process.stdin is None or process.stdout is None:
         raise RuntimeError("the publisher's pipes are missing")
@@ -388,7 +388,7 @@ async def _flood_phase(
     options: BenchOptions,
     count: _Count,
     stop: asyncio.Event,
-    display: _Display,
+    display: Display,
 ) -> PhaseResult:
     from simulators.bench_broker import machine_busy_s, process_cpu_s
 
@@ -426,7 +426,7 @@ async def _flood_phase(
         result.seconds = round((count.last_ns - first_ns) / 1e9, 3)
         result.msgs_per_s = round(result.counted / result.seconds, 1)
     result.cpu_s = round(result.cpu_s or 0.0, 3)
-    _other_load(result, machine, machine_after)
+    other_load(result, machine, machine_after)
     display.show(
         name,
         f"{result.counted:,} of {result.published:,} in {result.seconds:.2f} s: "
@@ -438,11 +438,15 @@ async def _flood_phase(
     return result
 
 
-def _other_load(result: PhaseResult, before: float | None, after: float | None) -> None:
-    """CPU seconds the rest of the machine used meanwhile: a busy machine skews the figures."""
+def other_load(
+    result: PhaseResult, before: float | None, after: float | None, also_ours_s: float = 0.0
+) -> None:
+    """CPU seconds the rest of the machine used meanwhile: a busy machine skews the figures.
+    ``also_ours_s``: what else the run itself used (the bench's other processes)."""
     if before is None or after is None:
         return
     ours = (result.cpu_s or 0) + (result.broker_cpu_s or 0) + (result.publisher_cpu_s or 0)
+    ours += also_ours_s
     result.extra["machine_busy_s"] = round(after - before, 3)
     result.extra["other_processes_cpu_s"] = round(max(0.0, after - before - ours), 3)
 
@@ -482,7 +486,7 @@ def _thread_cpu_s() -> dict[str, float]:
 
 
 async def _baseline_phase(
-    setup: _Setup, options: BenchOptions, stop: asyncio.Event, display: _Display
+    setup: _Setup, options: BenchOptions, stop: asyncio.Event, display: Display
 ) -> PhaseResult:
     try:
         import aiomqtt
@@ -526,7 +530,7 @@ async def _anxin_phases(
     database_url: str,
     options: BenchOptions,
     stop: asyncio.Event,
-    display: _Display,
+    display: Display,
     report: BenchReport,
 ) -> None:
     from alerting.feed import AlertFeed
@@ -582,7 +586,7 @@ async def _sos_phase(
     options: BenchOptions,
     count: _StoredCount,
     stop: asyncio.Event,
-    display: _Display,
+    display: Display,
     report: BenchReport,
 ) -> None:
     from simulators.bench_broker import machine_busy_s, process_cpu_s
@@ -642,7 +646,7 @@ async def _sos_phase(
     broker_after = process_cpu_s(setup.broker_pid)
     if broker_cpu is not None and broker_after is not None:
         phase.broker_cpu_s = round(broker_after - broker_cpu, 3)
-    _other_load(phase, machine, machine_busy_s())
+    other_load(phase, machine, machine_busy_s())
     batches = count.batches[start_batches:]
     phase.extra.update(
         batches=len(batches),
@@ -679,7 +683,7 @@ def _pair(sent: Sequence[tuple[str, int]], seen: dict[str, list[int]]) -> list[f
 # The whole run
 
 
-def _register_devices(database_url: str, devices: Sequence[str]) -> None:
+def register_devices(database_url: str, devices: Sequence[str]) -> None:
     from anxin.database import open_database, upgrade
     from devices.registry import register_device
 
@@ -694,7 +698,7 @@ def _register_devices(database_url: str, devices: Sequence[str]) -> None:
 
 
 async def run_bench(
-    settings: Settings, options: BenchOptions, display: _Display, stop: asyncio.Event
+    settings: Settings, options: BenchOptions, display: Display, stop: asyncio.Event
 ) -> BenchReport:
     from simulators.bench_broker import running_broker
 
@@ -714,7 +718,7 @@ async def run_bench(
         )
         devices = [f"bench-{index:05d}" for index in range(options.devices)]
         display.note(f"registering {len(devices):,} devices in {database_url}")
-        await asyncio.to_thread(_register_devices, database_url, devices)
+        await asyncio.to_thread(register_devices, database_url, devices)
         with running_broker(work) as broker:
             display.note(
                 f"mosquitto on {broker.url} (pid {broker.pid}); anxin speaks MQTT {protocol}"
@@ -738,7 +742,7 @@ async def run_bench(
 
 
 async def _run_with_signals(
-    settings: Settings, options: BenchOptions, display: _Display
+    settings: Settings, options: BenchOptions, display: Display
 ) -> BenchReport:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -802,6 +806,17 @@ def summary(report: BenchReport) -> str:
 
 
 bench_app = typer.Typer(help="Measurements of this machine and this build.", no_args_is_help=True)
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object instead of a summary.")
+]
+
+
+def quiet_logs(ctx: typer.Context) -> None:
+    """anxin's own log lines would tear the display; warnings and errors still show."""
+    from anxin.logs import configure_logging
+
+    settings: Settings = ctx.obj
+    configure_logging(settings.log_format, "warning")
 
 
 @bench_app.command("ingest")
@@ -816,9 +831,7 @@ def ingest_command(
             "--rate", min=1, max=100_000, help="Heartbeats a second while SOS latency is measured."
         ),
     ] = 2000.0,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object instead of a summary.")
-    ] = False,
+    as_json: JsonOption = False,
     devices: Annotated[
         int, typer.Option("--devices", min=1, max=100_000, help="Registered devices.")
     ] = 1000,
@@ -843,14 +856,10 @@ def ingest_command(
     ] = True,
 ) -> None:
     """Heartbeats stored a second by anxin vs. a bare aiomqtt subscriber, and SOS latency."""
-    from anxin.logs import configure_logging
-
-    settings: Settings = ctx.obj
     for given, hint in ((protocol, "--protocol"), (baseline_protocol, "--baseline-protocol")):
         if given not in (None, "5", "3.1.1"):
             raise typer.BadParameter("5 or 3.1.1", param_hint=hint)
-    # anxin's own log lines would tear the display; warnings and errors still show.
-    configure_logging(settings.log_format, "warning")
+    quiet_logs(ctx)
     options = BenchOptions(
         duration_s=duration,
         rate=rate,
@@ -862,8 +871,8 @@ def ingest_command(
         sos_interval_s=sos_interval,
         baseline=baseline,
     )
-    with _Display(sys.stderr.isatty()) as display:
-        report = asyncio.run(_run_with_signals(settings, options, display))
+    with Display(sys.stderr.isatty()) as display:
+        report = asyncio.run(_run_with_signals(ctx.obj, options, display))
     if as_json:
         typer.echo(json.dumps(report.as_json(), ensure_ascii=False))
     else:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 class BrokerError(RuntimeError):
-    """Mosquitto is missing or did not start."""
+    """A service of the bench (Mosquitto, influxd) is missing or did not start."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -15,43 +15,11 @@ from pathlib import Path
 
 import httpx
 
+from simulators.bench_influx import INFLUXD, influxd_config
 from tests.support.ports import free_port
 from tests.support.service import wait_until
 
-INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
 VICTORIA_METRICS = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
-
-
-def _config(folder: Path, http_port: int, rpc_port: int) -> str:
-    # Everything that listens is on loopback and a port of ours; nothing phones home.
-    return f"""
-reporting-disabled = true
-bind-address = "127.0.0.1:{rpc_port}"
-
-[meta]
-  dir = "{folder / "meta"}"
-
-[data]
-  dir = "{folder / "data"}"
-  wal-dir = "{folder / "wal"}"
-  query-log-enabled = false
-
-[http]
-  bind-address = "127.0.0.1:{http_port}"
-  log-enabled = false
-
-[monitor]
-  store-enabled = false
-
-[subscriber]
-  enabled = false
-
-[continuous_queries]
-  enabled = false
-
-[logging]
-  level = "warn"
-"""
 
 
 @dataclass
@@ -69,7 +37,7 @@ class InfluxServer:
 
     def start(self) -> None:
         config = self.folder / "influxdb.conf"
-        config.write_text(_config(self.folder, self.port, self.rpc_port))
+        config.write_text(influxd_config(self.folder, self.port, self.rpc_port))
         log = (self.folder / "influxd.log").open("ab")
         self.process = subprocess.Popen([INFLUXD, "-config", str(config)], stdout=log, stderr=log)
         log.close()
