@@ -14,12 +14,13 @@ outage in between. Nothing is queued for a reconnect: a publish while the broker
 at once (``LinkUnavailableError``), and the device, unanswered, sends again.
 
 Many watches publish at once, so the link keeps at most ``max_in_flight`` heartbeats and
-readings waiting for their PUBACK, the rest wait for a place here, in order. Beyond paho's own
-in-flight bound (20 by default) messages would queue inside paho, where the PUBACK timeout counts
-the queue too and cannot tell a long queue from a slow broker; and aiomqtt's bookkeeping of
-pending publishes costs O(pending) per publish, with a warning logged past 10 of them. Alarms
-(SOS, events) skip that wait and go on the wire at once, in paho's headroom above the bound:
-an SOS never waits behind heartbeats.
+readings waiting for their PUBACK; the rest wait for a place here, in order. That bound is ours,
+not paho's: past paho's (20 by default) messages queue inside paho, behind which an SOS waits
+too, and where the PUBACK timeout counts the queue and cannot tell it from a slow broker; and
+paho's bound costs a walk over every message in flight at each PUBACK, so it is off. aiomqtt's
+bookkeeping costs O(pending) per publish (a warning logged past 10 of them): kept small by
+the bound too. Alarms (SOS, events) skip the wait and go on the wire at once: an SOS never
+waits behind heartbeats.
 
 The connection is aiomqtt over paho, on the event loop; it keeps no session at the broker
 (``clean_start``): an Ack that arrives while the gateway is away is answered again when the
@@ -78,8 +79,7 @@ DOWNLINKS = Counter(
 DownlinkHandler = Callable[[str, Downlink, bytes], None]
 
 
-# Alarms in flight at once above max_in_flight: they skip the wait for a place (module docstring).
-ALARM_HEADROOM = 100
+# They skip the wait for a place among max_in_flight (module docstring).
 ALARMS = frozenset({Uplink.SOS, Uplink.EVENT})
 
 
@@ -100,7 +100,8 @@ class LinkOptions:
     # How long a publish waits for the broker's PUBACK (loopback or LAN: milliseconds).
     puback_timeout_s: float = 5.0
     # Heartbeats and readings waiting for their PUBACK at once (module docstring); keep the
-    # broker's max_inflight_messages (its MQTT v5 Receive Maximum) above it plus ALARM_HEADROOM.
+    # broker's max_inflight_messages (its MQTT v5 Receive Maximum) above it, with room for the
+    # alarms (deploy/mosquitto.conf: 2000).
     max_in_flight: int = 500
     # Seconds between connection attempts: doubling from the first to the second, jittered.
     reconnect_delay_s: tuple[float, float] = (0.5, 10.0)
@@ -117,6 +118,7 @@ class GatewayLink:
         self._waiting: dict[tuple[str, int], list[asyncio.Future[AckPayload]]] = {}
         self.on_downlink: DownlinkHandler | None = None
         self._in_flight = asyncio.Semaphore(options.max_in_flight)
+        self._published = {kind: PUBLISHED.labels(name, kind.value) for kind in Uplink}
         self._acks_waiting = ACKS_WAITING.labels(name)
         self._broker_connected = BROKER_CONNECTED.labels(name)
 
@@ -174,7 +176,7 @@ class GatewayLink:
         except aiomqtt.MqttError as error:
             PUBLISH_FAILURES.labels(self._name).inc()
             raise LinkUnavailableError(f"the broker did not take it: {error}") from error
-        PUBLISHED.labels(self._name, kind.value).inc()
+        self._published[kind].inc()
 
     async def publish_sos(
         self, device_id: str, payload: bytes, *, seq: int, within_s: float
@@ -208,7 +210,6 @@ class GatewayLink:
     def _make_client(self) -> aiomqtt.Client:
         options, broker = self._options, self._broker
         v5 = options.protocol is MQTTProtocolVersion.MQTTv5
-        in_flight = options.max_in_flight + ALARM_HEADROOM
         client = aiomqtt.Client(
             broker.host,
             broker.port,
@@ -221,10 +222,10 @@ class GatewayLink:
             keepalive=options.keepalive_s,
             timeout=options.puback_timeout_s,
             tls_params=aiomqtt.TLSParameters() if broker.tls else None,
-            max_inflight_messages=in_flight,
+            max_inflight_messages=0,  # no bound in paho: ours (module docstring)
         )
         # Its warning is for publishes that pile up unbounded; ours are bounded (above).
-        client.pending_calls_threshold = in_flight
+        client.pending_calls_threshold = 2 * options.max_in_flight
         return client
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:

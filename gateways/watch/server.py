@@ -24,6 +24,7 @@ import contextlib
 import functools
 import json
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,36 +181,42 @@ class _Pipeline:
     earlier frame's turn is over, so replies keep frame order (ZJ's indexes, the first LK's
     reply before APPLOCK)."""
 
-    __slots__ = ("_last", "_slots", "_tasks")
+    @dataclass(slots=True)
+    class _Turn:
+        answer: Callable[[], None]
+        published: bool | None = None  # None: not yet known
+
+    __slots__ = ("_slots", "_tasks", "_turns")
 
     def __init__(self, depth: int, tasks: set[asyncio.Task[None]]) -> None:
         self._slots = asyncio.Semaphore(depth)
-        self._last: asyncio.Task[None] | None = None
+        self._turns: deque[_Pipeline._Turn] = deque()  # in frame order
         self._tasks = tasks  # kept by the server, so that stopping waits for them
 
     async def add(self, publish: Callable[[], Awaitable[bool]], answer: Callable[[], None]) -> None:
         await self._slots.acquire()
-        task = asyncio.create_task(self._turn(publish, answer, self._last))
-        self._last = task
+        turn = self._Turn(answer)
+        self._turns.append(turn)
+        task = asyncio.create_task(self._publish(publish, turn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _turn(
-        self,
-        publish: Callable[[], Awaitable[bool]],
-        answer: Callable[[], None],
-        before: asyncio.Task[None] | None,
-    ) -> None:
+    async def _publish(self, publish: Callable[[], Awaitable[bool]], turn: _Turn) -> None:
         try:
-            published = await publish()
-            if before is not None:
-                await asyncio.wait([before])
-            if published:
-                answer()
+            turn.published = await publish()
         except Exception:  # one frame's bug never stops the others'
+            turn.published = False
             log.exception("watch.frame_failed")
-        finally:
+        # The answers that are due, in frame order: up to the first frame still waiting.
+        turns = self._turns
+        while turns and turns[0].published is not None:
+            done = turns.popleft()
             self._slots.release()
+            if done.published:
+                try:
+                    done.answer()
+                except Exception:
+                    log.exception("watch.reply_failed")
 
 
 @dataclass(eq=False, kw_only=True)
