@@ -181,6 +181,13 @@ def growth_of(samples: Sequence[Sample], name: str) -> float | None:
     )
 
 
+def p99(values: Sequence[float]) -> float:
+    """The 99th percentile, within the values (never beyond the largest)."""
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -628,7 +635,7 @@ def _check(
         f"SOS: {result.sos_sent} sent, {result.sos_alerts} alerts, {len(acks)} Acks"
         + (
             f" (SOS to Ack: median {statistics.median(acks):.1f} ms,"
-            f" p99 {statistics.quantiles(acks, n=100)[98] if len(acks) > 1 else acks[0]:.1f} ms,"
+            f" p99 {p99(acks):.1f} ms,"
             f" max {max(acks):.1f} ms)"
             if acks
             else ""
