@@ -13,6 +13,15 @@ Until then the caller does not answer the device, so the device's own resend cov
 outage in between. Nothing is queued for a reconnect: a publish while the broker is away raises
 at once (``LinkUnavailableError``), and the device, unanswered, sends again.
 
+Many watches publish at once, so the link keeps at most ``max_in_flight`` heartbeats and
+readings waiting for their PUBACK; the rest wait for a place here, in order. That bound is ours,
+not paho's: past paho's (20 by default) messages queue inside paho, behind which an SOS waits
+too, and where the PUBACK timeout counts the queue and cannot tell it from a slow broker; and
+paho's bound costs a walk over every message in flight at each PUBACK, so it is off. aiomqtt's
+bookkeeping costs O(pending) per publish (a warning logged past 10 of them): kept small by
+the bound too. Alarms (SOS, events) skip the wait and go on the wire at once: an SOS never
+waits behind heartbeats.
+
 The connection is aiomqtt over paho, on the event loop; it keeps no session at the broker
 (``clean_start``): an Ack that arrives while the gateway is away is answered again when the
 device resends its SOS (ingest Acks every redelivery). It subscribes to every device's ``ack``
@@ -70,6 +79,10 @@ DOWNLINKS = Counter(
 DownlinkHandler = Callable[[str, Downlink, bytes], None]
 
 
+# They skip the wait for a place among max_in_flight (module docstring).
+ALARMS = frozenset({Uplink.SOS, Uplink.EVENT})
+
+
 class LinkUnavailableError(ConnectionError):
     """The broker did not take the message: not connected, or no PUBACK in time."""
 
@@ -86,6 +99,10 @@ class LinkOptions:
     keepalive_s: int = 30
     # How long a publish waits for the broker's PUBACK (loopback or LAN: milliseconds).
     puback_timeout_s: float = 5.0
+    # Heartbeats and readings waiting for their PUBACK at once (module docstring); keep the
+    # broker's max_inflight_messages (its MQTT v5 Receive Maximum) above it, with room for the
+    # alarms (deploy/mosquitto.conf: 2000).
+    max_in_flight: int = 500
     # Seconds between connection attempts: doubling from the first to the second, jittered.
     reconnect_delay_s: tuple[float, float] = (0.5, 10.0)
 
@@ -100,6 +117,8 @@ class GatewayLink:
         # (device_id, seq) → futures resolved by the Ack `received` that echoes that seq.
         self._waiting: dict[tuple[str, int], list[asyncio.Future[AckPayload]]] = {}
         self.on_downlink: DownlinkHandler | None = None
+        self._in_flight = asyncio.Semaphore(options.max_in_flight)
+        self._published = {kind: PUBLISHED.labels(name, kind.value) for kind in Uplink}
         self._acks_waiting = ACKS_WAITING.labels(name)
         self._broker_connected = BROKER_CONNECTED.labels(name)
 
@@ -138,7 +157,15 @@ class GatewayLink:
                 await _until_stopped(asyncio.sleep(self._backoff_s(failures)), stop)
 
     async def publish(self, device_id: str, kind: Uplink, payload: bytes) -> None:
-        """Hand the message to the broker (QoS 1, not retained); returns once it is PUBACKed."""
+        """Hand the message to the broker (QoS 1, not retained); returns once it is PUBACKed.
+        A heartbeat or reading first waits for a place among ``max_in_flight``; an alarm not."""
+        if kind in ALARMS:
+            await self._publish(device_id, kind, payload)
+            return
+        async with self._in_flight:
+            await self._publish(device_id, kind, payload)
+
+    async def _publish(self, device_id: str, kind: Uplink, payload: bytes) -> None:
         client = self._client
         topic = uplink_topic(device_id, kind, self._options.topic_prefix)
         if client is None or not self.connected:
@@ -149,7 +176,7 @@ class GatewayLink:
         except aiomqtt.MqttError as error:
             PUBLISH_FAILURES.labels(self._name).inc()
             raise LinkUnavailableError(f"the broker did not take it: {error}") from error
-        PUBLISHED.labels(self._name, kind.value).inc()
+        self._published[kind].inc()
 
     async def publish_sos(
         self, device_id: str, payload: bytes, *, seq: int, within_s: float
@@ -183,7 +210,7 @@ class GatewayLink:
     def _make_client(self) -> aiomqtt.Client:
         options, broker = self._options, self._broker
         v5 = options.protocol is MQTTProtocolVersion.MQTTv5
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             broker.host,
             broker.port,
             username=broker.username,
@@ -195,7 +222,11 @@ class GatewayLink:
             keepalive=options.keepalive_s,
             timeout=options.puback_timeout_s,
             tls_params=aiomqtt.TLSParameters() if broker.tls else None,
+            max_inflight_messages=0,  # no bound in paho: ours (module docstring)
         )
+        # Its warning is for publishes that pile up unbounded; ours are bounded (above).
+        client.pending_calls_threshold = 2 * options.max_in_flight
+        return client
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
         prefix = self._options.topic_prefix

@@ -1,7 +1,7 @@
 """Measure ``anxin gateway watch`` under thousands of watches (not part of `make test`).
 
     .venv/bin/python scripts/measure_watch_gateway.py [--watches 5000] [--interval 60]
-        [--duration 180]
+        [--duration 180] [--broker-delay-ms 0]
 
 A Mosquitto of its own (simulators/bench_broker.py) on 127.0.0.1, the gateway as a subprocess
 (`anxin gateway watch`, its own broker connection), and in this process N watches on one
@@ -12,6 +12,10 @@ connected, it measures for ``--duration`` seconds: the gateway's CPU seconds (fr
 share of one core, its resident memory at the end (VmRSS) and peak (VmHWM), LKs sent and
 answered, the machine's load. Everything stops by itself; the file-descriptor limit is raised
 to its hard limit first (each watch is a socket here and one in the gateway).
+
+``--broker-delay-ms`` puts a proxy of ours between the gateway and the broker that delays
+every byte from the broker (PUBACKs) by that much: a broker that is slow to answer, as on a
+busy machine, where the gateway's throughput is what it keeps in flight over the round trip.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from simulators.bench_broker import (  # noqa: E402
     process_cpu_s,
     running_broker,
 )
+from simulators.delayed_broker import DelayedBroker  # noqa: E402
 
 ANXIN = str(Path(sys.executable).parent / "anxin")
 
@@ -165,6 +170,7 @@ def main() -> None:
     parser.add_argument("--watches", type=int, default=5000)
     parser.add_argument("--interval", type=float, default=60.0)
     parser.add_argument("--duration", type=float, default=180.0)
+    parser.add_argument("--broker-delay-ms", type=float, default=0.0)
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -174,9 +180,13 @@ def main() -> None:
         work = Path(folder)
         with running_broker(work) as broker:
             port, health = free_port(), free_port()
+            broker_url = broker.url
+            if args.broker_delay_ms > 0:
+                delayed = DelayedBroker(broker.host, broker.port, args.broker_delay_ms / 1000)
+                broker_url = f"mqtt://127.0.0.1:{delayed.port}"
             env = {
                 **os.environ,
-                "ANXIN_WATCH_MQTT_URL": broker.url,
+                "ANXIN_WATCH_MQTT_URL": broker_url,
                 "ANXIN_WATCH_LISTEN": f"127.0.0.1:{port}",
                 "ANXIN_API_PORT": str(health),
                 "ANXIN_VAR_DIR": str(work),
@@ -207,7 +217,7 @@ def main() -> None:
                     gateway.kill()
                     gateway.wait()
                 log.close()
-            print(json.dumps(figures))
+            print(json.dumps({**figures, "broker_delay_ms": args.broker_delay_ms}))
 
 
 if __name__ == "__main__":

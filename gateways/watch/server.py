@@ -4,8 +4,14 @@ Each connection is read frame by frame (gateways/watch/frames.py), each frame tr
 (translate.py) and published on the gateway's link; the watch's reply is written only once
 what it answers is safe: after the broker's PUBACK, or for an SOS after anxin's Ack
 ``received`` (the alert is stored). A watch whose reply does not come resends, which covers any
-outage in between. An SOS waits in a task of its own, so the watch's LKs are answered meanwhile,
-and its repeats (same seq) join the wait rather than publish again.
+outage in between.
+
+The reader does not wait for a frame's PUBACK before it reads the next one: a connection's
+frames are pipelined (``_Pipeline``), their replies written in frame order as the PUBACKs come,
+at most ``in_flight_per_connection`` at once (then the reader waits and TCP pushes back on
+the watch). So an AL behind a connection's LKs is read at once, and its SOS, in a task of its
+own, is published at once (the link lets alarms skip the heartbeats' wait); the watch's LKs are
+answered meanwhile, and its repeats (same seq) join the wait rather than publish again.
 
 Bad input (junk, an unreadable header, an unknown type, a frame over the size bound) is
 logged and counted; the connection stays open and every other watch is served on.
@@ -15,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -86,6 +94,9 @@ class WatchOptions:
     # after a CR, a handful of voice chunks at once.
     frames_per_s: float = 5.0
     frames_burst: int = 40
+    # Frames of one connection whose publications wait for their PUBACKs at once; beyond, its
+    # reads wait. An AL behind fewer LKs than this is read, and its SOS published, at once.
+    in_flight_per_connection: int = 16
     # How long an SOS waits for anxin's Ack received before it is left to the watch's resend.
     ack_within_s: float = 30.0
     # Send APPLOCK,DW-1 (GPS on) once per connection, after its first LK is answered.
@@ -161,6 +172,53 @@ class _Bucket:
         self._tokens -= 1
 
 
+class _Pipeline:
+    """A connection's frames on their way to the broker, in the order they came.
+
+    ``add`` starts a frame's publishing and returns at once, unless ``depth`` frames are
+    already waiting (then it waits for one to finish: the reader stops, and TCP pushes back).
+    Each frame's ``answer`` (its reply) runs once its own publishing succeeded and every
+    earlier frame's turn is over, so replies keep frame order (ZJ's indexes, the first LK's
+    reply before APPLOCK)."""
+
+    @dataclass(slots=True)
+    class _Turn:
+        answer: Callable[[], None]
+        published: bool | None = None  # None: not yet known
+
+    __slots__ = ("_slots", "_tasks", "_turns")
+
+    def __init__(self, depth: int, tasks: set[asyncio.Task[None]]) -> None:
+        self._slots = asyncio.Semaphore(depth)
+        self._turns: deque[_Pipeline._Turn] = deque()  # in frame order
+        self._tasks = tasks  # kept by the server, so that stopping waits for them
+
+    async def add(self, publish: Callable[[], Awaitable[bool]], answer: Callable[[], None]) -> None:
+        await self._slots.acquire()
+        turn = self._Turn(answer)
+        self._turns.append(turn)
+        task = asyncio.create_task(self._publish(publish, turn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish(self, publish: Callable[[], Awaitable[bool]], turn: _Turn) -> None:
+        try:
+            turn.published = await publish()
+        except Exception:  # one frame's bug never stops the others'
+            turn.published = False
+            log.exception("watch.frame_failed")
+        # The answers that are due, in frame order: up to the first frame still waiting.
+        turns = self._turns
+        while turns and turns[0].published is not None:
+            done = turns.popleft()
+            self._slots.release()
+            if done.published:
+                try:
+                    done.answer()
+                except Exception:
+                    log.exception("watch.reply_failed")
+
+
 @dataclass(eq=False, kw_only=True)
 class _Connection:
     writer: asyncio.StreamWriter
@@ -204,6 +262,8 @@ class WatchServer:
         self._by_id: dict[str, _Connection] = {}
         self._open: set[_Connection] = set()
         self._handlers: set[asyncio.Task[None]] = set()
+        # Every connection's frames waiting for their PUBACKs (_Pipeline).
+        self._publishing: set[asyncio.Task[None]] = set()
         # (device_id, seq) → the task waiting for that SOS's Ack.
         self._alarms: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._server: asyncio.Server | None = None
@@ -248,7 +308,7 @@ class WatchServer:
                 connection.close("stopping")
             for task in list(self._alarms.values()):
                 task.cancel()
-            pending = [*self._handlers, *self._alarms.values()]
+            pending = [*self._handlers, *self._publishing, *self._alarms.values()]
             if pending:
                 await asyncio.wait(pending, timeout=5)
             await self._server.wait_closed()
@@ -303,6 +363,7 @@ class WatchServer:
         options = self._options
         framer = Framer(options.max_frame)
         bucket = _Bucket(options.frames_per_s, options.frames_burst)
+        pipeline = _Pipeline(options.in_flight_per_connection, self._publishing)
         while not connection.writer.is_closing():
             try:
                 data = await asyncio.wait_for(reader.read(READ_SIZE), options.idle_timeout_s)
@@ -315,7 +376,16 @@ class WatchServer:
             for item in framer.feed(data):
                 if isinstance(item, RawFrame):
                     await bucket.take()
-                    await self._frame(connection, item.data)
+                    if (read := self._frame(connection, item.data)) is not None:
+                        frame, kind, translation = read
+                        await pipeline.add(
+                            functools.partial(
+                                self._publish_all, frame, kind, translation.publications
+                            ),
+                            functools.partial(
+                                self._answered, connection, frame, kind, translation.reply
+                            ),
+                        )
                 else:
                     metrics.BAD_FRAMES.labels(item.problem.value).inc()
                     metrics.JUNK_BYTES.inc(item.size)
@@ -352,19 +422,21 @@ class WatchServer:
 
     # --- frames ----------------------------------------------------------------------------
 
-    async def _frame(self, connection: _Connection, raw: bytes) -> None:
+    def _frame(self, connection: _Connection, raw: bytes) -> tuple[Frame, str, Translation] | None:
+        """Read one frame; an alarm to store starts its own wait, anything else to publish is
+        returned for the connection's pipeline."""
         try:
             frame = parse_frame(raw)
         except FrameError as exc:
             metrics.BAD_FRAMES.labels("header").inc()
             log.warning("watch.bad_frame", peer=connection.peer, reason=str(exc), head=raw[:32])
-            return
+            return None
         kind = classify(frame)
         metrics.FRAMES.labels(kind).inc()
         if not frame.length_ok:
             metrics.LENGTH_MISMATCHES.inc()
         if not DEVICE_ID_PATTERN.fullmatch(frame.device_id):  # pragma: no cover - digits only
-            return
+            return None
         try:
             message = read_message(frame)
             translation = translate(frame, message, connection.fixes.get(frame.device_id))
@@ -374,24 +446,26 @@ class WatchServer:
             metrics.BAD_FRAMES.labels("unreadable").inc()
             log.exception("watch.unreadable_frame", device_id=frame.device_id, type=kind)
             if kind != "AL":
-                return
+                return None
             # A bug in reading an alarm must not silence it: a person checks it.
             translation = unreadable_alarm(frame)
         if self._refused(connection, frame, translation):
-            return
+            return None
         self._bind(connection, frame)
         if kind == "unknown":
             metrics.UNKNOWN_TYPES.inc()
             log.info("watch.unknown_type", device_id=frame.device_id, type=frame.type[:24])
-        when = translation.reply_when
-        if when is ReplyWhen.STORED:
+        if translation.reply_when is ReplyWhen.STORED:
             self._alarm(frame, kind, translation)
-            return
-        published = await self._publish_all(frame, kind, translation.publications)
-        if not published:
-            return
-        if translation.reply is not None:
-            self._reply(frame, translation.reply)
+            return None
+        return frame, kind, translation
+
+    def _answered(
+        self, connection: _Connection, frame: Frame, kind: str, reply: str | None
+    ) -> None:
+        """A frame's publications were PUBACKed: its reply, and GPS on after a first LK."""
+        if reply is not None:
+            self._reply(frame, reply)
         if kind == "LK":
             self._gps_on(connection, frame)
 

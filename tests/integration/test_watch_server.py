@@ -18,6 +18,7 @@ from gateways.link import GatewayLink, LinkOptions
 from gateways.watch.frames import Framer, RawFrame, encode_frame
 from gateways.watch.server import WatchOptions, WatchServer
 from ingest.mqtt import BrokerAddress
+from tests.support.held_broker import held_broker
 from tests.support.mosquitto import Mosquitto
 from tests.support.watch import alarm_content
 
@@ -31,11 +32,12 @@ class Watch:
         self.framer = Framer()
         self.frames: list[bytes] = []
 
-    def send(self, content: str | bytes) -> None:
+    def send(self, content: str | bytes, index: str | None = None) -> None:
         if isinstance(content, bytes):
             self.writer.write(content)
         else:
-            self.writer.write(encode_frame("3G", self.id, content))
+            vendor = "3G" if index is None else "ZJ"
+            self.writer.write(encode_frame(vendor, self.id, content, index=index))
 
     async def next(self, within_s: float = 5.0) -> bytes:
         while not self.frames:
@@ -52,10 +54,15 @@ class Watch:
 
 @asynccontextmanager
 async def gateway(
-    mosquitto: Mosquitto, **options: object
+    mosquitto: Mosquitto,
+    *,
+    broker_port: int | None = None,  # the gateway's way to the broker (a proxy), not anxin's
+    puback_timeout_s: float = 5.0,
+    **options: object,
 ) -> AsyncIterator[tuple[WatchServer, Callable[[str], Awaitable[Watch]], aiomqtt.Client]]:
-    broker = BrokerAddress(host=mosquitto.host, port=mosquitto.port)
-    link = GatewayLink(broker, LinkOptions(client_id="gw-watch-test"), name="watch-test")
+    broker = BrokerAddress(host=mosquitto.host, port=broker_port or mosquitto.port)
+    link_options = LinkOptions(client_id="gw-watch-test", puback_timeout_s=puback_timeout_s)
+    link = GatewayLink(broker, link_options, name="watch-test")
     server = WatchServer(link, WatchOptions(host="127.0.0.1", port=0, **options))  # type: ignore[arg-type]
     link.on_downlink = server.on_downlink
     stop = asyncio.Event()
@@ -135,6 +142,51 @@ def test_sos_is_answered_only_after_the_ack_and_acks_reach_the_screen(
             assert got == {b"AL", b"MESSAGE," + "已收到".encode("utf-16-be").hex().upper().encode()}
             # The low-battery bit with it was published too (once stored: after the SOS).
             assert (await published(anxin, "/8800000015/event"))["type"] == "low_battery"
+
+    run(main)
+
+
+def test_an_al_behind_lks_waiting_for_their_pubacks_is_published_at_once(
+    mosquitto: Mosquitto,
+) -> None:
+    """The broker holds its PUBACKs: the AL a watch sends after 10 LKs is read and its SOS
+    published all the same, not after the LKs' PUBACKs; once they come, the LKs are answered
+    in frame order, and the AL once stored."""
+
+    async def main() -> None:
+        async with (
+            held_broker(mosquitto.host, mosquitto.port) as broker,
+            gateway(mosquitto, broker_port=broker.port, puback_timeout_s=60, gps_on=False) as (
+                _,
+                connect,
+                anxin,
+            ),
+        ):
+            watch = await connect("8800000015")
+            watch.send("LK", index="0000")
+            assert (await watch.next()).endswith(b"*0000*0002*LK]")
+            broker.hold()
+            for number in range(1, 11):
+                watch.send(f"LK,{number},0,90", index=f"{number:04X}")
+            watch.send(alarm_content("00010000"), index="000B")
+            heartbeats = 0
+            async with asyncio.timeout(5):
+                async for message in anxin.messages:
+                    if message.topic.value.endswith("/heartbeat"):
+                        heartbeats += 1
+                    if message.topic.value.endswith("/sos"):
+                        assert isinstance(message.payload, bytes)
+                        sos = json.loads(message.payload)
+                        break
+            assert heartbeats == 11  # the first LK's, and the 10 held ones before it
+            await watch.nothing(0.2)  # nothing answered while the PUBACKs are held
+            broker.release()
+            lk_indexes = [(await watch.next()).split(b"*")[2] for _ in range(10)]
+            assert lk_indexes == [f"{number:04X}".encode() for number in range(1, 11)]
+            ack = {"alert_id": 1, "status": "received", "seq": sos["seq"]}
+            await anxin.publish("anxin/v1/8800000015/ack", json.dumps(ack), qos=1)
+            got = [await watch.next(), await watch.next()]
+            assert b"000B*0002*AL]" in {frame[-13:] for frame in got}
 
     run(main)
 

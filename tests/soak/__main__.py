@@ -33,6 +33,10 @@ def main() -> None:
         " on PostgreSQL)",
     )  # fmt: skip
     parser.add_argument("--members", type=int, default=int(_env("SOAK_MEMBERS", 3)))
+    parser.add_argument(
+        "--broker-delay-ms", type=float, default=_env("SOAK_BROKER_DELAY_MS", 0),
+        help="the gateway's broker answers this much later (a busy machine, reproducibly)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="write the samples and the checks here")
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (logs, db)")
     parser.add_argument(
@@ -51,6 +55,7 @@ def main() -> None:
         folder=args.keep,
         target=args.target,
         members=args.members,
+        broker_delay_ms=args.broker_delay_ms,
     )
     # Stopped by SIGTERM (or SIGINT, even started in the background): the services stop too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -55,6 +55,7 @@ from devices.elders import ElderRow
 from devices.registry import register_device
 from simulators.bench_broker import BenchBroker, running_broker
 from simulators.bench_publisher import PublisherPlan
+from simulators.delayed_broker import DelayedBroker
 from tests.soak.gateway_load import GatewayLoadPlan
 from tests.support.influx import InfluxServer, running_influxd
 from tests.support.ports import free_port, wait_for_port
@@ -92,6 +93,9 @@ class SoakOptions:
     # What runs under the load (see the module's docstring), and how many ingest members.
     target: Target = "serve"
     members: int = 3
+    # A gateway's broker slow to answer (simulators/delayed_broker.py): its PUBACKs and Acks
+    # this much later, as on a busy machine; 0 for none. Gateway targets only.
+    broker_delay_ms: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,6 +179,13 @@ def growth_of(samples: Sequence[Sample], name: str) -> float | None:
             if name in s.rss
         ]
     )
+
+
+def p99(values: Sequence[float]) -> float:
+    """The 99th percentile, within the values (never beyond the largest)."""
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
 
 
 def rss_mib(pid: int) -> float:
@@ -451,15 +462,19 @@ def _roles(
             return
         listen, health = free_port(), free_port()
         env = {"ANXIN_API_PORT": str(health)}
+        broker_url = setup.env["ANXIN_MQTT_URL"]
+        if options.broker_delay_ms > 0:
+            delayed = DelayedBroker(broker[0], int(broker[1]), options.broker_delay_ms / 1000)
+            broker_url = f"mqtt://127.0.0.1:{delayed.port}"
         if options.target == "watch":
             env |= {
                 "ANXIN_WATCH_LISTEN": f"127.0.0.1:{listen}",
-                "ANXIN_WATCH_MQTT_URL": setup.env["ANXIN_MQTT_URL"],
+                "ANXIN_WATCH_MQTT_URL": broker_url,
             }
         else:
             env |= {
                 "ANXIN_DC09_LISTEN": f"127.0.0.1:{listen}",
-                "ANXIN_DC09_MQTT_URL": setup.env["ANXIN_MQTT_URL"],
+                "ANXIN_DC09_MQTT_URL": broker_url,
             }
         gateway = stack.enter_context(
             running_role(setup, "gateway", options.target, env=env, ready_within_s=READY_WITHIN_S)
@@ -619,7 +634,9 @@ def _check(
     out(
         f"SOS: {result.sos_sent} sent, {result.sos_alerts} alerts, {len(acks)} Acks"
         + (
-            f" (SOS to Ack: median {statistics.median(acks):.1f} ms, max {max(acks):.1f} ms)"
+            f" (SOS to Ack: median {statistics.median(acks):.1f} ms,"
+            f" p99 {p99(acks):.1f} ms,"
+            f" max {max(acks):.1f} ms)"
             if acks
             else ""
         )
