@@ -12,22 +12,39 @@ Stale entries (a device forgotten, or its deadline moved earlier by a shorter wi
 skipped when they surface; should they outnumber the live ones (``MAX_STALE``), the heap is
 rebuilt from the live entries, so its size stays within ``2 × watched + MAX_STALE``. Pure:
 the shell (alerting/scheduler.py) feeds it what the database says and asks it what is due.
+
+Times are kept as POSIX seconds (floats, 24 bytes) rather than datetimes (48): two of them
+are held for every device of the fleet, and they are only compared. Each float is converted
+from a datetime (sums are done on datetimes), and a float's step (0.24 µs here) is finer than
+a microsecond, so the floats order exactly as the datetimes do and convert back unchanged.
 """
 
 from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from alerting.outages import Outages, silence_deadline
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Watched:
-    last_heard: datetime
-    window: timedelta
-    queued: datetime  # the deadline of its live heap entry (never after the real one)
+    last_heard: float  # POSIX seconds
+    window: timedelta  # one object per model, shared
+    queued: float  # the deadline of its live heap entry (never after the real one)
+
+    @property
+    def deadline(self) -> float:
+        return _seconds(_datetime(self.last_heard) + self.window)
+
+
+def _seconds(at: datetime) -> float:
+    return at.timestamp()
+
+
+def _datetime(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 # Stale heap entries tolerated beyond one per watched device before the heap is rebuilt.
@@ -37,7 +54,7 @@ MAX_STALE = 10_000
 class LinkSupervisor:
     def __init__(self, max_stale: int = MAX_STALE) -> None:
         self._watched: dict[str, Watched] = {}
-        self._heap: list[tuple[datetime, str]] = []
+        self._heap: list[tuple[float, str]] = []
         self._max_stale = max_stale
         self.rebuilds = 0
 
@@ -49,12 +66,13 @@ class LinkSupervisor:
         """Entries in the heap: one per watched device, and a bounded number of stale ones."""
         return len(self._heap)
 
-    def watch(self, device_id: str, last_heard: datetime, window: timedelta) -> None:
-        """The device was heard from at ``last_heard`` (never moves back)."""
+    def watch(self, device_id: str, heard_at: datetime, window: timedelta) -> None:
+        """The device was heard from at ``heard_at`` (never moves back)."""
+        last_heard = _seconds(heard_at)
         known = self._watched.get(device_id)
         if known is not None and known.last_heard >= last_heard and known.window == window:
             return
-        deadline = last_heard + window
+        deadline = _seconds(heard_at + window)
         if known is not None and known.queued <= deadline:
             # Its live entry surfaces first, and is pushed back to the new deadline then.
             self._watched[device_id] = Watched(
@@ -68,7 +86,7 @@ class LinkSupervisor:
     def forget(self, device_id: str) -> None:
         self._watched.pop(device_id, None)  # its heap entry is skipped when it surfaces
 
-    def _push(self, deadline: datetime, device_id: str) -> None:
+    def _push(self, deadline: float, device_id: str) -> None:
         heapq.heappush(self._heap, (deadline, device_id))
         if len(self._heap) > 2 * len(self._watched) + self._max_stale:
             # More stale entries than live ones: keep the live ones only (O(watched)).
@@ -81,16 +99,18 @@ class LinkSupervisor:
         if outages.down_since is not None:
             return []
         silent = []
-        while self._heap and self._heap[0][0] <= now:
+        now_s = _seconds(now)
+        while self._heap and self._heap[0][0] <= now_s:
             queued, device_id = heapq.heappop(self._heap)
             watched = self._watched.get(device_id)
             if watched is None or watched.queued != queued:
                 continue  # forgotten, or superseded by a newer entry
-            deadline = silence_deadline(watched.last_heard, watched.window, outages, now)
-            if deadline is None:
+            at = silence_deadline(_datetime(watched.last_heard), watched.window, outages, now)
+            if at is None:
                 continue
-            if deadline > now:
+            if at > now:
                 # A newer sighting or an outage moved it: look again then.
+                deadline = _seconds(at)
                 self._watched[device_id] = Watched(
                     last_heard=watched.last_heard, window=watched.window, queued=deadline
                 )
@@ -113,9 +133,9 @@ class LinkSupervisor:
             if watched is None or watched.queued != queued:
                 heapq.heappop(heap)  # forgotten, or superseded by a newer entry
                 continue
-            deadline = watched.last_heard + watched.window
+            deadline = watched.deadline
             if deadline <= queued:
-                return queued
+                return _datetime(queued)
             self._watched[device_id] = Watched(
                 last_heard=watched.last_heard, window=watched.window, queued=deadline
             )

@@ -56,6 +56,7 @@ DUE = Gauge("anxin_deadlines_due", "Deadlines due at the last scheduler pass (at
 # A subject that cannot be judged now (its sensors in maintenance) is looked at again then.
 RECHECK = timedelta(hours=1)
 CHUNK = 500  # ids per IN list
+READ_ROWS = 1000  # rows fetched at a time by a watermark's read
 
 
 class Verdict(Enum):
@@ -105,12 +106,15 @@ class Watermark:
                 if rows == len(self._read):
                     return []
         fresh = []
-        for key, at, value in session.execute(query):
+        # Rows of one import share their time: one object of it kept, not one a row (48 bytes).
+        times: dict[datetime, datetime] = {}
+        # Streamed, as the scheduler reads devices (the whole registry on the first pass).
+        for key, at, value in session.execute(query.execution_options(yield_per=READ_ROWS)):
             if self._read.get(key) == at:
                 continue
             fresh.append((key, value))
             # Kept for the lag, the whole registry after a bulk import: ids shared, not copied.
-            self._read[sys.intern(key) if isinstance(key, str) else key] = at
+            self._read[sys.intern(key) if isinstance(key, str) else key] = times.setdefault(at, at)
             self._mark = at if self._mark is None else max(self._mark, at)
         if self._mark is not None:
             horizon = self._mark - self._lag

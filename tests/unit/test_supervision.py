@@ -101,3 +101,13 @@ def test_next_due_is_the_earliest_deadline_the_sightings_tell_not_a_stale_entry(
     assert supervisor.queued == 1  # settled on the way: d1 moved, d2's entry dropped
     assert supervisor.due(T0 + timedelta(minutes=15), Outages()) == ["d1"]
     assert supervisor.next_due() is None
+
+
+def test_a_deadline_holds_to_the_microsecond() -> None:
+    # Times are kept as floats: one microsecond either side of the deadline still tells.
+    supervisor = LinkSupervisor()
+    heard = T0 + timedelta(days=300, microseconds=999_999)
+    supervisor.watch("d1", heard, WINDOW)
+    assert supervisor.next_due() == heard + WINDOW
+    assert supervisor.due(heard + WINDOW - timedelta(microseconds=1), Outages()) == []
+    assert supervisor.due(heard + WINDOW, Outages()) == ["d1"]
