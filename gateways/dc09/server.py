@@ -165,7 +165,7 @@ class Dc09Server:
         if poll is not None and messages:
             self.polls.remember(poll, now)
         REPLIES.labels(outcome.reply_kind).inc()
-        _log(outcome, transport)
+        _log(outcome, transport, published=len(messages))
         return outcome.reply
 
     async def safely(self, chunk: Chunk, transport: str) -> bytes | None:
@@ -273,13 +273,13 @@ def _count(outcome: Outcome) -> None:
         DEAD_LETTERS.inc(letters)
 
 
-def _log(outcome: Outcome, transport: str) -> None:
+def _log(outcome: Outcome, transport: str, *, published: int) -> None:
     fields = {
         "frame": outcome.frame_kind,
         "reply": outcome.reply_kind,
         "transport": transport,
         "account": outcome.account,
-        "messages": len(outcome.messages),
+        "messages": published,  # 0 for a resent poll: ACKed again, not published
     }
     if outcome.problem is None:
         log.info("dc09.frame", **fields)
