@@ -11,6 +11,9 @@ one of them is safe (PUBACKed; for an SOS, anxin's Ack ``received`` back). What 
 | a reply id (ACK, NAK, DUH, RSP) | DUH |
 | a code the account's table does not know, a data block it cannot read | DUH, a dead letter |
 | NULL, and every other event | ACK (``*ACK`` when encrypted) |
+
+A NULL's resend (``Outcome.poll``, :mod:`gateways.dc09.polls`) is ACKed without publishing
+again once its first heartbeat is safe: the server keeps that memory.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +34,7 @@ from gateways.dc09.content import Content, parse_content
 from gateways.dc09.crypto import decrypt, random_pad
 from gateways.dc09.frames import EVENT_TOKENS, Frame, FrameError, Token, parse_frame
 from gateways.dc09.framing import BINARY_HEADER, header_size
+from gateways.dc09.polls import Poll
 from gateways.dc09.window import TimestampWindow
 
 SEQ_MASK = 2**63 - 1
@@ -58,6 +62,7 @@ class Outcome:
     detail: str | None = None
     account: str | None = None
     device_id: str | None = None
+    poll: Poll | None = None  # a NULL with a timestamp: what recognises its resend
 
 
 class Receiver:
@@ -134,7 +139,11 @@ class Receiver:
         device = account.device_id
         if frame.token is Token.NULL:
             beat = Message(device_id=device, kind=Uplink.HEARTBEAT, payload=b"{}")
-            return self._outcome(kind, "ack", ack, (beat,), account)
+            outcome = self._outcome(kind, "ack", ack, (beat,), account)
+            if content.timestamp is None:  # nothing tells its resend from the next poll
+                return outcome
+            poll = Poll(account=account.account, seq=frame.seq, timestamp=content.timestamp)
+            return replace(outcome, poll=poll)
         try:
             if frame.token is Token.ADM_CID:
                 events = [parse_cid(content.data)]

@@ -23,6 +23,7 @@ from devices.clock import Clock, system_clock
 from devices.payloads import AckPayload
 from devices.topics import Downlink, Uplink
 from gateways.dc09.framing import Chunk, FrameReader
+from gateways.dc09.polls import SafePolls
 from gateways.dc09.receiver import Outcome, Receiver
 from gateways.link import AckTimeoutError, LinkUnavailableError
 
@@ -47,6 +48,10 @@ WINDOW_REJECTIONS = Counter(
 REFUSED = Counter("anxin_dc09_refused_total", "Frames NAKed or DUHed, by problem", ["problem"])
 DEAD_LETTERS = Counter(
     "anxin_dc09_dead_letters_total", "Events published as dead letters (unknown codes)"
+)
+RESENT_POLLS = Counter(
+    "anxin_dc09_resent_polls_total",
+    "NULL polls sent again after their heartbeat was safe: ACKed again, not published again",
 )
 UNANSWERED = Counter(
     "anxin_dc09_unanswered_total",
@@ -87,6 +92,7 @@ class Dc09Server:
         self._listening = False
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: asyncio.TaskGroup | None = None  # the UDP datagrams' tasks
+        self.polls = SafePolls()
 
     def readiness(self) -> Mapping[str, Callable[[], bool]]:
         return {"listener": lambda: self._listening}
@@ -135,8 +141,13 @@ class Dc09Server:
             outcome = self.receiver.handle(chunk.data, now)
         FRAMES.labels(outcome.frame_kind, transport).inc()
         _count(outcome)
+        poll = outcome.poll
+        messages = outcome.messages
+        if poll is not None and self.polls.is_resend(poll, now):
+            RESENT_POLLS.inc()
+            messages = ()  # its heartbeat is safe already: ACKed again, counted once
         try:
-            for message in outcome.messages:
+            for message in messages:
                 if message.sos_seq is not None:
                     await self.link.publish_sos(
                         message.device_id,
@@ -151,8 +162,10 @@ class Dc09Server:
             UNANSWERED.labels(cause).inc()
             log.warning("dc09.unanswered", account=outcome.account, cause=cause, error=str(error))
             return None
+        if poll is not None and messages:
+            self.polls.remember(poll, now)
         REPLIES.labels(outcome.reply_kind).inc()
-        _log(outcome, transport)
+        _log(outcome, transport, published=len(messages))
         return outcome.reply
 
     async def safely(self, chunk: Chunk, transport: str) -> bytes | None:
@@ -260,13 +273,13 @@ def _count(outcome: Outcome) -> None:
         DEAD_LETTERS.inc(letters)
 
 
-def _log(outcome: Outcome, transport: str) -> None:
+def _log(outcome: Outcome, transport: str, *, published: int) -> None:
     fields = {
         "frame": outcome.frame_kind,
         "reply": outcome.reply_kind,
         "transport": transport,
         "account": outcome.account,
-        "messages": len(outcome.messages),
+        "messages": published,  # 0 for a resent poll: ACKed again, not published
     }
     if outcome.problem is None:
         log.info("dc09.frame", **fields)

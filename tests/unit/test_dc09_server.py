@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,7 +16,7 @@ from devices.topics import Uplink
 from gateways.dc09.accounts import parse_accounts
 from gateways.dc09.content import format_timestamp
 from gateways.dc09.frames import Token, build_frame, parse_frame
-from gateways.dc09.framing import FrameReader
+from gateways.dc09.framing import Chunk, FrameReader
 from gateways.dc09.receiver import Receiver
 from gateways.dc09.server import Dc09Server, ServerOptions
 from gateways.link import AckTimeoutError, LinkUnavailableError
@@ -203,6 +203,42 @@ async def _a_bug_on_one_frame(server: Dc09Server, link: FakeLink) -> None:
     (reply,) = await read_replies(reader, 1)
     assert parse_frame(reply).token is Token.ACK
     writer.close()
+
+
+def null(stamp: datetime = NOW, seq: str = "0000") -> Chunk:
+    return Chunk(data=build_frame(f'"NULL"{seq}L0#1234[]{format_timestamp(stamp)}'), reason=None)
+
+
+def test_a_resent_poll_is_acked_again_and_published_once() -> None:
+    async def scenario() -> None:
+        link, clock = FakeLink(), [NOW]
+        receiver = Receiver(parse_accounts({}), None)
+        options = ServerOptions(host="127.0.0.1", port=0)
+        server = Dc09Server(link, receiver, options, lambda: clock[0])
+
+        async def reply(chunk: Chunk) -> Token | None:
+            answer = await server.handle(chunk, "tcp")
+            return None if answer is None else parse_frame(answer).token
+
+        link.fail = LinkUnavailableError("no PUBACK in time")
+        assert await reply(null()) is None  # not safe: no ACK, and not remembered
+        link.fail = None
+        clock[0] = NOW + timedelta(seconds=1)
+        assert await reply(null()) is Token.ACK  # the resend: published, safe, ACKed
+        clock[0] = NOW + timedelta(seconds=31)
+        assert await reply(null()) is Token.ACK  # resent again: ACKed, not published
+        assert len(link.published) == 1
+        assert await reply(null(NOW + timedelta(seconds=2))) is Token.ACK  # the next poll
+        assert await reply(null(NOW, seq="0001")) is Token.ACK  # another seq: another poll
+        clock[0] = NOW + timedelta(seconds=200)
+        assert await reply(null(NOW, seq="0001")) is Token.ACK  # past the resend horizon
+        assert [k for _, k, _ in link.published] == [Uplink.HEARTBEAT] * 4
+        no_stamp = Chunk(data=build_frame('"NULL"0000L0#1234[]'), reason=None)
+        assert (await reply(no_stamp), await reply(no_stamp)) == (Token.ACK, Token.ACK)
+        assert len(link.published) == 6  # without a timestamp, nothing tells a resend
+        assert len(server.polls) == 1  # one entry per account
+
+    asyncio.run(scenario())
 
 
 def test_a_port_in_use_is_a_configuration_error() -> None:

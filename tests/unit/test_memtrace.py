@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import linecache
 import tracemalloc
 from pathlib import Path
 
@@ -35,3 +36,19 @@ def test_each_snapshot_is_written_with_what_grew_since_the_first(tmp_path: Path)
     top = growth.split("\n\n")[1]
     assert "test_memtrace.py" in top
     assert "KiB" in top
+
+
+def test_the_tracers_own_linecache_is_left_out(tmp_path: Path) -> None:
+    trace = memory_trace(tmp_path, 3)
+    assert trace is not None
+    try:
+        trace.snapshot()
+        KEPT.append(bytes(1000))
+        linecache.clearcache()  # so that formatting the growth reads the sources again
+        trace.snapshot()
+        third = trace.snapshot()
+    finally:
+        trace.stop()
+        KEPT.clear()
+    traces = tracemalloc.Snapshot.load(str(third)).traces
+    assert not any(f.filename == linecache.__file__ for t in traces for f in t.traceback)
