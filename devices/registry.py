@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     String,
     Table,
+    Update,
     bindparam,
     func,
     or_,
@@ -160,16 +161,13 @@ def register_device(
     return DeviceInfo(device_id=device_id, model=model, elder_id=elder_id)
 
 
-def record_sightings(session: Session, sightings: Iterable[Sighting]) -> None:
-    """Move each device's last-seen time forward (never back): one statement for the batch."""
-    latest: dict[str, Sighting] = {}
-    for sighting in sightings:
-        latest[sighting.device_id] = merge_sightings(latest.get(sighting.device_id), sighting)
-    if not latest:
-        return
+@cache
+def _sightings_statement() -> Update:
+    """Built once: a statement object reused keeps its cache key, so a batch does not pay for
+    building and keying it again (the SQL is the same)."""
     table = cast(Table, DeviceRow.__table__)  # declared as FromClause; it is our Table
     seen = bindparam("p_seen", type_=UtcDateTime)
-    statement = (
+    return (
         update(table)
         .where(table.c.id == bindparam("p_id"))
         .where(or_(table.c.last_seen_at.is_(None), table.c.last_seen_at <= seen))
@@ -179,8 +177,17 @@ def record_sightings(session: Session, sightings: Iterable[Sighting]) -> None:
             online=func.coalesce(bindparam("p_online", type_=Boolean), table.c.online),
         )
     )
+
+
+def record_sightings(session: Session, sightings: Iterable[Sighting]) -> None:
+    """Move each device's last-seen time forward (never back): one statement for the batch."""
+    latest: dict[str, Sighting] = {}
+    for sighting in sightings:
+        latest[sighting.device_id] = merge_sightings(latest.get(sighting.device_id), sighting)
+    if not latest:
+        return
     session.execute(
-        statement,
+        _sightings_statement(),
         [
             {"p_id": s.device_id, "p_seen": s.seen_at, "p_battery": s.battery, "p_online": s.online}
             for s in latest.values()
