@@ -28,6 +28,7 @@ from alerting.visit_planner import VisitPlanner
 from anxin.database import database_reachable, open_database, require_current_schema
 from anxin.leader import run_when_leader
 from anxin.memtrace import memory_trace
+from anxin.native_memory import export_native_memory
 from anxin.secrets import token_secret
 from anxin.settings import ConfigError, Settings
 from anxin.telemetry import telemetry_store, telemetry_writer
@@ -180,6 +181,7 @@ async def run_service(
             loop.add_signal_handler(signum, stop.set)
         if trace is not None:
             loop.add_signal_handler(signal.SIGUSR1, trace.snapshot)
+        export_native_memory()
         settle_heap()
         if writer is not None:
             writer.start()

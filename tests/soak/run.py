@@ -72,6 +72,7 @@ INFLUX_DB = "anxin_soak"
 COMMUNITY = "张家口市/张北县/花园街道/幸福社区"
 # Starting a process on a shared, loaded machine may take a while (imports alone: > 30 s seen).
 READY_WITHIN_S = 180.0
+MIB = 1024 * 1024
 SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -110,6 +111,11 @@ class Sample:
     sos_acks: int
     load1: float
     heap: int = 0  # link supervision's heap entries (anxin_supervision_heap_entries)
+    # The ingest processes' native memory (anxin/native_memory.py), MiB: SQLite's heap, and
+    # glibc malloc's in use (SQLite's included) and kept free.
+    sqlite_mib: float = 0.0
+    malloc_mib: float = 0.0
+    malloc_free_mib: float = 0.0
     # Every measured process's RSS, by name, when there is more than one (``rss_mib``: the
     # first, the role under test).
     rss: dict[str, float] = field(default_factory=dict)
@@ -121,11 +127,15 @@ class Sample:
             f"{self.minute:6.1f} {self.rss_mib:8.1f} {self.inbox:6d} {self.published:10d}"
             f" {self.published - self.stored:7d} {batch} {ack} {self.sos_acks:4d}"
             f" {self.load1:5.2f} {self.heap:7d}"
+            f" {self.sqlite_mib:6.1f} {self.malloc_mib:6.1f} {self.malloc_free_mib:5.1f}"
             + "".join(f" {mib:9.1f}" for mib in list(self.rss.values())[1:])
         )
 
 
-HEADER = "minute  RSS MiB  inbox  published  behind batch_ms ack_max acks load1    heap"
+HEADER = (
+    "minute  RSS MiB  inbox  published  behind batch_ms ack_max acks load1    heap"
+    " sqlite malloc  free"
+)
 
 
 def header(names: Sequence[str]) -> str:
@@ -202,12 +212,15 @@ class Metrics:
     batch_sum_s: float
     batch_count: int
     heap: int = 0
+    sqlite_bytes: float = 0.0
+    malloc_bytes: float = 0.0
+    malloc_free_bytes: float = 0.0
 
 
 def scrape(api_url: str) -> Metrics:
     text = httpx.get(f"{api_url}/metrics", timeout=30).text
     inbox = heartbeats = batch_count = heap = 0
-    batch_sum = 0.0
+    batch_sum = sqlite = malloc = malloc_free = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "anxin_ingest_inbox_messages":
@@ -220,12 +233,21 @@ def scrape(api_url: str) -> Metrics:
                 batch_count = int(sample.value)
             elif sample.name == "anxin_supervision_heap_entries":
                 heap = int(sample.value)
+            elif sample.name == "anxin_sqlite_memory_bytes":
+                sqlite = sample.value
+            elif sample.name == "anxin_malloc_bytes" and sample.labels.get("state") == "in_use":
+                malloc = sample.value
+            elif sample.name == "anxin_malloc_bytes" and sample.labels.get("state") == "free":
+                malloc_free = sample.value
     return Metrics(
         inbox=inbox,
         heartbeats=heartbeats,
         batch_sum_s=batch_sum,
         batch_count=batch_count,
         heap=heap,
+        sqlite_bytes=sqlite,
+        malloc_bytes=malloc,
+        malloc_free_bytes=malloc_free,
     )
 
 
@@ -238,6 +260,9 @@ def scrape_all(urls: Sequence[str]) -> Metrics:
         batch_sum_s=sum(m.batch_sum_s for m in each),
         batch_count=sum(m.batch_count for m in each),
         heap=max((m.heap for m in each), default=0),
+        sqlite_bytes=sum(m.sqlite_bytes for m in each),
+        malloc_bytes=sum(m.malloc_bytes for m in each),
+        malloc_free_bytes=sum(m.malloc_free_bytes for m in each),
     )
 
 
@@ -533,6 +558,9 @@ class Sampler:
             sos_acks=len(acks),
             load1=os.getloadavg()[0],
             heap=metrics.heap,
+            sqlite_mib=round(metrics.sqlite_bytes / MIB, 1),
+            malloc_mib=round(metrics.malloc_bytes / MIB, 1),
+            malloc_free_mib=round(metrics.malloc_free_bytes / MIB, 1),
             rss=rss if len(rss) > 1 else {},
         )
         self.out(sample.line())

@@ -1,0 +1,117 @@
+"""Memory that Python's tracemalloc does not see, for /metrics (issue 17).
+
+Two figures, each read when Prometheus scrapes (a C call of about a microsecond, no walk of
+Python's objects):
+
+- ``anxin_sqlite_memory_bytes``: SQLite's own heap in this process, every connection's page
+  cache, schema and prepared statements together (``sqlite3_memory_used()``). It is read from
+  the libsqlite3 that Python's ``sqlite3`` module has loaded, found in ``/proc/self/maps``, so
+  the figure is that library's and not another copy's.
+- ``anxin_malloc_bytes{state}``: glibc's allocator (``mallinfo2()``): ``in_use`` what it has
+  handed out (SQLite's memory above, Python's objects of more than 512 bytes, the libraries');
+  ``free`` what it keeps after ``free()`` and has not given back to the system. Python's small
+  objects live in pymalloc's own arenas (mmap), in neither.
+
+Where a figure cannot be read (SQLite built into Python, another C library) its gauge is not
+exported rather than exported as 0.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge
+
+
+class _MallInfo2(ctypes.Structure):
+    # glibc's struct mallinfo2 (malloc.h, glibc 2.33 and later), every field a size_t.
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def loaded_sqlite_library(maps: Path = Path("/proc/self/maps")) -> Path | None:
+    """The libsqlite3 file mapped into this process (``sqlite3`` is imported above, so the
+    one its C module links to), or None when there is none to see."""
+    try:
+        lines = maps.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        path = line.split(maxsplit=5)[5:]
+        if path and Path(path[0]).name.startswith("libsqlite3.so"):
+            return Path(path[0])
+    return None
+
+
+def sqlite_memory_reader() -> Callable[[], int] | None:
+    """``sqlite3_memory_used()`` of Python's SQLite, or None if it cannot be reached."""
+    path = loaded_sqlite_library()
+    if path is None:
+        return None
+    try:
+        library = ctypes.CDLL(str(path))  # the loaded one: dlopen hands back its handle
+        library.sqlite3_libversion.restype = ctypes.c_char_p
+        memory_used = library.sqlite3_memory_used
+    except (OSError, AttributeError):
+        return None
+    # The same library as the module's, or its figure would be another copy's.
+    if library.sqlite3_libversion().decode() != sqlite3.sqlite_version:
+        return None
+    memory_used.restype = ctypes.c_int64
+    memory_used.argtypes = []
+    return lambda: int(memory_used())
+
+
+def malloc_info_reader() -> Callable[[], _MallInfo2] | None:
+    """glibc's ``mallinfo2()``, or None on another C library (or a glibc before 2.33)."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = _MallInfo2
+    mallinfo2.argtypes = []
+    return lambda: mallinfo2()
+
+
+@functools.cache  # once a registry: run_service may run more than once in a process
+def export_native_memory(registry: CollectorRegistry = REGISTRY) -> tuple[str, ...]:
+    """Register the gauges this process can read on ``registry``; their names."""
+    exported: list[str] = []
+    sqlite_used = sqlite_memory_reader()
+    if sqlite_used is not None:
+        gauge = Gauge(
+            "anxin_sqlite_memory_bytes",
+            "SQLite's heap in this process: page caches, schemas, statements",
+            registry=registry,
+        )
+        gauge.set_function(sqlite_used)
+        exported.append("anxin_sqlite_memory_bytes")
+    info = malloc_info_reader()
+    if info is not None:
+        by_state = Gauge(
+            "anxin_malloc_bytes",
+            "glibc malloc: in_use handed out (SQLite's included), free kept and not returned",
+            ["state"],
+            registry=registry,
+        )
+        by_state.labels(state="in_use").set_function(lambda: (m := info()).uordblks + m.hblkhd)
+        by_state.labels(state="free").set_function(lambda: info().fordblks)
+        exported.append("anxin_malloc_bytes")
+    return tuple(exported)
