@@ -116,6 +116,9 @@ class Sample:
     sqlite_mib: float = 0.0
     malloc_mib: float = 0.0
     malloc_free_mib: float = 0.0
+    # The first ingest process's RSS of files (code, libraries, mapped files), MiB: RSS less
+    # this is anonymous memory (malloc's, pymalloc's arenas, the threads' stacks).
+    file_mib: float = 0.0
     # Every measured process's RSS, by name, when there is more than one (``rss_mib``: the
     # first, the role under test).
     rss: dict[str, float] = field(default_factory=dict)
@@ -128,13 +131,14 @@ class Sample:
             f" {self.published - self.stored:7d} {batch} {ack} {self.sos_acks:4d}"
             f" {self.load1:5.2f} {self.heap:7d}"
             f" {self.sqlite_mib:6.1f} {self.malloc_mib:6.1f} {self.malloc_free_mib:5.1f}"
+            f" {self.file_mib:5.1f}"
             + "".join(f" {mib:9.1f}" for mib in list(self.rss.values())[1:])
         )
 
 
 HEADER = (
     "minute  RSS MiB  inbox  published  behind batch_ms ack_max acks load1    heap"
-    " sqlite malloc  free"
+    " sqlite malloc  free  file"
 )
 
 
@@ -198,11 +202,12 @@ def p99(values: Sequence[float]) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[98]
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """A figure of ``/proc/PID/status`` in MiB: VmRSS, or its part RssAnon, RssFile."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
+    raise RuntimeError(f"no {field} for {pid}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -520,6 +525,7 @@ class Sampler:
     def __init__(self, measured: Sequence[Measured], out: Callable[[str], None]) -> None:
         self.measured, self.out = list(measured), out
         self.ingest_urls = [m.api_url for m in measured if m.ingest]
+        self.ingest_pid = next(m.pid for m in measured if m.ingest)
         self.started = time.monotonic()
         self.previous: Metrics | None = None
         self.acks_seen = 0
@@ -561,6 +567,7 @@ class Sampler:
             sqlite_mib=round(metrics.sqlite_bytes / MIB, 1),
             malloc_mib=round(metrics.malloc_bytes / MIB, 1),
             malloc_free_mib=round(metrics.malloc_free_bytes / MIB, 1),
+            file_mib=round(rss_mib(self.ingest_pid, "RssFile"), 1),
             rss=rss if len(rss) > 1 else {},
         )
         self.out(sample.line())
