@@ -1,0 +1,83 @@
+"""The native memory gauges read real figures of this process, which move with its use."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from anxin.native_memory import (
+    export_native_memory,
+    loaded_sqlite_library,
+    malloc_info_reader,
+    sqlite_memory_reader,
+)
+
+ROWS = [("x" * 500,) for _ in range(20_000)]  # ~10 MB of pages
+
+
+def _filled_connection() -> sqlite3.Connection:
+    connection = sqlite3.connect(":memory:")
+    connection.execute("CREATE TABLE t (x TEXT)")
+    connection.executemany("INSERT INTO t VALUES (?)", ROWS)
+    return connection
+
+
+def test_the_library_is_the_one_mapped_for_pythons_sqlite3() -> None:
+    path = loaded_sqlite_library()
+    assert path is not None
+    assert path.name.startswith("libsqlite3.so")
+    assert str(path) in Path("/proc/self/maps").read_text()
+
+
+def test_no_library_when_none_is_mapped(tmp_path: Path) -> None:
+    maps = tmp_path / "maps"
+    maps.write_text("7f00-7f01 r-xp 00000000 08:01 42 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
+    assert loaded_sqlite_library(maps) is None
+    assert loaded_sqlite_library(tmp_path / "absent") is None
+
+
+def test_sqlite_memory_grows_with_a_page_cache_and_falls_when_it_is_closed() -> None:
+    used = sqlite_memory_reader()
+    assert used is not None
+    before = used()
+    connection = _filled_connection()  # an in-memory database: its pages are all cached
+    filled = used()
+    connection.close()
+    after = used()
+    assert filled - before > 5_000_000
+    assert filled - after > 5_000_000
+
+
+def test_malloc_in_use_counts_what_is_handed_out() -> None:
+    info = malloc_info_reader()
+    assert info is not None
+    before = info()
+    block = bytearray(8 * 1024 * 1024)  # above the mmap threshold: one mapped chunk
+    during = info()
+    del block
+    after = info()
+    assert (during.uordblks + during.hblkhd) - (before.uordblks + before.hblkhd) >= 8_000_000
+    assert (during.hblkhd - after.hblkhd) >= 8_000_000
+
+
+def test_the_gauges_are_exported_once_and_read_when_scraped() -> None:
+    registry = CollectorRegistry()
+    names = export_native_memory(registry)
+    assert export_native_memory(registry) == names  # a second call registers nothing again
+    assert names == ("anxin_sqlite_memory_bytes", "anxin_malloc_bytes")
+    sqlite_before = registry.get_sample_value("anxin_sqlite_memory_bytes")
+    connection = _filled_connection()
+    sqlite_filled = registry.get_sample_value("anxin_sqlite_memory_bytes")
+    in_use = registry.get_sample_value("anxin_malloc_bytes", {"state": "in_use"})
+    free = registry.get_sample_value("anxin_malloc_bytes", {"state": "free"})
+    connection.close()
+    assert sqlite_before is not None
+    assert sqlite_filled is not None
+    assert sqlite_filled - sqlite_before > 5_000_000
+    # SQLite allocates with malloc: its heap is part of what malloc has handed out.
+    assert in_use is not None
+    assert in_use > sqlite_filled
+    assert free is not None
+    assert free >= 0
