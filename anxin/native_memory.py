@@ -1,16 +1,18 @@
 """Memory that Python's tracemalloc does not see, for /metrics (issue 17).
 
-Two figures, each read when Prometheus scrapes (a C call of about a microsecond, no walk of
-Python's objects):
+Read when Prometheus scrapes, never in between:
 
 - ``anxin_sqlite_memory_bytes``: SQLite's own heap in this process, every connection's page
   cache, schema and prepared statements together (``sqlite3_memory_used()``). It is read from
   the libsqlite3 that Python's ``sqlite3`` module has loaded, found in ``/proc/self/maps``, so
-  the figure is that library's and not another copy's.
+  the figure is that library's and not another copy's. One counter read: under a microsecond.
 - ``anxin_malloc_bytes{state}``: glibc's allocator (``mallinfo2()``): ``in_use`` what it has
   handed out (SQLite's memory above, Python's objects of more than 512 bytes, the libraries');
   ``free`` what it keeps after ``free()`` and has not given back to the system. Python's small
-  objects live in pymalloc's own arenas (mmap), in neither.
+  objects live in pymalloc's own arenas (mmap), in neither. Only when asked
+  (ANXIN_DEBUG_MALLOC_METRICS): ``mallinfo2()`` walks the free lists under the allocator's
+  lock, a microsecond with serve's few free chunks but 50 ms with 200,000 of them, and every
+  thread's ``malloc`` waits meanwhile.
 
 Where a figure cannot be read (SQLite built into Python, another C library) its gauge is not
 exported rather than exported as 0.
@@ -21,10 +23,12 @@ from __future__ import annotations
 import ctypes
 import functools
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from prometheus_client import REGISTRY, CollectorRegistry, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 
 class _MallInfo2(ctypes.Structure):
@@ -90,28 +94,40 @@ def malloc_info_reader() -> Callable[[], _MallInfo2] | None:
     return lambda: mallinfo2()
 
 
+class NativeMemory(Collector):
+    """The gauges, read at each scrape: one call into SQLite, and one into malloc if asked."""
+
+    def __init__(self, *, malloc: bool) -> None:
+        self.sqlite_used = sqlite_memory_reader()
+        self.malloc_info = malloc_info_reader() if malloc else None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if self.sqlite_used is not None:
+            yield GaugeMetricFamily(
+                "anxin_sqlite_memory_bytes",
+                "SQLite's heap in this process: page caches, schemas, statements",
+                value=self.sqlite_used(),
+            )
+        if self.malloc_info is not None:
+            info = self.malloc_info()
+            by_state = GaugeMetricFamily(
+                "anxin_malloc_bytes",
+                "glibc malloc: in_use handed out (SQLite's included), free kept and not returned",
+                labels=["state"],
+            )
+            by_state.add_metric(["in_use"], info.uordblks + info.hblkhd)
+            by_state.add_metric(["free"], info.fordblks)
+            yield by_state
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(family.name for family in self.collect())
+
+
 @functools.cache  # once a registry: run_service may run more than once in a process
-def export_native_memory(registry: CollectorRegistry = REGISTRY) -> tuple[str, ...]:
+def export_native_memory(
+    *, malloc: bool = False, registry: CollectorRegistry = REGISTRY
+) -> tuple[str, ...]:
     """Register the gauges this process can read on ``registry``; their names."""
-    exported: list[str] = []
-    sqlite_used = sqlite_memory_reader()
-    if sqlite_used is not None:
-        gauge = Gauge(
-            "anxin_sqlite_memory_bytes",
-            "SQLite's heap in this process: page caches, schemas, statements",
-            registry=registry,
-        )
-        gauge.set_function(sqlite_used)
-        exported.append("anxin_sqlite_memory_bytes")
-    info = malloc_info_reader()
-    if info is not None:
-        by_state = Gauge(
-            "anxin_malloc_bytes",
-            "glibc malloc: in_use handed out (SQLite's included), free kept and not returned",
-            ["state"],
-            registry=registry,
-        )
-        by_state.labels(state="in_use").set_function(lambda: (m := info()).uordblks + m.hblkhd)
-        by_state.labels(state="free").set_function(lambda: info().fordblks)
-        exported.append("anxin_malloc_bytes")
-    return tuple(exported)
+    collector = NativeMemory(malloc=malloc)
+    registry.register(collector)
+    return collector.names()

@@ -181,7 +181,7 @@ async def run_service(
             loop.add_signal_handler(signum, stop.set)
         if trace is not None:
             loop.add_signal_handler(signal.SIGUSR1, trace.snapshot)
-        export_native_memory()
+        export_native_memory(malloc=settings.debug_malloc_metrics)
         settle_heap()
         if writer is not None:
             writer.start()

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Debugging a leak (anxin/memtrace.py): tracemalloc with this many frames, SIGUSR1 dumps.
     debug_tracemalloc_frames: Annotated[int, Field(ge=0, le=100)] = 0
+    # anxin_malloc_bytes on /metrics (anxin/native_memory.py): each scrape walks malloc's lists.
+    debug_malloc_metrics: bool = False
 
     ingest_max_batch: Annotated[int, Field(ge=1, le=100_000)] = 1000
     # Ingest members (ANXIN_MQTT_SHARED_GROUP on PostgreSQL): a member unseen this long, whose

@@ -13,7 +13,9 @@ from tests.support.service import anxin_env, running_anxin, wait_until
 
 
 def test_ingest_alone_is_watchable_and_serves_no_api(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    setup = anxin_env(tmp_path / "anxin", ANXIN_MQTT_URL=mosquitto.url)
+    setup = anxin_env(
+        tmp_path / "anxin", ANXIN_MQTT_URL=mosquitto.url, ANXIN_DEBUG_MALLOC_METRICS="1"
+    )
     assert setup.cli("db", "upgrade").returncode == 0
     with running_anxin(setup, command="ingest"):
         ready = httpx.get(f"{setup.api_url}/readyz").json()

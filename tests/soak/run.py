@@ -402,6 +402,7 @@ def run_soak(options: SoakOptions, out: Callable[[str], None] = print) -> SoakRe
             ANXIN_MQTT_CLIENT_ID="anxin-soak",
             ANXIN_INFLUX_URL=influxd.url,
             ANXIN_INFLUX_DB=INFLUX_DB,
+            ANXIN_DEBUG_MALLOC_METRICS="1",  # where the native memory goes, beside RSS
             **database,
             **options.anxin_env,
         )

@@ -64,8 +64,8 @@ def test_malloc_in_use_counts_what_is_handed_out() -> None:
 
 def test_the_gauges_are_exported_once_and_read_when_scraped() -> None:
     registry = CollectorRegistry()
-    names = export_native_memory(registry)
-    assert export_native_memory(registry) == names  # a second call registers nothing again
+    names = export_native_memory(malloc=True, registry=registry)
+    assert export_native_memory(malloc=True, registry=registry) == names  # registered once
     assert names == ("anxin_sqlite_memory_bytes", "anxin_malloc_bytes")
     sqlite_before = registry.get_sample_value("anxin_sqlite_memory_bytes")
     connection = _filled_connection()
@@ -81,3 +81,9 @@ def test_the_gauges_are_exported_once_and_read_when_scraped() -> None:
     assert in_use > sqlite_filled
     assert free is not None
     assert free >= 0
+
+
+def test_malloc_is_read_only_when_asked() -> None:
+    registry = CollectorRegistry()
+    assert export_native_memory(registry=registry) == ("anxin_sqlite_memory_bytes",)
+    assert registry.get_sample_value("anxin_malloc_bytes", {"state": "in_use"}) is None
