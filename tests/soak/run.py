@@ -13,10 +13,12 @@ over the devices, and an SOS (QoS 1) every ``sos_interval_s``, each from another
 Each ``sample_s`` it prints anxin's RSS (``/proc/PID/status``), the inbox depth
 (``anxin_ingest_inbox_messages``), how many messages were published and not yet stored, the
 mean batch time over the interval (``anxin_ingest_batch_seconds``), the SOS-to-Ack times of the
-interval (publication by the device to the Ack it receives, the promise of the SOS path), and
-the load average (the machine is shared). At the end, once everything is drained, it checks
-that every SOS is an alert in the database and every heartbeat a point in InfluxDB, and prints
-the growth of RSS over the second half of the run.
+interval (publication by the device to the Ack it receives, the promise of the SOS path), the
+load average (the machine is shared), and where the ingest process's native memory is
+(anxin/native_memory.py, ANXIN_DEBUG_MALLOC_METRICS on): SQLite's heap, glibc malloc's in use
+(SQLite's included) and kept free, and its RSS of files (code, libraries). At the end, once
+everything is drained, it checks that every SOS is an alert in the database and every heartbeat
+a point in InfluxDB, and prints the growth of RSS over the second half of the run.
 
 The same soak for the other roles (``target``), each process's RSS sampled and its growth
 printed:
