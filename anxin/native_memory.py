@@ -5,7 +5,9 @@ Read when Prometheus scrapes, never in between:
 - ``anxin_sqlite_memory_bytes``: SQLite's own heap in this process, every connection's page
   cache, schema and prepared statements together (``sqlite3_memory_used()``). It is read from
   the libsqlite3 that Python's ``sqlite3`` module has loaded, found in ``/proc/self/maps``, so
-  the figure is that library's and not another copy's. One counter read: under a microsecond.
+  the figure is that library's and not another copy's. Two counters read: about a microsecond.
+- ``anxin_sqlite_page_cache_bytes``: of it, the page caches (``sqlite3_status64()``), each
+  connection's at most its ``cache_size`` (2 MiB by default), less while the database is smaller.
 - ``anxin_malloc_bytes{state}``: glibc's allocator (``mallinfo2()``): ``in_use`` what it has
   handed out (SQLite's memory above, Python's objects of more than 512 bytes, the libraries');
   ``free`` what it keeps after ``free()`` and has not given back to the system. Python's small
@@ -25,6 +27,7 @@ import functools
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
@@ -64,15 +67,25 @@ def loaded_sqlite_library(maps: Path = Path("/proc/self/maps")) -> Path | None:
     return None
 
 
-def sqlite_memory_reader() -> Callable[[], int] | None:
-    """``sqlite3_memory_used()`` of Python's SQLite, or None if it cannot be reached."""
+class SqliteMemory(NamedTuple):
+    used: int  # all of SQLite's heap
+    page_cache: int  # of it, the connections' page caches
+
+
+# sqlite3.h: sqlite3_status64()'s counter of page cache memory taken from the heap (all of it,
+# as Python configures no SQLITE_CONFIG_PAGECACHE buffer).
+SQLITE_STATUS_PAGECACHE_OVERFLOW = 2
+
+
+def sqlite_memory_reader() -> Callable[[], SqliteMemory] | None:
+    """SQLite's heap and page caches, as Python's SQLite counts them; None if unreachable."""
     path = loaded_sqlite_library()
     if path is None:
         return None
     try:
         library = ctypes.CDLL(str(path))  # the loaded one: dlopen hands back its handle
         library.sqlite3_libversion.restype = ctypes.c_char_p
-        memory_used = library.sqlite3_memory_used
+        memory_used, status64 = library.sqlite3_memory_used, library.sqlite3_status64
     except (OSError, AttributeError):
         return None
     # The same library as the module's, or its figure would be another copy's.
@@ -80,7 +93,15 @@ def sqlite_memory_reader() -> Callable[[], int] | None:
         return None
     memory_used.restype = ctypes.c_int64
     memory_used.argtypes = []
-    return lambda: int(memory_used())
+    counter = ctypes.POINTER(ctypes.c_int64)
+    status64.argtypes = [ctypes.c_int, counter, counter, ctypes.c_int]
+
+    def read() -> SqliteMemory:
+        current, highest = ctypes.c_int64(), ctypes.c_int64()
+        status64(SQLITE_STATUS_PAGECACHE_OVERFLOW, ctypes.byref(current), ctypes.byref(highest), 0)
+        return SqliteMemory(used=int(memory_used()), page_cache=current.value)
+
+    return read
 
 
 def malloc_info_reader() -> Callable[[], _MallInfo2] | None:
@@ -98,15 +119,21 @@ class NativeMemory(Collector):
     """The gauges, read at each scrape: one call into SQLite, and one into malloc if asked."""
 
     def __init__(self, *, malloc: bool) -> None:
-        self.sqlite_used = sqlite_memory_reader()
+        self.sqlite_memory = sqlite_memory_reader()
         self.malloc_info = malloc_info_reader() if malloc else None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        if self.sqlite_used is not None:
+        if self.sqlite_memory is not None:
+            sqlite_memory = self.sqlite_memory()
             yield GaugeMetricFamily(
                 "anxin_sqlite_memory_bytes",
                 "SQLite's heap in this process: page caches, schemas, statements",
-                value=self.sqlite_used(),
+                value=sqlite_memory.used,
+            )
+            yield GaugeMetricFamily(
+                "anxin_sqlite_page_cache_bytes",
+                "Of SQLite's heap, its connections' page caches",
+                value=sqlite_memory.page_cache,
             )
         if self.malloc_info is not None:
             info = self.malloc_info()

@@ -34,6 +34,7 @@ def test_ingest_alone_is_watchable_and_serves_no_api(mosquitto: Mosquitto, tmp_p
     # Native memory beside Python's (anxin/native_memory.py): the SQLite that stored the SOS.
     sqlite = _sample(counted, "anxin_sqlite_memory_bytes")
     assert sqlite > 100_000
+    assert 0 < _sample(counted, "anxin_sqlite_page_cache_bytes") <= sqlite
     assert _sample(counted, "anxin_malloc_bytes", state="in_use") > sqlite
     assert api.status_code == 404
 

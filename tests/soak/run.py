@@ -15,10 +15,11 @@ Each ``sample_s`` it prints anxin's RSS (``/proc/PID/status``), the inbox depth
 mean batch time over the interval (``anxin_ingest_batch_seconds``), the SOS-to-Ack times of the
 interval (publication by the device to the Ack it receives, the promise of the SOS path), the
 load average (the machine is shared), and where the ingest process's native memory is
-(anxin/native_memory.py, ANXIN_DEBUG_MALLOC_METRICS on): SQLite's heap, glibc malloc's in use
-(SQLite's included) and kept free, and its RSS of files (code, libraries). At the end, once
-everything is drained, it checks that every SOS is an alert in the database and every heartbeat
-a point in InfluxDB, and prints the growth of RSS over the second half of the run.
+(anxin/native_memory.py, ANXIN_DEBUG_MALLOC_METRICS on): SQLite's heap and its page caches,
+glibc malloc's in use (SQLite's included) and kept free, and its RSS of files (code,
+libraries). At the end, once everything is drained, it checks that every SOS is an alert in
+the database and every heartbeat a point in InfluxDB, and prints the growth of RSS over the
+second half of the run.
 
 The same soak for the other roles (``target``), each process's RSS sampled and its growth
 printed:
@@ -116,6 +117,7 @@ class Sample:
     # The ingest processes' native memory (anxin/native_memory.py), MiB: SQLite's heap, and
     # glibc malloc's in use (SQLite's included) and kept free.
     sqlite_mib: float = 0.0
+    page_cache_mib: float = 0.0  # of SQLite's heap, its page caches
     malloc_mib: float = 0.0
     malloc_free_mib: float = 0.0
     # The first ingest process's RSS of files (code, libraries, mapped files), MiB: RSS less
@@ -132,15 +134,15 @@ class Sample:
             f"{self.minute:6.1f} {self.rss_mib:8.1f} {self.inbox:6d} {self.published:10d}"
             f" {self.published - self.stored:7d} {batch} {ack} {self.sos_acks:4d}"
             f" {self.load1:5.2f} {self.heap:7d}"
-            f" {self.sqlite_mib:6.1f} {self.malloc_mib:6.1f} {self.malloc_free_mib:5.1f}"
-            f" {self.file_mib:5.1f}"
+            f" {self.sqlite_mib:6.1f} {self.page_cache_mib:5.1f} {self.malloc_mib:6.1f}"
+            f" {self.malloc_free_mib:5.1f} {self.file_mib:5.1f}"
             + "".join(f" {mib:9.1f}" for mib in list(self.rss.values())[1:])
         )
 
 
 HEADER = (
     "minute  RSS MiB  inbox  published  behind batch_ms ack_max acks load1    heap"
-    " sqlite malloc  free  file"
+    " sqlite cache malloc  free  file"
 )
 
 
@@ -220,6 +222,7 @@ class Metrics:
     batch_count: int
     heap: int = 0
     sqlite_bytes: float = 0.0
+    page_cache_bytes: float = 0.0
     malloc_bytes: float = 0.0
     malloc_free_bytes: float = 0.0
 
@@ -227,7 +230,7 @@ class Metrics:
 def scrape(api_url: str) -> Metrics:
     text = httpx.get(f"{api_url}/metrics", timeout=30).text
     inbox = heartbeats = batch_count = heap = 0
-    batch_sum = sqlite = malloc = malloc_free = 0.0
+    batch_sum = sqlite = page_cache = malloc = malloc_free = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "anxin_ingest_inbox_messages":
@@ -242,6 +245,8 @@ def scrape(api_url: str) -> Metrics:
                 heap = int(sample.value)
             elif sample.name == "anxin_sqlite_memory_bytes":
                 sqlite = sample.value
+            elif sample.name == "anxin_sqlite_page_cache_bytes":
+                page_cache = sample.value
             elif sample.name == "anxin_malloc_bytes" and sample.labels.get("state") == "in_use":
                 malloc = sample.value
             elif sample.name == "anxin_malloc_bytes" and sample.labels.get("state") == "free":
@@ -253,6 +258,7 @@ def scrape(api_url: str) -> Metrics:
         batch_count=batch_count,
         heap=heap,
         sqlite_bytes=sqlite,
+        page_cache_bytes=page_cache,
         malloc_bytes=malloc,
         malloc_free_bytes=malloc_free,
     )
@@ -268,6 +274,7 @@ def scrape_all(urls: Sequence[str]) -> Metrics:
         batch_count=sum(m.batch_count for m in each),
         heap=max((m.heap for m in each), default=0),
         sqlite_bytes=sum(m.sqlite_bytes for m in each),
+        page_cache_bytes=sum(m.page_cache_bytes for m in each),
         malloc_bytes=sum(m.malloc_bytes for m in each),
         malloc_free_bytes=sum(m.malloc_free_bytes for m in each),
     )
@@ -568,6 +575,7 @@ class Sampler:
             load1=os.getloadavg()[0],
             heap=metrics.heap,
             sqlite_mib=round(metrics.sqlite_bytes / MIB, 1),
+            page_cache_mib=round(metrics.page_cache_bytes / MIB, 1),
             malloc_mib=round(metrics.malloc_bytes / MIB, 1),
             malloc_free_mib=round(metrics.malloc_free_bytes / MIB, 1),
             file_mib=round(rss_mib(self.ingest_pid, "RssFile"), 1),

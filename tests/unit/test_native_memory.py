@@ -39,15 +39,18 @@ def test_no_library_when_none_is_mapped(tmp_path: Path) -> None:
 
 
 def test_sqlite_memory_grows_with_a_page_cache_and_falls_when_it_is_closed() -> None:
-    used = sqlite_memory_reader()
-    assert used is not None
-    before = used()
+    read = sqlite_memory_reader()
+    assert read is not None
+    before = read()
     connection = _filled_connection()  # an in-memory database: its pages are all cached
-    filled = used()
+    filled = read()
     connection.close()
-    after = used()
-    assert filled - before > 5_000_000
-    assert filled - after > 5_000_000
+    after = read()
+    assert filled.used - before.used > 5_000_000
+    assert filled.page_cache - before.page_cache > 5_000_000
+    assert filled.page_cache <= filled.used
+    assert filled.used - after.used > 5_000_000
+    assert filled.page_cache - after.page_cache > 5_000_000
 
 
 def test_malloc_in_use_counts_what_is_handed_out() -> None:
@@ -66,7 +69,11 @@ def test_the_gauges_are_exported_once_and_read_when_scraped() -> None:
     registry = CollectorRegistry()
     names = export_native_memory(malloc=True, registry=registry)
     assert export_native_memory(malloc=True, registry=registry) == names  # registered once
-    assert names == ("anxin_sqlite_memory_bytes", "anxin_malloc_bytes")
+    assert names == (
+        "anxin_sqlite_memory_bytes",
+        "anxin_sqlite_page_cache_bytes",
+        "anxin_malloc_bytes",
+    )
     sqlite_before = registry.get_sample_value("anxin_sqlite_memory_bytes")
     connection = _filled_connection()
     sqlite_filled = registry.get_sample_value("anxin_sqlite_memory_bytes")
@@ -85,5 +92,8 @@ def test_the_gauges_are_exported_once_and_read_when_scraped() -> None:
 
 def test_malloc_is_read_only_when_asked() -> None:
     registry = CollectorRegistry()
-    assert export_native_memory(registry=registry) == ("anxin_sqlite_memory_bytes",)
+    assert export_native_memory(registry=registry) == (
+        "anxin_sqlite_memory_bytes",
+        "anxin_sqlite_page_cache_bytes",
+    )
     assert registry.get_sample_value("anxin_malloc_bytes", {"state": "in_use"}) is None
