@@ -5,7 +5,7 @@ Read when Prometheus scrapes, never in between:
 - ``anxin_sqlite_memory_bytes``: SQLite's own heap in this process, every connection's page
   cache, schema and prepared statements together (``sqlite3_memory_used()``). It is read from
   the libsqlite3 that Python's ``sqlite3`` module has loaded, found in ``/proc/self/maps``, so
-  the figure is that library's and not another copy's. Two counters read: about a microsecond.
+  the figure is that library's and not another copy's. Two counters read: ~14 µs a scrape.
 - ``anxin_sqlite_page_cache_bytes``: of it, the page caches (``sqlite3_status64()``), each
   connection's at most its ``cache_size`` (2 MiB by default), less while the database is smaller.
 - ``anxin_malloc_bytes{state}``: glibc's allocator (``mallinfo2()``): ``in_use`` what it has
