@@ -7,7 +7,8 @@ Read when Prometheus scrapes, never in between:
   the libsqlite3 that Python's ``sqlite3`` module has loaded, found in ``/proc/self/maps``, so
   the figure is that library's and not another copy's. Two counters read: ~14 µs a scrape.
 - ``anxin_sqlite_page_cache_bytes``: of it, the page caches (``sqlite3_status64()``), each
-  connection's at most its ``cache_size`` (2 MiB by default), less while the database is smaller.
+  connection's at most its ``cache_size`` (2 MiB by default), less while the database is smaller;
+  not counted there are each cache's first pages, taken in one block (20 pages by default).
 - ``anxin_malloc_bytes{state}``: glibc's allocator (``mallinfo2()``): ``in_use`` what it has
   handed out (SQLite's memory above, Python's objects of more than 512 bytes, the libraries');
   ``free`` what it keeps after ``free()`` and has not given back to the system. Python's small
@@ -72,8 +73,8 @@ class SqliteMemory(NamedTuple):
     page_cache: int  # of it, the connections' page caches
 
 
-# sqlite3.h: sqlite3_status64()'s counter of page cache memory taken from the heap (all of it,
-# as Python configures no SQLITE_CONFIG_PAGECACHE buffer).
+# sqlite3.h: sqlite3_status64()'s counter of page cache memory taken from the heap (as Python
+# configures no SQLITE_CONFIG_PAGECACHE buffer, all pages beyond each cache's first block).
 SQLITE_STATUS_PAGECACHE_OVERFLOW = 2
 
 
