@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,7 +45,7 @@ from alerting.store import (
     recent_occurrences,
 )
 from devices.clock import Clock
-from devices.events import Rejected, SensorEvent
+from devices.events import Decoded, Rejected, SensorEvent
 from devices.registry import (
     DeviceInfo,
     DeviceRow,
@@ -56,6 +55,7 @@ from devices.registry import (
     merge_sightings,
     record_sightings,
 )
+from devices.zigbee2mqtt import ZigbeeDevice, ZigbeeState
 from ingest.dead_letters import store_dead_letters
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
@@ -108,8 +108,8 @@ class MemoryIngest:
     def store(self, deliveries: Sequence[Delivery]) -> None:
         names = self._decoder.zigbee_names(deliveries)
         now = self._clock()
-        zigbee: Mapping[str, Any] = {}
-        remembered: Mapping[str, Any] = {}
+        zigbee: Mapping[str, ZigbeeDevice] = {}
+        remembered: Mapping[str, ZigbeeState] = {}
         if names:  # Zigbee2MQTT's state memory stays in SQL (ingest/zigbee_memory.py)
             with self._sessions.begin() as session:
                 zigbee = find_zigbee_devices(session, names)
@@ -121,7 +121,7 @@ class MemoryIngest:
                 remember(session, decoding.zigbee_states, zigbee, now)
         self._decoder.commit(decoding)
 
-    def _decide(self, batch: Sequence[tuple[Delivery, Sequence[Any]]], now: datetime) -> None:
+    def _decide(self, batch: Sequence[tuple[Delivery, Sequence[Decoded]]], now: datetime) -> None:
         """IngestPipeline._store's loop: each event to the engine, the decisions sorted out."""
         events = [(d, e) for d, decoded in batch for e in decoded]
         states = self._states(
@@ -170,7 +170,9 @@ class MemoryIngest:
         self._deadlines.written(planned)
         self._vitals.keep({device_id: state.vitals for device_id, state in states.items()})
 
-    def _states(self, device_ids: set[str], sensing: set[str], now: datetime) -> dict[str, Any]:
+    def _states(
+        self, device_ids: set[str], sensing: set[str], now: datetime
+    ) -> dict[str, DeviceState]:
         """IngestPipeline._states, from memory: the same answers its queries give."""
         since = now - RATE_WINDOW
         elders = {
