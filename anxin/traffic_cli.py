@@ -91,6 +91,14 @@ def replay(
         Path | None,
         typer.Option("--keep-db", help="Virtual: keep the replay's SQLite database here."),
     ] = None,
+    sql_store: Annotated[
+        bool,
+        typer.Option(
+            "--sql-store",
+            help="Virtual: the state in SQL between batches, every tick a scheduler pass, as"
+            " live (slower; what the default in-memory path is checked against).",
+        ),
+    ] = False,
     settle: Annotated[
         float, typer.Option("--settle", min=1, max=600, help="Broker: wait for ingest this long.")
     ] = 60.0,
@@ -127,7 +135,8 @@ def replay(
             raise UserError(str(exc)) from exc
     try:
         if virtual:
-            alerts = _replay_virtual(settings, file, _duration(tick, "--tick") or 5.0, keep_db)
+            tick_s = _duration(tick, "--tick") or 5.0
+            alerts = _replay_virtual(settings, file, tick_s, keep_db, in_memory=not sql_store)
         else:
             alerts = _replay_live(settings, file, speed, settle, _platform(api, user))
     except TrafficFormatError as exc:
@@ -155,7 +164,7 @@ def replay(
 
 
 def _replay_virtual(
-    settings: Settings, file: Path, tick_s: float, keep_db: Path | None
+    settings: Settings, file: Path, tick_s: float, keep_db: Path | None, *, in_memory: bool
 ) -> list[dict[str, Any]]:
     from datetime import timedelta
 
@@ -191,6 +200,7 @@ def _replay_virtual(
             start=first,
             tick=timedelta(seconds=tick_s),
             max_batch=settings.ingest_max_batch,
+            in_memory=in_memory,
         )
         report = run.run(read_traffic(file))
     finally:
@@ -200,7 +210,8 @@ def _replay_virtual(
     typer.echo(
         f"replayed {report.messages:,} messages ({span / 3600:.2f} h of traffic, "
         f"{copied:,} registered devices) in {report.wall_s:.1f} s: "
-        f"{len(report.alerts)} alerts, {report.batches:,} batches, {report.ticks:,} ticks",
+        f"{len(report.alerts)} alerts, {report.batches:,} batches, {report.ticks:,} ticks"
+        f" ({report.passes:,} scheduler passes)",
         err=True,
     )
     return report.alerts

@@ -255,16 +255,7 @@ class IngestPipeline:
                     writes.append(decision)
             if self._telemetry_points and not refused:
                 result.points += points_of(event, state.device)
-        lock_open_alerts(
-            session, [w.device_id for w in writes if not isinstance(w, ResolveElderAlert)]
-        )
-        opened = self._open_new(session, writes, now)
-        for index, write in enumerate(writes):
-            change = opened.get(index)
-            if change is not None and isinstance(write, RaiseAlert):
-                self._counted_raise(write, change, result)
-            else:
-                self._apply(session, write, now, result)
+        write_alerts(session, writes, now, result)
         result.sightings = self._sightings.worth_writing(sightings)
         result.recent = {device_id: state.recent for device_id, state in states.items()}
         result.vitals = {device_id: state.vitals for device_id, state in states.items()}
@@ -307,15 +298,15 @@ class IngestPipeline:
             )
         return states
 
+    @staticmethod
     def _apply(
-        self,
         session: Session,
         decision: RaiseAlert | ResolveAlert | CancelAlert | NoteOnAlert | ResolveElderAlert,
         now: datetime,
         result: BatchResult,
     ) -> None:
         if isinstance(decision, RaiseAlert):
-            self._raise(session, decision, now, result)
+            IngestPipeline._raise(session, decision, now, result)
             return
         if isinstance(decision, ResolveElderAlert):
             closed = close_elder_alert(
@@ -424,6 +415,25 @@ class IngestPipeline:
                     seq=decision.seq,
                 )
             )
+
+
+AlertWrite = RaiseAlert | ResolveAlert | CancelAlert | NoteOnAlert | ResolveElderAlert
+
+
+def write_alerts(
+    session: Session, writes: Sequence[AlertWrite], now: datetime, result: BatchResult
+) -> None:
+    """The engine's alert decisions of a batch, in order, in the caller's transaction: the open
+    alerts they touch read and locked in one query, the new ones opened in one INSERT. (The
+    virtual replay's memory store, simulators/replay_store.py, writes its alerts with it.)"""
+    lock_open_alerts(session, [w.device_id for w in writes if not isinstance(w, ResolveElderAlert)])
+    opened = IngestPipeline._open_new(session, writes, now)
+    for index, write in enumerate(writes):
+        change = opened.get(index)
+        if change is not None and isinstance(write, RaiseAlert):
+            IngestPipeline._counted_raise(write, change, result)
+        else:
+            IngestPipeline._apply(session, write, now, result)
 
 
 def error_name(error: Exception) -> str:

@@ -1,35 +1,45 @@
 """Replay in virtual time: a traffic file straight through ingest's own pipeline and the
 scheduler, on a clock that follows the traffic, into a throwaway SQL store.
 
-The same code as live runs: ``MessageDecoder`` decodes, ``IngestPipeline`` decides with the
-rules engine and stores batches, ``Scheduler.step`` fires the time rules, and ingest's pulse is
+The same code as live runs: ``MessageDecoder`` decodes, the rules engine decides, the alert
+store's functions write alerts, ``Scheduler.step`` fires the time rules, and ingest's pulse is
 written as ``anxin ingest`` writes it (every 15 s while the link is up), so the outage guard
-sees the same outages. Only the clock differs: it is moved to each batch's last message, and
-to each scheduler tick, instead of being read from the wall.
+sees the same outages. The clock differs: it is moved to each batch's last message, and to each
+scheduler tick, instead of being read from the wall.
+
+By default the batches go through ``MemoryIngest`` (simulators/replay_store.py): what the engine
+reads between batches is kept in memory, sightings, deadlines and dead letters are written in
+bulk before a scheduler pass, and a pass runs only at the ticks where something may be due (a
+device's silence, a deadline): at the others it would read, fire and write nothing. With
+``in_memory=False`` every batch goes through ``IngestPipeline`` and every tick runs a pass, as
+live: the path the memory one is checked against (tests/integration/test_replay_store.py).
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, insert, select, update
+from sqlalchemy import Engine, Table, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting.deadlines import DeadlineRow
 from alerting.engine import RulesEngine
 from alerting.platform import INGEST, PulseRow, beat
 from alerting.scheduler import Scheduler
 from alerting.store import AlertRow
 from devices.catalogue import Catalogue
 from devices.elders import ElderRow
-from devices.registry import DeviceRow
+from devices.registry import DeviceRow, DeviceStatus
 from devices.topics import parse_uplink
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
 from ingest.pipeline import IngestPipeline
+from simulators.replay_store import MemoryIngest
 from simulators.traffic import LinkChange, TrafficLine, TrafficMessage
 from simulators.virtual_clock import VirtualClock
 
@@ -49,6 +59,8 @@ class ReplayReport:
     links: int = 0
     batches: int = 0
     ticks: int = 0
+    # Scheduler passes run: every tick, or (in memory) those where something may be due.
+    passes: int = 0
     devices_copied: int = 0
     first: datetime | None = None
     last: datetime | None = None
@@ -148,24 +160,44 @@ class VirtualReplay:
         start: datetime,
         tick: timedelta = DEFAULT_TICK,
         max_batch: int = 1000,
+        in_memory: bool = True,
     ) -> None:
         self.clock = VirtualClock(start)
         self._sessions = sessions
-        # Nobody edits the replay's registry while it runs (it is copied before), so the
-        # registry cache need not re-read it every 10 s of virtual time, i.e. at every batch.
-        self._pipeline = IngestPipeline(
-            sessions=sessions,
-            decoder=decoder,
-            engine=engine,
-            clock=self.clock,
-            registry_ttl=timedelta.max,
-            # No InfluxDB in a virtual replay: what it checks is the alerts, so the
-            # heartbeats' and telemetry's points are not made at all.
-            telemetry_points=False,
-        )
+        self._pipeline: IngestPipeline | None = None
+        self._memory: MemoryIngest | None = None
+        if in_memory:
+            self._memory = MemoryIngest(
+                sessions=sessions, decoder=decoder, engine=engine, clock=self.clock
+            )
+        else:
+            # Nobody edits the replay's registry while it runs (it is copied before), so the
+            # registry cache need not re-read it every 10 s of virtual time, i.e. at every batch.
+            self._pipeline = IngestPipeline(
+                sessions=sessions,
+                decoder=decoder,
+                engine=engine,
+                clock=self.clock,
+                registry_ttl=timedelta.max,
+                # No InfluxDB in a virtual replay: what it checks is the alerts, so the
+                # heartbeats' and telemetry's points are not made at all.
+                telemetry_points=False,
+            )
         self._scheduler = Scheduler(
             sessions=sessions, engine=engine, catalogue=catalogue, clock=self.clock
         )
+        # The link-supervision window of each device the scheduler watches (active, of a
+        # known model), to tell it of sightings held in memory before it reads them.
+        self._windows: dict[str, timedelta] = {}
+        with sessions() as session:
+            for device_id, model_name, status in session.execute(
+                select(DeviceRow.id, DeviceRow.model, DeviceRow.status)
+            ):
+                model = catalogue.get(model_name)
+                if model is not None and status == DeviceStatus.ACTIVE.value:
+                    self._windows[sys.intern(device_id)] = timedelta(seconds=model.offline_after_s)
+        self._deadline_due: datetime | None = None  # the earliest in SQL after the last pass
+        self._pulse_held: datetime | None = None
         self._tick, self._max_batch = tick, max_batch
         self._next_tick = start
         self._batch: list[Delivery] = []
@@ -190,6 +222,7 @@ class VirtualReplay:
         self._flush()
         if self.report.last is not None:
             self._ticks_until(self.report.last + timedelta(microseconds=1))
+        self._sync()
         self.report.alerts = alerts_since(self._sessions)
         self.report.wall_s = time.perf_counter() - started
         return self.report
@@ -202,9 +235,48 @@ class VirtualReplay:
             self.clock.advance_to(self._next_tick)
             if self._link_up:
                 self._beat(self._next_tick)
-            self._scheduler.step()
+            self._step(self._next_tick)
             self.report.ticks += 1
             self._next_tick += self._tick
+
+    def _step(self, now: datetime) -> None:
+        memory = self._memory
+        if memory is not None:
+            if not self._may_fire(memory, now):
+                return  # it would read, fire and write nothing
+            self._sync()
+        changes = self._scheduler.step()
+        self.report.passes += 1
+        if memory is not None:
+            memory.changed(changes, now)
+            with self._sessions() as session:
+                self._deadline_due = session.scalar(select(func.min(DeadlineRow.due_at)))
+
+    def _may_fire(self, memory: MemoryIngest, now: datetime) -> bool:
+        """Is a device's silence or a deadline due by ``now``, as far as the scheduler could
+        tell? Both bounds are never later than the real ones (outages only move deadlines
+        later), so a tick found with nothing due is one where a pass does nothing; the next
+        pass reads what it would have (the devices heard from since, by watermark)."""
+        if self.report.passes == 0:
+            return True  # the first pass reads the whole registry
+        supervisor = self._scheduler.supervisor
+        for device_id, heard in memory.take_heard().items():
+            window = self._windows.get(device_id)
+            if window is not None:  # as the pass will, from the row synced by then
+                supervisor.watch(device_id, heard, window)
+        due = supervisor.next_due()
+        return any(
+            moment is not None and moment <= now
+            for moment in (due, self._deadline_due, memory.held_due)
+        )
+
+    def _sync(self) -> None:
+        """What the memory path holds, into SQL: before a pass reads it, and at the end."""
+        if self._memory is None:
+            return
+        with self._sessions.begin() as session:
+            self._memory.sync(session)
+        self._write_pulse()
 
     def _link(self, change: LinkChange) -> None:
         self._flush()
@@ -222,22 +294,35 @@ class VirtualReplay:
         records the outage."""
         self.clock.advance_to(moment)
         if self._listening:
-            with self._engine.begin() as connection:
-                connection.execute(
-                    update(PulseRow.__table__)  # type: ignore[arg-type]
-                    .where(PulseRow.__table__.c.name == INGEST)
-                    .values(at=moment)
-                )
+            self._pulse_held = moment
+            if self._memory is None:
+                self._write_pulse()
             return
+        self._write_pulse()  # ``beat`` compares with the last one
         with self._sessions.begin() as session:
             beat(session, moment)
         self._listening = True
+
+    def _write_pulse(self) -> None:
+        """The pulse moved while listening (memory: held until a pass reads it)."""
+        if self._pulse_held is None:
+            return
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(PulseRow.__table__)  # type: ignore[arg-type]
+                .where(PulseRow.__table__.c.name == INGEST)
+                .values(at=self._pulse_held)
+            )
+        self._pulse_held = None
 
     def _flush(self) -> None:
         if not self._batch:
             return
         self.clock.advance_to(self._batch[-1].received_at)
-        self._pipeline.store(self._batch)
+        if self._memory is not None:
+            self._memory.store(self._batch)
+        elif self._pipeline is not None:
+            self._pipeline.store(self._batch)
         self.report.batches += 1
         self._batch = []
 
