@@ -175,15 +175,19 @@ def locked_open_alerts(
 
 
 def recent_occurrences(
-    session: Session, device_ids: Sequence[str], since: datetime
+    session: Session, device_ids: Sequence[str], since: datetime, most: int | None = None
 ) -> dict[str, tuple[datetime, ...]]:
     """When each device's occurrences since ``since`` were counted (an alert opened, a repeat
     counted), whichever process counted them: the rate limit's memory, shared by every ingest
-    member. Read after lock_open_alerts, it sees every repeat committed on the open alerts."""
+    member. Read after lock_open_alerts, it sees every repeat committed on the open alerts.
+
+    ``most``: only each device's latest ``most`` (the rate limit's count: it decides the same
+    on them), so that a device raising hundreds a minute (a stuck button, a storm) does not
+    cost hundreds of rows and comparisons at every batch."""
     wanted = sorted(set(device_ids))
     if not wanted:
         return {}
-    rows = session.execute(
+    occurrences = (
         select(AlertRow.device_id, AlertEventRow.at)
         .join(AlertEventRow, AlertEventRow.alert_id == AlertRow.id)
         .where(
@@ -192,8 +196,20 @@ def recent_occurrences(
             AlertEventRow.at > since,
             AlertEventRow.action.in_(("created", "coalesced")),
         )
-        .order_by(AlertEventRow.at)
     )
+    if most is None:
+        rows = session.execute(occurrences.order_by(AlertEventRow.at))
+    else:
+        latest = occurrences.add_columns(
+            func.row_number()
+            .over(partition_by=AlertRow.device_id, order_by=AlertEventRow.at.desc())
+            .label("latest")
+        ).subquery()
+        rows = session.execute(
+            select(latest.c.device_id, latest.c.at)
+            .where(latest.c.latest <= most)
+            .order_by(latest.c.at)
+        )
     found: dict[str, list[datetime]] = {}
     for device_id, at in rows:
         found.setdefault(device_id, []).append(at)

@@ -284,7 +284,12 @@ class IngestPipeline:
         # Read and locked at once: a repeat another member counts on one of these alerts waits
         # for this batch, and the rate limit below sees every repeat committed before.
         open_alerts = locked_open_alerts(session, sorted(device_ids))
-        recent = recent_occurrences(session, sorted(device_ids), self._clock() - RATE_WINDOW)
+        recent = recent_occurrences(
+            session,
+            sorted(device_ids),
+            self._clock() - RATE_WINDOW,
+            most=self._engine.rules.rate_limit.per_device_per_minute,
+        )
         elders = {
             info.elder_id
             for device_id in sensing
