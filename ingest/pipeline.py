@@ -218,11 +218,15 @@ class IngestPipeline:
         sightings: list[Sighting] = []
         deadlines: list[SetDeadline] = []
         events = [(d, e) for d, decoded in batch for e in decoded]
-        states = self._states(
-            session,
-            {e.device_id for _, e in events if not isinstance(e, Rejected)},
-            {e.device_id for _, e in events if isinstance(e, SensorEvent)},
-        )
+        # In one pass: the devices heard from, and those with sensor events.
+        heard: set[str] = set()
+        sensing: set[str] = set()
+        for _, event in events:
+            if not isinstance(event, Rejected):
+                heard.add(event.device_id)
+                if isinstance(event, SensorEvent):
+                    sensing.add(event.device_id)
+        states = self._states(session, heard, sensing)
         now = self._clock()
         # Decided first (the engine carries each device's state from event to event), then
         # written: the open alerts the writes touch are read and locked in one query.

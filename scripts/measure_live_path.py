@@ -15,6 +15,8 @@ Each stage's process CPU time over the messages, best of ``--rounds`` (the least
 ``store_q1_us``: the store's batch a quarter of the way up (the least moved by the machine's
 other work: compare these); ``gc_us``: the garbage collector's part of it (start-up's objects
 frozen first, as serve does).
+``--calls``: the function calls a message of store and encode instead (cProfile): a count that
+the machine's load does not move.
 Run it with the venv of the checkout to measure (its code is the one imported): main's and a
 branch's side by side, alternated, are comparable; figures from different runs are not.
 """
@@ -22,9 +24,11 @@ branch's side by side, alternated, are comparable; figures from different runs a
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import json
 import os
+import pstats
 import struct
 import sys
 import tempfile
@@ -58,7 +62,7 @@ def _packets(messages: int, start_ms: int) -> bytes:
     return bytes(out)
 
 
-def measure(messages: int) -> dict[str, Any]:
+def measure(messages: int, count_calls: bool = False) -> dict[str, Any]:
     from alerting.engine import RulesEngine
     from anxin.database import open_database, upgrade
     from anxin.service import message_decoder
@@ -106,6 +110,9 @@ def measure(messages: int) -> dict[str, Any]:
         points, stored, store_s, encode_s = 0, 0, 0.0, 0.0
         per_batch: list[float] = []  # each batch's store CPU a message
         collector = _Collections()
+        profile = cProfile.Profile() if count_calls else None
+        if profile is not None:
+            profile.enable()
         for first in range(BATCH, messages, BATCH):
             began = time.process_time()
             batch = pipeline.store(deliveries[first : first + BATCH]).points
@@ -116,6 +123,8 @@ def measure(messages: int) -> dict[str, Any]:
             encode_s += time.process_time() - encode_from
             points += len(batch)
             stored += len(deliveries[first : first + BATCH])
+        if profile is not None:
+            profile.disable()
         collector.stop()
         engine.dispose()
         gc.unfreeze()
@@ -127,7 +136,13 @@ def measure(messages: int) -> dict[str, Any]:
         "encode_us": round(encode_s * 1e6 / max(1, points), 2),
         "points": points,
         "gc_us": round(collector.seconds * 1e6 / stored, 2),
-    }
+    } | ({"calls": _calls(profile) / stored} if profile is not None else {})
+
+
+def _calls(profile: cProfile.Profile) -> float:
+    """Python and C function calls made (store and encode): the same from run to run."""
+    stats = pstats.Stats(profile)
+    return float(sum(entry[1] for entry in stats.stats.values()))  # type: ignore[attr-defined]
 
 
 class _Collections:
@@ -151,10 +166,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--calls", action="store_true", help="count the function calls a message (cProfile)"
+    )
     args = parser.parse_args()
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    if args.calls:
+        print(json.dumps({"calls_per_message": round(measure(args.messages, True)["calls"], 1)}))
+        return
     runs = [measure(args.messages) for _ in range(args.rounds)]
     stages = ("read_us", "store_us", "encode_us")
     best = {key: min(run[key] for run in runs) for key in (*stages, "store_q1_us", "gc_us")}
