@@ -110,6 +110,11 @@ class RulesEngine:
         self.catalogue = catalogue
         # Few distinct (categories, overrides) pairs: resolve each once, not per event.
         self.plan_for = lru_cache(maxsize=4096)(self._plan)
+        # Each model's low battery level (None: no battery rule), looked up at every heartbeat.
+        self._low_battery = {
+            name: model.battery.low_pct if model.battery is not None else None
+            for name, model in catalogue.items()
+        }
 
     def _plan(
         self, categories: frozenset[str], overrides: tuple[tuple[str, Any], ...]
@@ -159,9 +164,8 @@ class RulesEngine:
         if device is None or event.retained or state.open_alerts or state.recent:
             return None
         if event.battery is not None:
-            model = self.catalogue.get(device.model)
-            thresholds = model.battery if model is not None else None
-            if thresholds is not None and event.battery <= thresholds.low_pct:
+            low = self._low_battery.get(device.model)
+            if low is not None and event.battery <= low:
                 return None
         return Evaluation(state=state, decisions=(RecordSighting(sighting=_sighting(event)),))
 
