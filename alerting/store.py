@@ -374,10 +374,11 @@ def _open_one(dialect: str) -> Any:
 
 _ALERTS_TABLE = cast(Table, AlertRow.__table__)
 _ALERTS = _ALERTS_TABLE.c
-# Close an alert if it is still open: a dispatcher may have resolved it a moment ago.
+# Close an alert if it is still open: a dispatcher may have resolved it a moment ago. The open
+# statuses written out (text), not an IN list SQLAlchemy expands again at every execution.
 _CLOSE = (
     update(_ALERTS_TABLE)
-    .where(_ALERTS.id == bindparam("alert_id"), _ALERTS.status.in_(_OPEN))
+    .where(_ALERTS.id == bindparam("alert_id"), text(_OPEN_SQL))
     .values(status=bindparam("to_status"), updated_at=bindparam("at"), resolved_at=bindparam("at"))
 )
 
