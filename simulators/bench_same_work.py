@@ -327,6 +327,12 @@ def _publishing(
 # A phase
 
 
+def py_spy_path() -> str | None:
+    """py-spy on the PATH or beside this Python (pip install py-spy into the venv); None."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+
+
 @contextlib.contextmanager
 def _profiling(pid: int, output: Path | None) -> Iterator[None]:
     """py-spy sampling the process meanwhile (its CPU is not the consumer's, but it shares the
@@ -334,10 +340,9 @@ def _profiling(pid: int, output: Path | None) -> Iterator[None]:
     if output is None:
         yield
         return
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    command = [py_spy, "record", "-p", str(pid), "-o", str(output), "-f", "raw", "-r", "200"]
+    record = [py_spy_path() or "py-spy", "record", "-p", str(pid), "-o", str(output)]
     spy = subprocess.Popen(  # noqa: S603 - our own command line, no shell
-        [*command, "--threads", "--nonblocking"],
+        [*record, "-f", "raw", "-r", "200", "--threads", "--nonblocking"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -580,6 +585,8 @@ def same_work_command(
 ) -> None:
     """The same work by the bare paho floor, anxin serve and Node-RED: rate and CPU a message."""
     quiet_logs(ctx)  # httpx logs each request it makes
+    if profile is not None and py_spy_path() is None:
+        raise typer.BadParameter("needs py-spy (pip install py-spy)", param_hint="--profile")
     options = SameWorkOptions(
         messages=messages,
         node_red_dir=None if no_node_red else node_red,
