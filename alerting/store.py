@@ -175,15 +175,19 @@ def locked_open_alerts(
 
 
 def recent_occurrences(
-    session: Session, device_ids: Sequence[str], since: datetime
+    session: Session, device_ids: Sequence[str], since: datetime, most: int | None = None
 ) -> dict[str, tuple[datetime, ...]]:
     """When each device's occurrences since ``since`` were counted (an alert opened, a repeat
     counted), whichever process counted them: the rate limit's memory, shared by every ingest
-    member. Read after lock_open_alerts, it sees every repeat committed on the open alerts."""
+    member. Read after lock_open_alerts, it sees every repeat committed on the open alerts.
+
+    ``most``: only each device's latest ``most`` (the rate limit's count: it decides the same
+    on them), so that a device raising hundreds a minute (a stuck button, a storm) does not
+    cost hundreds of rows and comparisons at every batch."""
     wanted = sorted(set(device_ids))
     if not wanted:
         return {}
-    rows = session.execute(
+    occurrences = (
         select(AlertRow.device_id, AlertEventRow.at)
         .join(AlertEventRow, AlertEventRow.alert_id == AlertRow.id)
         .where(
@@ -192,8 +196,20 @@ def recent_occurrences(
             AlertEventRow.at > since,
             AlertEventRow.action.in_(("created", "coalesced")),
         )
-        .order_by(AlertEventRow.at)
     )
+    if most is None:
+        rows = session.execute(occurrences.order_by(AlertEventRow.at))
+    else:
+        latest = occurrences.add_columns(
+            func.row_number()
+            .over(partition_by=AlertRow.device_id, order_by=AlertEventRow.at.desc())
+            .label("latest")
+        ).subquery()
+        rows = session.execute(
+            select(latest.c.device_id, latest.c.at)
+            .where(latest.c.latest <= most)
+            .order_by(latest.c.at)
+        )
     found: dict[str, list[datetime]] = {}
     for device_id, at in rows:
         found.setdefault(device_id, []).append(at)
@@ -358,10 +374,11 @@ def _open_one(dialect: str) -> Any:
 
 _ALERTS_TABLE = cast(Table, AlertRow.__table__)
 _ALERTS = _ALERTS_TABLE.c
-# Close an alert if it is still open: a dispatcher may have resolved it a moment ago.
+# Close an alert if it is still open: a dispatcher may have resolved it a moment ago. The open
+# statuses written out (text), not an IN list SQLAlchemy expands again at every execution.
 _CLOSE = (
     update(_ALERTS_TABLE)
-    .where(_ALERTS.id == bindparam("alert_id"), _ALERTS.status.in_(_OPEN))
+    .where(_ALERTS.id == bindparam("alert_id"), text(_OPEN_SQL))
     .values(status=bindparam("to_status"), updated_at=bindparam("at"), resolved_at=bindparam("at"))
 )
 

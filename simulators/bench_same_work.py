@@ -24,6 +24,7 @@ import math
 import os
 import resource
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -83,6 +84,8 @@ class SameWorkOptions:
     # None: Node-RED left out of the run.
     node_red_dir: Path | None = DEFAULT_NODE_RED_DIR
     phase_timeout_s: float = 180.0
+    # py-spy's raw (collapsed) stacks of anxin serve during its phase, to this file; None: none.
+    profile: Path | None = None
 
     @property
     def expected_alerts(self) -> int:
@@ -324,6 +327,36 @@ def _publishing(
 # A phase
 
 
+def py_spy_path() -> str | None:
+    """py-spy on the PATH or beside this Python (pip install py-spy into the venv); None."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+
+
+@contextlib.contextmanager
+def _profiling(pid: int, output: Path | None) -> Iterator[None]:
+    """py-spy sampling the process meanwhile (its CPU is not the consumer's, but it shares the
+    cores: a profiled run's figures are not for comparing); nothing when ``output`` is None."""
+    if output is None:
+        yield
+        return
+    record = [py_spy_path() or "py-spy", "record", "-p", str(pid), "-o", str(output)]
+    spy = subprocess.Popen(  # noqa: S603 - our own command line, no shell
+        [*record, "-f", "raw", "-r", "200", "--threads", "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        try:
+            spy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            stop_process(spy, within_s=1)
+
+
 @contextlib.contextmanager
 def _consuming(consumer: Consumer, services: _Services) -> Iterator[subprocess.Popen[bytes]]:
     services.influx.create_database(consumer.database)
@@ -399,7 +432,11 @@ def run_phase(
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         published_s: float | None = None
-        with _publishing(services.broker, files, consumer.name) as publishers:
+        profile = options.profile if consumer.name == "anxin" else None
+        with (
+            _profiling(pid, profile),
+            _publishing(services.broker, files, consumer.name) as publishers,
+        ):
             while (elapsed := time.monotonic() - started) < options.phase_timeout_s:
                 result.counted = _points(services, consumer.database)
                 if published_s is None and all(p.poll() is not None for p in publishers):
@@ -540,12 +577,21 @@ def same_work_command(
         float,
         typer.Option("--timeout", min=5, max=1800, help="Seconds a phase may take at most."),
     ] = 180.0,
+    profile: Annotated[
+        Path | None,
+        typer.Option("--profile", help="py-spy's raw stacks of anxin serve's phase, to FILE."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """The same work by the bare paho floor, anxin serve and Node-RED: rate and CPU a message."""
     quiet_logs(ctx)  # httpx logs each request it makes
+    if profile is not None and py_spy_path() is None:
+        raise typer.BadParameter("needs py-spy (pip install py-spy)", param_hint="--profile")
     options = SameWorkOptions(
-        messages=messages, node_red_dir=None if no_node_red else node_red, phase_timeout_s=timeout
+        messages=messages,
+        node_red_dir=None if no_node_red else node_red,
+        phase_timeout_s=timeout,
+        profile=profile,
     )
     with Display(sys.stderr.isatty()) as display:
         report = run_same_work(options, display)

@@ -17,6 +17,7 @@ from alerting.store import (
     get_timeline,
     list_queue,
     raise_or_coalesce,
+    recent_occurrences,
 )
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -48,6 +49,23 @@ def test_repeats_while_open_coalesce_into_one_alert(sessions: sessionmaker[Sessi
         assert row.updated_at == T0 + timedelta(seconds=9)
         actions = [e.action for e in get_timeline(session, row.id)]
     assert actions == ["created"] + ["coalesced"] * 9
+
+
+def test_the_rate_limits_memory_is_each_devices_latest_occurrences(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        for i in range(12):
+            raise_or_coalesce(session, alert("p1", AlertType.SOS), T0 + timedelta(seconds=i))
+        for i in range(3):
+            raise_or_coalesce(session, alert("p2", AlertType.SOS), T0 + timedelta(seconds=i))
+    with sessions() as session:
+        every = recent_occurrences(session, ["p1", "p2", "p3"], T0 - timedelta(seconds=1))
+        latest = recent_occurrences(session, ["p1", "p2", "p3"], T0 - timedelta(seconds=1), most=5)
+        since = recent_occurrences(session, ["p1"], T0 + timedelta(seconds=9), most=5)
+    assert every["p1"] == tuple(T0 + timedelta(seconds=i) for i in range(12))
+    assert latest == {"p1": every["p1"][-5:], "p2": every["p2"]}
+    assert since == {"p1": (T0 + timedelta(seconds=10), T0 + timedelta(seconds=11))}
 
 
 def test_a_resolved_alert_does_not_swallow_the_next_one(sessions: sessionmaker[Session]) -> None:

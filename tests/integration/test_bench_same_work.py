@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from simulators.bench_same_work import py_spy_path
 from tests.support.service import anxin_env
 
 MESSAGES = 2000
@@ -41,3 +44,19 @@ def test_same_work_stores_every_heartbeat_and_reports_consistent_figures(tmp_pat
     assert report["anxin_to_node_red"] == {"msgs_per_s": None, "cpu_us_per_msg": None}
     assert len(report["load_average_before"]) == len(report["load_average_after"]) == 3
     assert not setup.database_path.exists()
+
+
+def test_profile_writes_py_spys_stacks_of_the_anxin_phase(tmp_path: Path) -> None:
+    if py_spy_path() is None:
+        pytest.skip("py-spy is not installed (pip install py-spy)")
+    setup = anxin_env(tmp_path, ANXIN_MQTT_URL="mqtt://127.0.0.1:1")
+    profile = tmp_path / "serve.txt"
+    result = setup.cli(
+        *("bench", "same-work", "--json", "--no-node-red", "--messages", str(MESSAGES)),
+        *("--timeout", "30", "--profile", str(profile)),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    stacks = profile.read_text().splitlines()
+    # Collapsed stacks of serve's threads, each ending in a sample count.
+    assert any("anxin-store" in line and "IngestPipeline" in line for line in stacks)
+    assert all(line.rsplit(" ", 1)[1].isdigit() for line in stacks)

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alerting.decisions import (
     CancelAlert,
@@ -21,6 +23,7 @@ from alerting.decisions import (
 from alerting.engine import DeviceState, OpenAlert, RulesEngine
 from alerting.model import AlertType, Category, Priority
 from alerting.rules import RuleSet
+from devices.catalogue import CATALOGUE
 from devices.events import (
     AvailabilityChanged,
     Heartbeat,
@@ -352,3 +355,68 @@ def test_a_retired_device_raises_only_sos_and_one_in_maintenance_no_technical_al
     assert [a for a, _ in raised(engine.evaluate(maintenance, sensor("smoke"), NOW).decisions)] == [
         AlertType.SMOKE
     ]
+
+
+# Each model's low battery level and the level that resolves it: the edges to hold equal.
+_THRESHOLDS = sorted(
+    {
+        level
+        for model in CATALOGUE
+        if (battery := CATALOGUE.get(model).battery) is not None
+        for level in (battery.low_pct, battery.low_pct + engine.rules.battery.hysteresis_pct)
+    }
+)
+
+
+def _the_whole_way(state: DeviceState, event: Heartbeat) -> Any:
+    run = RulesEngine()
+    run._quiet_heartbeat = lambda _state, _event: None  # type: ignore[method-assign]
+    return run.evaluate(state, event, NOW)
+
+
+@given(
+    model=st.sampled_from(["sos-pendant", "smoke-detector", "zigbee-gateway", "watch-4g"]),
+    status=st.sampled_from(["active", "maintenance", "retired"]),
+    registered=st.booleans(),
+    open_=st.lists(st.sampled_from(list(AlertType)), max_size=2),
+    recent=st.lists(st.integers(0, 120).map(lambda s: NOW - timedelta(seconds=s)), max_size=2),
+    battery=st.none() | st.sampled_from(_THRESHOLDS) | st.integers(0, 100) | st.floats(0, 100),
+    retained=st.booleans(),
+)
+def test_a_quiet_heartbeat_is_decided_as_the_whole_way_decides(
+    model: str,
+    status: str,
+    registered: bool,
+    open_: list[AlertType],
+    recent: list[datetime],
+    battery: float | None,
+    retained: bool,
+) -> None:
+    info = DeviceInfo(device_id="d1", model=model, elder_id=None, status=status)
+    before = DeviceState(
+        device_id="d1",
+        device=info if registered else None,
+        open_alerts={a: OpenAlert(type=a, since=EARLIER) for a in open_},
+        recent=tuple(recent),
+    )
+    beat = Heartbeat(
+        device_id="d1", received_at=NOW, occurred_at=NOW, battery=battery, retained=retained
+    )
+    quick, whole = engine.evaluate(before, beat, NOW), _the_whole_way(before, beat)
+    assert quick == whole
+    assert (quick.state is before) == (whole.state is before)
+
+
+@pytest.mark.parametrize("model", list(CATALOGUE))
+def test_a_quiet_heartbeat_at_each_models_battery_edges(model: str) -> None:
+    before = state(model)
+    for level in [None, 0, 9.5, *_THRESHOLDS, *(t - 0.5 for t in _THRESHOLDS), 100]:
+        beat = Heartbeat(device_id="d1", received_at=NOW, occurred_at=NOW, battery=level)
+        assert engine.evaluate(before, beat, NOW) == _the_whole_way(before, beat), level
+
+
+def test_the_quiet_way_is_taken_by_a_plain_heartbeat() -> None:
+    beat = Heartbeat(device_id="d1", received_at=NOW, occurred_at=NOW, battery=90)
+    assert engine._quiet_heartbeat(state(), beat) is not None
+    low = Heartbeat(device_id="d1", received_at=NOW, occurred_at=NOW, battery=10)
+    assert engine._quiet_heartbeat(state(), low) is None
