@@ -7,6 +7,11 @@ store cannot take now goes to the spool on disk, behind the others; while the sp
 anything, new batches join it there, and the flusher sends the spool's oldest batch first,
 after a jittered backoff that grows with each failure. So batches reach InfluxDB in the order
 they were made, whatever the outage.
+
+One request is in flight at a time, on a sender thread of its own; while it is, the flusher
+takes the next full batch and encodes it, so that encoding is not on the path between two
+requests (it cost a fifth of the time when it was: docs/operations.md, Throughput). That batch
+waits as ``ready`` until the request's outcome is known, then goes the same way as any other.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
@@ -59,6 +65,10 @@ class TelemetryWriter:
         self._monotonic, self._wall_clock = monotonic, wall_clock
         self._retry_delay_s = retry_delay_s
         self._buffer: deque[Point] = deque()
+        # Taken from the buffer and encoded while the previous request was in flight; the
+        # next to go, before anything in the buffer.
+        self._ready: EncodedBatch | None = None
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anxin-telemetry-send")
         # When the oldest point in the buffer arrived (monotonic), for the flush interval.
         self._waiting_since: float | None = None
         self._failures = 0
@@ -117,6 +127,9 @@ class TelemetryWriter:
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+        ready, self._ready = self._ready, None
+        if ready is not None and (self._spool.batches or not self._write(ready)):
+            self._spool_encoded(ready)
         while True:
             with self._wake:
                 if not self._buffer:
@@ -124,6 +137,7 @@ class TelemetryWriter:
                 batch = self._take_locked()
             if self._spool.batches or not self._send(batch):
                 self._to_spool(batch)
+        self._sender.shutdown()
         self._sink.close()
 
     def _run(self) -> None:
@@ -144,6 +158,8 @@ class TelemetryWriter:
         """Seconds until there is work: 0 now, else how long to sleep (called locked)."""
         now = self._monotonic()
         waits = []
+        if self._ready is not None:
+            return 0
         if self._buffer:
             if len(self._buffer) >= self._batch_size:
                 return 0
@@ -159,22 +175,36 @@ class TelemetryWriter:
         """Do what is due now: move one batch out of the buffer, else try the spool's oldest.
         Returns whether there was anything to do (the flusher thread, and tests, call it)."""
         now = self._monotonic()
-        batch: list[Point] | None = None
-        with self._wake:
-            due = self._buffer and (
-                len(self._buffer) >= self._batch_size
-                or (self._waiting_since is not None and now - self._waiting_since >= self._interval)
-            )
-            if due:
-                batch = self._take_locked()
+        batch, self._ready = self._ready, None
+        if batch is None and (points := self._take_due(now)) is not None:
+            batch = _encoded(points)
+            if batch is None:
+                return True  # nothing in it InfluxDB would take
         if batch is not None:
-            if self._spool.batches or now < self._retry_at or not self._send(batch):
-                self._to_spool(batch)
+            if self._spool.batches or now < self._retry_at:
+                self._spool_encoded(batch)
+                return True
+            request = self._sender.submit(self._write, batch)
+            # While the request is in flight: the next full batch, encoded.
+            if (following := self._take_due(now)) is not None:
+                self._ready = _encoded(following)
+            if not request.result():
+                self._spool_encoded(batch)
             return True
         if self._spool.batches and now >= self._retry_at:
             self._send_spooled()
             return True
         return False
+
+    def _take_due(self, now: float) -> list[Point] | None:
+        """The next batch from the buffer if it is due: full, or its oldest point waited the
+        flush interval."""
+        with self._wake:
+            due = self._buffer and (
+                len(self._buffer) >= self._batch_size
+                or (self._waiting_since is not None and now - self._waiting_since >= self._interval)
+            )
+            return self._take_locked() if due else None
 
     def _take_locked(self) -> list[Point]:
         count = min(self._batch_size, len(self._buffer))
@@ -185,19 +215,21 @@ class TelemetryWriter:
     def _send(self, points: list[Point]) -> bool:
         """Write a batch from memory; False if it must wait in the spool."""
         encoded = _encoded(points)
-        return encoded is None or self._write(encoded.body, encoded.points)
+        return encoded is None or self._write(encoded)
 
     def _send_spooled(self) -> None:
         head = self._spool.peek()
         if head is None:
             return
         entry, body = head
-        if self._write(body, entry.points):
+        if self._write(EncodedBatch(body, entry.points, entry.oldest_ms)):
             self._spool.remove(entry)
 
-    def _write(self, body: bytes, points: int) -> bool:
+    def _write(self, batch: EncodedBatch) -> bool:
+        """Send a batch (on the sender thread, or in stop()); False if it must be kept."""
+        points = batch.points
         try:
-            self._sink.write(body)
+            self._sink.write(batch.body)
         except BatchRefusedError as exc:
             # Retrying cannot help; InfluxDB wrote the batch's other points ("partial write").
             metrics.TELEMETRY_DROPPED.labels("refused").inc(points)
@@ -227,8 +259,10 @@ class TelemetryWriter:
 
     def _to_spool(self, points: list[Point]) -> None:
         encoded = _encoded(points)
-        if encoded is None:
-            return
+        if encoded is not None:
+            self._spool_encoded(encoded)
+
+    def _spool_encoded(self, encoded: EncodedBatch) -> None:
         try:
             dropped = self._spool.append(encoded)
         except OSError as exc:  # the disk is full or gone: telemetry is lost, alerts are not
