@@ -1,12 +1,16 @@
-"""Measured, not asserted: the telemetry writer's throughput against a real influxd 1.6.
+"""Measured, not asserted: the telemetry writer's throughput against two real servers.
 
-Run with `make bench` (or `pytest -m bench -s tests/bench/test_telemetry_throughput.py`).
-In the same run and on fresh databases of the same influxd:
+Run with `make bench` (or `pytest -m bench -s tests/bench/test_telemetry_throughput.py`); with
+``ANXIN_BENCH_BASE=main`` (a git ref) the writer and encoder of that commit run too, alternating
+with this one's. In the same run, on fresh databases of Debian's influxd 1.6 (configured as an
+operator would: ``simulators/bench_influx.py``) and of Debian's VictoriaMetrics (which takes the
+same ``/write``, faster: the writer's own ceiling shows there):
 
-- baseline: the same points, encoded beforehand into bodies of the same batch size, POSTed
-  one after the other by a bare httpx client: what influxd takes on this machine;
-- anxin: TelemetryWriter with its flusher thread, from ``submit`` of the points (as ingest
-  hands them over) until influxd has accepted the last batch; encoding included;
+- bare: the same points, encoded beforehand into bodies of the same batch size, POSTed by bare
+  httpx clients, one after the other (1 client), from two threads at once (2 clients), or
+  gzipped beforehand (gzip): what the server takes on this machine;
+- anxin: TelemetryWriter with its threads, from ``submit`` of the points (as ingest hands them
+  over) until the server has accepted the last batch; encoding included;
 - encoding alone, for the share of the cost that is anxin's own.
 
 Each is run three times, alternating, and the median printed with the load average: on a shared
@@ -15,11 +19,18 @@ machine single runs vary by half.
 
 from __future__ import annotations
 
+import gzip
 import os
 import statistics
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,23 +40,51 @@ from ingest.telemetry.points import Point, encode_batch
 from ingest.telemetry.sink_v1 import InfluxV1
 from ingest.telemetry.spool import Spool
 from ingest.telemetry.writer import DEFAULT_BATCH_SIZE, TelemetryWriter
-from tests.support.influx import InfluxServer, running_influxd
+from tests.support.influx import running_influxd, running_victoria_metrics
 from tests.support.service import wait_until
 
 POINTS = 200_000
 DEVICES = 10_000
-T0 = 1_767_225_600_000
 RUNS = 3
+BATCH_SIZES = (1000, DEFAULT_BATCH_SIZE, 10_000)
+BASE = os.environ.get("ANXIN_BENCH_BASE")
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    url: str
+    create: Callable[[str], None]
+    count: Callable[[str], int]
 
 
 @pytest.fixture(scope="module")
-def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]:
-    with running_influxd(tmp_path_factory.mktemp("influxd")) as server:
-        yield server
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
+    with (
+        running_influxd(tmp_path_factory.mktemp("influxd")) as influxd,
+        running_victoria_metrics(tmp_path_factory.mktemp("vm")) as vm,
+    ):
+
+        def influx_count(database: str) -> int:
+            series = influxd.query(database, "SELECT count(seen) FROM heartbeat")
+            return int(series[0]["values"][0][1]) if series else 0  # type: ignore[index]
+
+        def vm_count(database: str) -> int:
+            # The database is a label, ``db``, of every series VictoriaMetrics makes.
+            found = vm.export(f'{{__name__="heartbeat_seen",db="{database}"}}')
+            return sum(len(series["values"]) for series in found)  # type: ignore[arg-type,misc]
+
+        yield [
+            Server("influxd 1.6", influxd.url, influxd.create_database, influx_count),
+            # It makes a database when first written to.
+            Server("victoria-metrics", vm.url, lambda database: None, vm_count),
+        ]
 
 
 def fleet_points() -> list[Point]:
-    """Heartbeats of a fleet of 10 000 devices in 100 communities, every device every 20 s."""
+    """Heartbeats of a fleet of 10 000 devices in 100 communities, every device every 20 s,
+    in the last hour (VictoriaMetrics keeps a month)."""
+    t0 = (int(time.time()) - 3600) * 1000
     points = []
     for i in range(POINTS):
         device = i % DEVICES
@@ -55,44 +94,68 @@ def fleet_points() -> list[Point]:
             "model": "sos-pendant",
         }
         fields = {"seen": 1, "battery": float(100 - device % 60), "rssi": -60.0 - device % 30}
-        points.append(Point("heartbeat", tags, fields, T0 + (i // DEVICES) * 20_000 + device))
+        points.append(Point("heartbeat", tags, fields, t0 + (i // DEVICES) * 20_000 + device))
     return points
 
 
-def _count(influxd: InfluxServer, database: str) -> int:
-    series = influxd.query(database, "SELECT count(seen) FROM heartbeat")
-    return int(series[0]["values"][0][1]) if series else 0  # type: ignore[index]
-
-
-def baseline(influxd: InfluxServer, points: list[Point], batch_size: int, run: int) -> float:
-    database = f"bench_baseline_{batch_size}_{run}"
-    influxd.create_database(database)
+def bodies_of(points: list[Point], batch_size: int) -> list[bytes]:
     bodies = []
     for start in range(0, len(points), batch_size):
         encoded = encode_batch(points[start : start + batch_size])
         assert encoded is not None
         bodies.append(encoded.body)
-    with httpx.Client(base_url=influxd.url, timeout=60) as client:
-        started = time.perf_counter()
-        for body in bodies:
-            response = client.post(
-                "/write", params={"db": database, "precision": "ms"}, content=body
-            )
-            assert response.status_code == 204, response.text
-        elapsed = time.perf_counter() - started
-    assert _count(influxd, database) == len(points)
-    return len(points) / elapsed
+    return bodies
 
 
-def anxin_writer(
-    influxd: InfluxServer, points: list[Point], batch_size: int, run: int, folder: Path
+def bare(
+    server: Server, bodies: list[bytes], database: str, *, clients: int, zipped: bool
 ) -> float:
-    database = f"bench_anxin_{batch_size}_{run}"
-    influxd.create_database(database)
+    server.create(database)
+    headers = {"Content-Encoding": "gzip"} if zipped else {}
+    if zipped:
+        bodies = [gzip.compress(body, compresslevel=1) for body in bodies]
+    queue = iter(bodies)
+    lock = threading.Lock()
+
+    def post_all() -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            while True:
+                with lock:
+                    body = next(queue, None)
+                if body is None:
+                    return
+                response = client.post(
+                    "/write",
+                    params={"db": database, "precision": "ms"},
+                    content=body,
+                    headers=headers,
+                )
+                assert response.status_code == 204, response.text
+
+    threads = [threading.Thread(target=post_all) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    assert server.count(database) == POINTS
+    return POINTS / elapsed
+
+
+def writer_rate(
+    writer_class: Any,
+    server: Server,
+    points: list[Point],
+    batch_size: int,
+    database: str,
+    folder: Path,
+) -> float:
+    server.create(database)
     written_before = metrics.TELEMETRY_POINTS_WRITTEN._value.get()
-    writer = TelemetryWriter(
-        InfluxV1(influxd.url, database, timeout_s=60),
-        Spool(folder / f"spool-{batch_size}-{run}", 1 << 30),
+    writer = writer_class(
+        InfluxV1(server.url, database, timeout_s=60),
+        Spool(folder / database, 1 << 30),
         batch_size=batch_size,
         buffer_points=len(points),
     )
@@ -111,29 +174,79 @@ def anxin_writer(
     finally:
         writer.stop()
     assert writer.spool.points == 0
-    assert _count(influxd, database) == len(points)
+    assert server.count(database) == len(points)
     return len(points) / elapsed
 
 
-@pytest.mark.bench
-def test_telemetry_writer_throughput(influxd: InfluxServer, tmp_path: Path) -> None:
-    points = fleet_points()
-    started = time.perf_counter()
+def base_modules(ref: str) -> tuple[types.ModuleType, types.ModuleType]:
+    """The encoder and the writer of commit ``ref``, loaded beside this one's."""
+    modules = []
+    for name in ("points", "writer"):
+        source = subprocess.run(
+            ["git", "show", f"{ref}:ingest/telemetry/{name}.py"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        source = source.replace(
+            "from ingest.telemetry.points import", "from bench_base_points import"
+        )
+        module = types.ModuleType(f"bench_base_{name}")
+        sys.modules[module.__name__] = module  # dataclasses look their module up
+        exec(compile(source, f"{ref}:{name}.py", "exec"), module.__dict__)  # noqa: S102
+        modules.append(module)
+    return modules[0], modules[1]
+
+
+def encoding_rate(encode: Callable[[list[Point]], object], points: list[Point]) -> float:
+    started = time.process_time()
     for start in range(0, len(points), DEFAULT_BATCH_SIZE):
-        encode_batch(points[start : start + DEFAULT_BATCH_SIZE])
-    encoding = len(points) / (time.perf_counter() - started)
-    print(f"\n{POINTS} heartbeat points of {DEVICES} devices; influxd 1.6 on loopback")
-    print(f"line protocol encoding alone: {encoding:,.0f} points/s")
-    print(f"median of {RUNS} runs, baseline and anxin alternating; load average {_load()}")
-    print(f"{'batch size':>10} {'baseline httpx POST':>22} {'anxin writer':>16} {'ratio':>7}")
-    for batch_size in (1000, DEFAULT_BATCH_SIZE, 10_000):
-        bare, ours = [], []
-        for run in range(RUNS):
-            bare.append(baseline(influxd, points, batch_size, run))
-            ours.append(anxin_writer(influxd, points, batch_size, run, tmp_path))
-        b, o = statistics.median(bare), statistics.median(ours)
-        default = " (default)" if batch_size == DEFAULT_BATCH_SIZE else ""
-        print(f"{batch_size:>10} {b:>16,.0f} pts/s {o:>10,.0f} pts/s {o / b:>7.2f}{default}")
+        encode(points[start : start + DEFAULT_BATCH_SIZE])
+    return len(points) / (time.process_time() - started)
+
+
+@pytest.mark.bench
+def test_telemetry_writer_throughput(servers: list[Server], tmp_path: Path) -> None:
+    points = fleet_points()
+    writers: dict[str, Any] = {"anxin": TelemetryWriter}
+    encoders: dict[str, Callable[[list[Point]], object]] = {"anxin": encode_batch}
+    if BASE:
+        base_points, base_writer = base_modules(BASE)
+        writers = {BASE: base_writer.TelemetryWriter, **writers}
+        encoders = {BASE: base_points.encode_batch, **encoders}
+    print(f"\n{POINTS} heartbeat points of {DEVICES} devices on loopback; load {_load()}")
+    rates: dict[str, list[float]] = {name: [] for name in encoders}
+    for _ in range(2 * RUNS):
+        for name, encode in encoders.items():
+            rates[name].append(encoding_rate(encode, points))
+    for name, found in rates.items():
+        rate = statistics.median(found)
+        print(f"encoding alone ({name}): {rate:,.0f} points/s of CPU, {1e6 / rate:.2f} µs a point")
+    print(f"median of {RUNS} runs, alternating; pts/s")
+    columns = ["bare 1", "bare 2", "bare gzip", *writers]
+    print(f"{'server':>16} {'batch':>6}" + "".join(f"{c:>12}" for c in columns) + "  anxin/bare 1")
+    for server in servers:
+        for batch_size in BATCH_SIZES:
+            bodies = bodies_of(points, batch_size)
+            found = {c: [] for c in columns}
+            for run in range(RUNS):
+                tag = f"{batch_size}_{run}"
+                found["bare 1"].append(bare(server, bodies, f"b1_{tag}", clients=1, zipped=False))
+                for name, writer_class in writers.items():
+                    database = f"w_{name}_{tag}".replace("/", "_")
+                    rate = writer_rate(writer_class, server, points, batch_size, database, tmp_path)
+                    found[name].append(rate)
+                if batch_size == DEFAULT_BATCH_SIZE:  # the other ways of the bare client
+                    found["bare 2"].append(
+                        bare(server, bodies, f"b2_{tag}", clients=2, zipped=False)
+                    )
+                    found["bare gzip"].append(
+                        bare(server, bodies, f"bz_{tag}", clients=1, zipped=True)
+                    )
+            median = {c: statistics.median(v) if v else None for c, v in found.items()}
+            cells = "".join(f"{m:>12,.0f}" if m else f"{'':>12}" for m in median.values())
+            ratio = median["anxin"] / median["bare 1"]  # type: ignore[operator]
+            print(f"{server.name:>16} {batch_size:>6}{cells}  {ratio:>6.2f}")
     print(f"load average after: {_load()}")
 
 
