@@ -185,11 +185,13 @@ class TelemetryWriter:
                 self._spool_encoded(batch)
                 return True
             request = self._sender.submit(self._write, batch)
-            # While the request is in flight: the next full batch, encoded.
-            if (following := self._take_due(now)) is not None:
-                self._ready = _encoded(following)
-            if not request.result():
-                self._spool_encoded(batch)
+            try:
+                # While the request is in flight: the next full batch, encoded.
+                if (following := self._take_due(now)) is not None:
+                    self._ready = _encoded(following)
+            finally:  # whatever happened meanwhile, the batch in flight is written or kept
+                if not request.result():
+                    self._spool_encoded(batch)
             return True
         if self._spool.batches and now >= self._retry_at:
             self._send_spooled()
