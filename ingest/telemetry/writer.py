@@ -10,8 +10,11 @@ they were made, whatever the outage.
 
 One request is in flight at a time, on a sender thread of its own; while it is, the flusher
 takes the next full batch and encodes it, so that encoding is not on the path between two
-requests (it cost a fifth of the time when it was: docs/operations.md, Throughput). That batch
-waits as ``ready`` until the request's outcome is known, then goes the same way as any other.
+requests (measured: docs/operations.md, Throughput). That batch waits as ``ready`` until the
+request's outcome is known, then goes the same way as any other. One exception to the order,
+under overload only: batches that ``submit`` moves to the spool past the buffer's bound go ahead
+of the one in flight (if it fails) and of the ready one, as they went ahead of the one in
+flight before; every point keeps its own time, so only the order of arrival differs.
 """
 
 from __future__ import annotations
