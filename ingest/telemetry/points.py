@@ -201,9 +201,12 @@ class EncodedBatch:
     body: bytes
     points: int
     oldest_ms: int
+    # Its place in the spool's order, reserved when it left the writer's buffer (Spool.reserve);
+    # None: behind everything spooled so far.
+    place: int | None = None
 
 
-def encode_batch(points: Sequence[Point]) -> EncodedBatch | None:
+def encode_batch(points: Sequence[Point], place: int | None = None) -> EncodedBatch | None:
     """The body of one write request; None when no point in it can be written."""
     lines = [line for line in map(encode_line, points) if line is not None]
     if not lines:
@@ -212,4 +215,5 @@ def encode_batch(points: Sequence[Point]) -> EncodedBatch | None:
         body="\n".join(lines).encode(),
         points=len(lines),
         oldest_ms=min(p.time_ms for p in points),
+        place=place,
     )

@@ -11,10 +11,10 @@ they were made, whatever the outage.
 One request is in flight at a time, on a sender thread of its own; while it is, the flusher
 takes the next full batch and encodes it, so that encoding is not on the path between two
 requests (measured: docs/operations.md, Throughput). That batch waits as ``ready`` until the
-request's outcome is known, then goes the same way as any other. One exception to the order,
-under overload only: batches that ``submit`` moves to the spool past the buffer's bound go ahead
-of the one in flight (if it fails) and of the ready one, as they went ahead of the one in
-flight before; every point keeps its own time, so only the order of arrival differs.
+request's outcome is known, then goes the same way as any other. Each batch reserves its
+place in the spool's order when it leaves the buffer, so that under overload, when ``submit``
+spools newer batches past the buffer's bound, the one in flight and the ready one still go
+ahead of them if they fail.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class TelemetryWriter:
         to the spool from here (a file write, never a network call)."""
         if not points:
             return
-        overflow: list[list[Point]] = []
+        overflow: list[tuple[list[Point], int]] = []
         with self._wake:
             was_empty = not self._buffer
             if was_empty:
@@ -113,8 +113,8 @@ class TelemetryWriter:
             # now, or a batch is full.
             if was_empty or len(self._buffer) >= self._batch_size:
                 self._wake.notify()
-        for batch in overflow:
-            self._to_spool(batch)
+        for batch, place in overflow:
+            self._to_spool(batch, place)
 
     # The flusher ---------------------------------------------------------------------------
 
@@ -137,9 +137,9 @@ class TelemetryWriter:
             with self._wake:
                 if not self._buffer:
                     break
-                batch = self._take_locked()
-            if self._spool.batches or not self._send(batch):
-                self._to_spool(batch)
+                batch, place = self._take_locked()
+            if self._spool.batches or not self._send(batch, place):
+                self._to_spool(batch, place)
         self._sender.shutdown()
         self._sink.close()
 
@@ -179,8 +179,8 @@ class TelemetryWriter:
         Returns whether there was anything to do (the flusher thread, and tests, call it)."""
         now = self._monotonic()
         batch, self._ready = self._ready, None
-        if batch is None and (points := self._take_due(now)) is not None:
-            batch = _encoded(points)
+        if batch is None and (taken := self._take_due(now)) is not None:
+            batch = _encoded(*taken)
             if batch is None:
                 return True  # nothing in it InfluxDB would take
         if batch is not None:
@@ -191,7 +191,7 @@ class TelemetryWriter:
             try:
                 # While the request is in flight: the next full batch, encoded.
                 if (following := self._take_due(now)) is not None:
-                    self._ready = _encoded(following)
+                    self._ready = _encoded(*following)
             finally:  # whatever happened meanwhile, the batch in flight is written or kept
                 if not request.result():
                     self._spool_encoded(batch)
@@ -201,7 +201,7 @@ class TelemetryWriter:
             return True
         return False
 
-    def _take_due(self, now: float) -> list[Point] | None:
+    def _take_due(self, now: float) -> tuple[list[Point], int] | None:
         """The next batch from the buffer if it is due: full, or its oldest point waited the
         flush interval."""
         with self._wake:
@@ -211,15 +211,18 @@ class TelemetryWriter:
             )
             return self._take_locked() if due else None
 
-    def _take_locked(self) -> list[Point]:
+    def _take_locked(self) -> tuple[list[Point], int]:
+        """The buffer's oldest batch, with its place in the spool's order should it go there:
+        so that a batch in flight or ready that fails is kept ahead of newer ones that
+        ``submit`` spooled meanwhile."""
         count = min(self._batch_size, len(self._buffer))
         batch = [self._buffer.popleft() for _ in range(count)]
         self._waiting_since = self._monotonic() if self._buffer else None
-        return batch
+        return batch, self._spool.reserve()
 
-    def _send(self, points: list[Point]) -> bool:
+    def _send(self, points: list[Point], place: int) -> bool:
         """Write a batch from memory; False if it must wait in the spool."""
-        encoded = _encoded(points)
+        encoded = _encoded(points, place)
         return encoded is None or self._write(encoded)
 
     def _send_spooled(self) -> None:
@@ -262,8 +265,8 @@ class TelemetryWriter:
         self._failures = 0
         return True
 
-    def _to_spool(self, points: list[Point]) -> None:
-        encoded = _encoded(points)
+    def _to_spool(self, points: list[Point], place: int) -> None:
+        encoded = _encoded(points, place)
         if encoded is not None:
             self._spool_encoded(encoded)
 
@@ -278,9 +281,9 @@ class TelemetryWriter:
             _report_dropped(dropped)
 
 
-def _encoded(points: list[Point]) -> EncodedBatch | None:
+def _encoded(points: list[Point], place: int) -> EncodedBatch | None:
     """The batch as line protocol; points without a field InfluxDB takes are counted out."""
-    encoded = encode_batch(points)
+    encoded = encode_batch(points, place)
     written = 0 if encoded is None else encoded.points
     if written < len(points):
         metrics.TELEMETRY_DROPPED.labels("unwritable").inc(len(points) - written)

@@ -297,3 +297,31 @@ def test_stop_writes_or_spools_the_ready_batch_first(clock: Clock, tmp_path: Pat
     while w.step():
         pass
     assert store.times() == list(range(25))
+
+
+def test_batches_spooled_by_an_overflow_meanwhile_stay_behind_the_one_in_flight(
+    clock: Clock, tmp_path: Path
+) -> None:
+    store = HeldStore()
+    store.down = True
+    w = writer(store, clock, tmp_path, buffer_points=20)
+    w.submit(points(0, 20))
+    stepping = threading.Thread(target=w.step)
+    stepping.start()
+    assert store.in_flight.wait(5)  # 0–9 in flight, 10–19 being encoded
+    wait_until(lambda: w._ready is not None or None, within_s=5)
+    w.submit(points(20, 30))  # past the bound: 20–29 to the spool from here
+    assert w.spool.points == 10
+    store.answer.set()  # 0–9 fails
+    stepping.join(5)
+    while w.step():
+        pass
+    clock.now += 1.0
+    while w.step():
+        pass
+    assert w.spool.points == 50
+    store.down = False
+    clock.now += 5.0
+    while w.step():
+        pass
+    assert store.times() == list(range(50))  # all, once, in the order they were made
