@@ -9,11 +9,11 @@ conflict; ``seen`` is the one integer.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from devices.events import DeviceEvent, Heartbeat, TelemetryReport
 from devices.registry import DeviceInfo
@@ -26,6 +26,7 @@ TAG_KEYS = ("community", "device_id", "model")
 SEEN = "seen"
 
 FieldValue = float | int | bool | str
+_K = TypeVar("_K")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,54 +98,88 @@ def usable_key(name: str) -> bool:
     return sanitized(name) not in _REFUSED_KEYS
 
 
-# Cached: a fleet repeats the same few names and communities in every batch.
-@functools.lru_cache(maxsize=65_536)
+# The encoder's caches. A fleet repeats the same series, field names and readings in every
+# batch, and a dict lookup costs a fraction of escaping or formatting them again (measured:
+# docs/operations.md, Throughput). Plain dicts, cheaper to call than lru_cache, each emptied
+# when it reaches CACHE_BOUND entries: a fleet that changes over months cannot grow them, and
+# they fill again from the next points. Full, the series cache holds some 45 MB (65 536
+# series of four-tier Chinese community tags, their strings included); the others far less.
+CACHE_BOUND = 65_536
+# (measurement, *tag items) -> "measurement,key=value,…", escaped, tags sorted by key.
+_series_cache: dict[tuple[object, ...], str] = {}
+# Field name -> "name=", escaped; "" for a name InfluxDB refuses as a key.
+_prefix_cache: dict[str, str] = {}
+# Number -> its text. Kept apart by type: 1, 1.0 and True are equal keys. Only finite non-zero
+# floats: 0.0 and -0.0 are equal keys with different reprs, nan is never found again, and
+# non-finite numbers are not written.
+_float_cache: dict[float, str] = {}
+_int_cache: dict[int, str] = {}
+
+
+def _remember(cache: dict[_K, str], key: _K, text: str) -> str:
+    if len(cache) >= CACHE_BOUND:
+        cache.clear()
+    cache[key] = text
+    return text
+
+
 def _key(text: str) -> str | None:
     """``text`` escaped as a tag or field key; None if InfluxDB refuses it as a key."""
     return text.translate(_KEY) if usable_key(text) else None
 
 
-@functools.lru_cache(maxsize=65_536)
-def _tag_value(text: str) -> str:
-    return text.translate(_KEY)
-
-
-@functools.lru_cache(maxsize=65_536)
-def _field_prefix(name: str) -> str | None:
-    """``key=`` for a field name, escaped; None if InfluxDB refuses it as a key."""
+def _field_prefix(name: str) -> str:
+    """``key=`` for a field name, escaped; "" if InfluxDB refuses it as a key."""
     key = _key(name)
-    return None if key is None else key + "="
+    return _remember(_prefix_cache, name, "" if key is None else key + "=")
+
+
+def _float_text(value: float) -> str | None:
+    if not math.isfinite(value):
+        return None
+    text = repr(value)
+    return _remember(_float_cache, value, text) if value else text
 
 
 def encode_line(point: Point) -> str | None:
     """One line of line protocol, or None when no field is left that InfluxDB would take
     (a non-finite number, a field called ``time`` or with no name)."""
     fields = []
-    # One loop, floats (nearly every field) first: this runs for every point written.
-    for name, raw in point.fields.items():
-        prefix = _field_prefix(name)
+    # This runs for every point written: the common case (a cached name, a cached float or
+    # int) costs three dict lookups; type() rather than isinstance keeps bools out.
+    prefixes, floats, ints = _prefix_cache, _float_cache, _int_cache
+    for name, value in point.fields.items():
+        prefix = prefixes.get(name)
         if prefix is None:
+            prefix = _field_prefix(name)
+        if not prefix:
             continue
-        if type(raw) is float:
-            if raw - raw == 0.0:  # finite: inf - inf and nan - nan are nan
-                fields.append(prefix + repr(raw))
-        elif (value := _field_value(raw)) is not None:
-            fields.append(prefix + value)
+        if type(value) is float:
+            text = floats.get(value) or _float_text(value)
+        elif type(value) is int:
+            text = ints.get(value) or _remember(ints, value, f"{value}i")
+        else:
+            text = _field_value(value)
+        if text is not None:
+            fields.append(prefix + text)
     if not fields:
         return None
-    series = _series(point.measurement, tuple(point.tags.items()))
+    tags = point.tags
+    series = _series_cache.get((point.measurement, *tags.items())) or _series(
+        point.measurement, tags
+    )
     return f"{series} {','.join(fields)} {point.time_ms}"
 
 
-@functools.lru_cache(maxsize=65_536)
-def _series(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
-    """The measurement and its tags, sorted by key; cached per device (its tags repeat)."""
+def _series(measurement: str, tags: Mapping[str, str]) -> str:
+    """The measurement and its tags, sorted by key, escaped; remembered (a device's tags repeat)."""
     escaped = "".join(
-        f",{key}={_tag_value(value)}"
-        for name, value in sorted(tags)
+        f",{key}={value.translate(_KEY)}"
+        for name, value in sorted(tags.items())
         if value and (key := _key(name)) is not None
     )
-    return measurement.translate(_MEASUREMENT) + escaped
+    series = measurement.translate(_MEASUREMENT) + escaped
+    return _remember(_series_cache, (measurement, *tags.items()), series)
 
 
 def _field_value(value: FieldValue) -> str | None:
@@ -166,9 +201,12 @@ class EncodedBatch:
     body: bytes
     points: int
     oldest_ms: int
+    # Its place in the spool's order, reserved when it left the writer's buffer (Spool.reserve);
+    # None: behind everything spooled so far.
+    place: int | None = None
 
 
-def encode_batch(points: Sequence[Point]) -> EncodedBatch | None:
+def encode_batch(points: Sequence[Point], place: int | None = None) -> EncodedBatch | None:
     """The body of one write request; None when no point in it can be written."""
     lines = [line for line in map(encode_line, points) if line is not None]
     if not lines:
@@ -177,4 +215,5 @@ def encode_batch(points: Sequence[Point]) -> EncodedBatch | None:
         body="\n".join(lines).encode(),
         points=len(lines),
         oldest_ms=min(p.time_ms for p in points),
+        place=place,
     )

@@ -88,23 +88,38 @@ class Spool:
         with self._lock:
             return min((b.oldest_ms for b in self._batches), default=None)
 
+    def reserve(self) -> int:
+        """A place in the order for a batch that may be spooled later (``EncodedBatch.place``):
+        ahead of those spooled after this call. A place never used is simply skipped."""
+        with self._lock:
+            self._next += 1
+            return self._next - 1
+
     def append(self, batch: EncodedBatch) -> Dropped | None:
-        """Keep ``batch`` behind the others; drop the oldest ones if the bound needs it.
+        """Keep ``batch`` at its reserved place, else behind the others; drop the oldest ones
+        if the bound needs it.
 
         A batch larger than the whole bound is dropped itself."""
         size = len(batch.body)
         if size > self._max_bytes:
             return Dropped(batch.points, batch.oldest_ms)
         with self._lock:
-            entry = SpooledBatch(self._next, batch.points, batch.oldest_ms, size)
-            self._next += 1
+            if batch.place is None:
+                sequence, self._next = self._next, self._next + 1
+            else:
+                sequence = batch.place
+            entry = SpooledBatch(sequence, batch.points, batch.oldest_ms, size)
             temporary = self._folder / (entry.name + ".tmp")
             with temporary.open("wb") as file:
                 file.write(batch.body)
                 file.flush()
                 os.fsync(file.fileno())
             temporary.rename(self._folder / entry.name)
-            self._batches.append(entry)
+            # Nearly always at the end; a reserved place is among the last few.
+            index = len(self._batches)
+            while index and self._batches[index - 1].sequence > sequence:
+                index -= 1
+            self._batches.insert(index, entry)
             self._bytes += size
             self._points += entry.points
             return self._shrink()

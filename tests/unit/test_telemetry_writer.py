@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,103 @@ def test_an_unforeseen_store_failure_keeps_the_batch(
     clock.now += 5.0
     w.step()
     assert store.times() == list(range(10))
+
+
+class HeldStore(MemoryStore):
+    """A store whose write waits until the test lets it answer: a request in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = threading.Event()
+        self.answer = threading.Event()
+
+    def write(self, body: bytes) -> None:
+        self.in_flight.set()
+        assert self.answer.wait(5)
+        super().write(body)
+
+
+def test_the_next_batch_is_encoded_while_a_request_is_in_flight(
+    clock: Clock, tmp_path: Path
+) -> None:
+    store = HeldStore()
+    w = writer(store, clock, tmp_path)
+    w.submit(points(0, 25))
+    stepping = threading.Thread(target=w.step)
+    stepping.start()
+    assert store.in_flight.wait(5)
+    # Taken from the buffer and encoded before the first request has answered.
+    wait_until(lambda: w._ready is not None or None, within_s=5)
+    assert store.bodies == []
+    store.answer.set()
+    stepping.join(5)
+    while w.step():
+        pass
+    clock.now += 1.0
+    while w.step():
+        pass
+    assert store.times() == list(range(25))
+    assert store.attempts == 3  # one request a batch
+
+
+def test_when_the_request_in_flight_fails_the_ready_batch_spools_behind_it(
+    clock: Clock, tmp_path: Path
+) -> None:
+    store = HeldStore()
+    store.answer.set()
+    store.down = True
+    w = writer(store, clock, tmp_path)
+    w.submit(points(0, 20))
+    assert w.step()  # the first batch fails while the second is encoded
+    assert w.step()  # the second joins the spool, behind the first
+    assert store.attempts == 1
+    assert w.spool.points == 20
+    store.down = False
+    clock.now += 5.0
+    while w.step():
+        pass
+    assert store.times() == list(range(20))
+
+
+def test_stop_writes_or_spools_the_ready_batch_first(clock: Clock, tmp_path: Path) -> None:
+    store = HeldStore()
+    store.answer.set()
+    store.down = True
+    w = writer(store, clock, tmp_path)
+    w.submit(points(0, 25))
+    w.step()  # first batch to the spool, the second ready
+    w.stop()
+    assert Spool(tmp_path, 1 << 20).points == 25
+    store.down = False
+    w = writer(store, clock, tmp_path)
+    while w.step():
+        pass
+    assert store.times() == list(range(25))
+
+
+def test_batches_spooled_by_an_overflow_meanwhile_stay_behind_the_one_in_flight(
+    clock: Clock, tmp_path: Path
+) -> None:
+    store = HeldStore()
+    store.down = True
+    w = writer(store, clock, tmp_path, buffer_points=20)
+    w.submit(points(0, 20))
+    stepping = threading.Thread(target=w.step)
+    stepping.start()
+    assert store.in_flight.wait(5)  # 0–9 in flight, 10–19 being encoded
+    wait_until(lambda: w._ready is not None or None, within_s=5)
+    w.submit(points(20, 30))  # past the bound: 20–29 to the spool from here
+    assert w.spool.points == 10
+    store.answer.set()  # 0–9 fails
+    stepping.join(5)
+    while w.step():
+        pass
+    clock.now += 1.0
+    while w.step():
+        pass
+    assert w.spool.points == 50
+    store.down = False
+    clock.now += 5.0
+    while w.step():
+        pass
+    assert store.times() == list(range(50))  # all, once, in the order they were made
