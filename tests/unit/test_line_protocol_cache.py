@@ -107,19 +107,20 @@ def test_cached_encoding_equals_the_plain_encoder(batch: list[Point], bound: int
 
 
 def test_the_caches_stay_within_their_bound() -> None:
+    caches = (
+        encoder._series_cache,
+        encoder._prefix_cache,
+        encoder._float_cache,
+        encoder._int_cache,
+    )
+    for cache in caches:  # what earlier tests in this process left, under the real bound
+        cache.clear()
     with cache_bound(10):
         for device in range(25):
-            point = Point(
-                "heartbeat", {"device_id": f"d-{device}"}, {f"f{device}": device + 0.5}, 1
-            )
+            fields = {f"f{device}": device + 0.5, f"n{device}": device}
+            point = Point("heartbeat", {"device_id": f"d-{device}"}, fields, 1)
             assert encode_line(point) == plain_line(point)
-        caches = (
-            encoder._series_cache,
-            encoder._prefix_cache,
-            encoder._float_cache,
-            encoder._int_cache,
-        )
-        assert all(len(cache) <= 10 for cache in caches)
+        assert all(0 < len(cache) <= 10 for cache in caches)
 
 
 def test_equal_numbers_of_different_types_keep_their_own_text() -> None:
