@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting.deadlines import set_deadlines
 from alerting.decisions import (
     CancelAlert,
+    Decision,
     NoteOnAlert,
     RaiseAlert,
     RecordSighting,
@@ -238,25 +239,10 @@ class IngestPipeline:
             state = states[event.device_id]
             evaluation = self._engine.evaluate(state, event, now)
             states[event.device_id] = evaluation.state
-            refused = False
-            for decision in evaluation.decisions:
-                if isinstance(decision, RecordSighting):
-                    sightings.append(decision.sighting)
-                elif isinstance(decision, SetDeadline):
-                    deadlines.append(decision)
-                elif isinstance(decision, RejectMessage):
-                    refused = True
-                    result.rejected.append(
-                        Rejected(
-                            topic=delivery.topic,
-                            payload=delivery.payload,
-                            reason=decision.reason,
-                            received_at=delivery.received_at,
-                            device_id=event.device_id,
-                        )
-                    )
-                else:
-                    writes.append(decision)
+            refused = sort_decisions(
+                delivery, event.device_id, evaluation.decisions,
+                sightings, deadlines, result.rejected, writes,
+            )  # fmt: skip
             if self._telemetry_points and not refused:
                 result.points += points_of(event, state.device)
         write_alerts(session, writes, now, result)
@@ -427,6 +413,39 @@ class IngestPipeline:
 
 
 AlertWrite = RaiseAlert | ResolveAlert | CancelAlert | NoteOnAlert | ResolveElderAlert
+
+
+def sort_decisions(
+    delivery: Delivery,
+    device_id: str,
+    decisions: Iterable[Decision],
+    sightings: list[Sighting],
+    deadlines: list[SetDeadline],
+    rejected: list[Rejected],
+    writes: list[AlertWrite],
+) -> bool:
+    """One message's decisions into its batch's lists; True if the engine refused it.
+    Shared with the virtual replay's memory store (simulators/replay_store.py)."""
+    refused = False
+    for decision in decisions:
+        if isinstance(decision, RecordSighting):
+            sightings.append(decision.sighting)
+        elif isinstance(decision, SetDeadline):
+            deadlines.append(decision)
+        elif isinstance(decision, RejectMessage):
+            refused = True
+            rejected.append(
+                Rejected(
+                    topic=delivery.topic,
+                    payload=delivery.payload,
+                    reason=decision.reason,
+                    received_at=delivery.received_at,
+                    device_id=device_id,
+                )
+            )
+        else:
+            writes.append(decision)
+    return refused
 
 
 def write_alerts(

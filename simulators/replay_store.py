@@ -30,8 +30,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting.deadlines import set_deadlines
 from alerting.decisions import (
     DeadlineRule,
-    RecordSighting,
-    RejectMessage,
     ResolveElderAlert,
     SetDeadline,
 )
@@ -59,7 +57,7 @@ from devices.zigbee2mqtt import ZigbeeDevice, ZigbeeState
 from ingest.dead_letters import store_dead_letters
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
-from ingest.pipeline import AlertWrite, BatchResult, write_alerts
+from ingest.pipeline import AlertWrite, BatchResult, sort_decisions, write_alerts
 from ingest.registry_cache import DeadlineThrottle, SightingThrottle
 from ingest.vital_memory import VitalMemory, idle_for
 from ingest.zigbee_memory import recall, remember
@@ -138,23 +136,10 @@ class MemoryIngest:
                 continue
             evaluation = self._engine.evaluate(states[event.device_id], event, now)
             states[event.device_id] = evaluation.state
-            for decision in evaluation.decisions:
-                if isinstance(decision, RecordSighting):
-                    sightings.append(decision.sighting)
-                elif isinstance(decision, SetDeadline):
-                    deadlines.append(decision)
-                elif isinstance(decision, RejectMessage):
-                    self._held_dead.append(
-                        Rejected(
-                            topic=delivery.topic,
-                            payload=delivery.payload,
-                            reason=decision.reason,
-                            received_at=delivery.received_at,
-                            device_id=event.device_id,
-                        )
-                    )
-                else:
-                    writes.append(decision)
+            sort_decisions(
+                delivery, event.device_id, evaluation.decisions,
+                sightings, deadlines, self._held_dead, writes,
+            )  # fmt: skip
         if writes:
             with self._sessions.begin() as session:
                 result = BatchResult()
