@@ -241,17 +241,24 @@ class HeldStore(MemoryStore):
         super().write(body)
 
 
+def step_while_held(w: TelemetryWriter, store: HeldStore) -> threading.Thread:
+    """A step on a thread of its own, returned once its request is held in flight at the store
+    and the next batch is ready (encoded meanwhile)."""
+    stepping = threading.Thread(target=w.step)
+    stepping.start()
+    assert store.in_flight.wait(5)
+    wait_until(lambda: w._ready is not None or None, within_s=5)
+    return stepping
+
+
 def test_the_next_batch_is_encoded_while_a_request_is_in_flight(
     clock: Clock, tmp_path: Path
 ) -> None:
     store = HeldStore()
     w = writer(store, clock, tmp_path)
     w.submit(points(0, 25))
-    stepping = threading.Thread(target=w.step)
-    stepping.start()
-    assert store.in_flight.wait(5)
     # Taken from the buffer and encoded before the first request has answered.
-    wait_until(lambda: w._ready is not None or None, within_s=5)
+    stepping = step_while_held(w, store)
     assert store.bodies == []
     store.answer.set()
     stepping.join(5)
@@ -306,10 +313,7 @@ def test_batches_spooled_by_an_overflow_meanwhile_stay_behind_the_one_in_flight(
     store.down = True
     w = writer(store, clock, tmp_path, buffer_points=20)
     w.submit(points(0, 20))
-    stepping = threading.Thread(target=w.step)
-    stepping.start()
-    assert store.in_flight.wait(5)  # 0–9 in flight, 10–19 being encoded
-    wait_until(lambda: w._ready is not None or None, within_s=5)
+    stepping = step_while_held(w, store)  # 0–9 in flight, 10–19 encoded meanwhile
     w.submit(points(20, 30))  # past the bound: 20–29 to the spool from here
     assert w.spool.points == 10
     store.answer.set()  # 0–9 fails
