@@ -32,7 +32,7 @@ from simulators.replay import VirtualReplay, copy_registry, named_devices
 from simulators.scenario import load_scenario
 from simulators.scenario_file import ScenarioError
 from simulators.traffic import TrafficLine
-from tests.support.service import ANXIN, AnxinEnv, anxin_env
+from tests.support.service import AnxinEnv, anxin_env
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 # Every table a replay writes, ordered so that equal contents compare equal.
@@ -58,15 +58,7 @@ def rows(database: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 def cli(setup: AnxinEnv, *args: str) -> subprocess.CompletedProcess[str]:
     """As AnxinEnv.cli, with time for day_1000's SQL path (a minute or more)."""
-    return subprocess.run(
-        [ANXIN, *args],
-        env=dict(setup.env),
-        cwd=setup.folder,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    return setup.cli(*args, timeout_s=900)
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,9 @@ class AnxinEnv:
     def database_path(self) -> Path:
         return self.folder / "anxin.db"
 
-    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, stdin: str | None = None, timeout_s: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [ANXIN, *args],
             env=dict(self.env),
@@ -43,7 +45,7 @@ class AnxinEnv:
             input=stdin,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=timeout_s,
             check=False,
         )
 
