@@ -29,8 +29,8 @@ from devices.payloads import (
     Uplink,
 )
 from devices.storable import storable
-from devices.timestamps import event_time
-from devices.topics import DEFAULT_PREFIX, parse_uplink
+from devices.timestamps import event_time, occurrence
+from devices.topics import DEFAULT_PREFIX, UplinkTopic, parse_uplink
 from devices.topics import Uplink as UplinkKind
 
 EVENT_TYPES = frozenset(
@@ -40,6 +40,10 @@ EVENT_TYPES = frozenset(
         "power_restore", "test", "checkin", "service_request", "cancel", "device_alarm",
     }
 )  # fmt: skip
+
+
+# Some 15 MB full (measured, topics of 15-character device ids).
+TOPIC_CACHE_BOUND = 65_536
 
 
 def describe(error: ValidationError, limit: int = 3) -> str:
@@ -56,11 +60,15 @@ class NativeCodec:
 
     def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
         self.prefix = prefix
+        # A fleet's topics repeat at every message: each parsed once. Only uplink topics are
+        # kept, and all are dropped once TOPIC_CACHE_BOUND are (a fleet that changes over
+        # months cannot grow it). UplinkTopics are shared: nothing changes one once made.
+        self._topics: dict[str, UplinkTopic] = {}
 
     def decode(
         self, topic: str, payload: bytes, received_at: datetime, retained: bool = False
     ) -> Decoded:
-        parsed = parse_uplink(topic, self.prefix)
+        parsed = self._topics.get(topic) or self._parse_topic(topic)
         if parsed is None:
             return self._reject(topic, payload, "unknown topic", received_at, None)
         device_id, kind = parsed.device_id, parsed.kind
@@ -86,6 +94,14 @@ class NativeCodec:
         except ValidationError as exc:
             return self._reject(topic, payload, describe(exc), received_at, device_id)
         return self._event(topic, device_id, event, payload, received_at)
+
+    def _parse_topic(self, topic: str) -> UplinkTopic | None:
+        parsed = parse_uplink(topic, self.prefix)
+        if parsed is not None:
+            if len(self._topics) >= TOPIC_CACHE_BOUND:
+                self._topics.clear()
+            self._topics[topic] = parsed
+        return parsed
 
     def _sos(self, device_id: str, payload: bytes, received_at: datetime) -> SosPressed:
         # An SOS is never dropped: a payload we cannot read still raises the alarm.
@@ -228,12 +244,12 @@ def _plain_heartbeat(device_id: str, payload: bytes, received_at: datetime) -> H
         return None
     if seq is not None and (type(seq) is not int or not 0 <= seq <= _SEQ_MAX):
         return None
-    when = event_time(ts, received_at)
+    occurred_at, skew_s = occurrence(ts, received_at)
     return Heartbeat(
         device_id=device_id,
         received_at=received_at,
-        occurred_at=when.occurred_at,
-        clock_skew_s=when.skew_s,
+        occurred_at=occurred_at,
+        clock_skew_s=skew_s,
         seq=seq,
         battery=battery,
         rssi=rssi,

@@ -262,3 +262,22 @@ def test_a_plain_heartbeat_takes_the_quick_way() -> None:
     assert quick is not None
     assert (quick.seq, quick.battery, quick.rssi) == (7, 90, -60)
     assert module._plain_heartbeat("p1", b'{"battery": 90, "room": "kitchen"}', NOW) is None
+
+
+def test_uplink_topics_are_parsed_once_and_kept_within_a_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from devices import codec as module
+
+    fresh = NativeCodec()
+    monkeypatch.setattr(module, "TOPIC_CACHE_BOUND", 3)
+    for _ in range(2):
+        assert isinstance(fresh.decode("anxin/v1/d1/heartbeat", b"{}", NOW), Heartbeat)
+        assert isinstance(fresh.decode("anxin/v1/d1/nonsense", b"{}", NOW), Rejected)
+    assert list(fresh._topics) == ["anxin/v1/d1/heartbeat"]  # an unknown topic is not kept
+    for k in range(2, 5):
+        fresh.decode(f"anxin/v1/d{k}/heartbeat", b"{}", NOW)
+    assert list(fresh._topics) == ["anxin/v1/d4/heartbeat"]  # emptied when full
+    event = fresh.decode("anxin/v1/d2/heartbeat", b"{}", NOW)
+    assert isinstance(event, Heartbeat)
+    assert event.device_id == "d2"
