@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -23,6 +24,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
+    insert,
     or_,
     select,
     text,
@@ -415,9 +417,33 @@ def _coalesce(
 def _log(
     session: Session, alert_id: int, at: datetime, action: str, actor: str, detail: Any
 ) -> None:
-    session.add(
-        AlertEventRow(alert_id=alert_id, at=at, action=action, actor=actor, detail=dict(detail))
-    )
+    values = {"alert_id": alert_id, "at": at, "action": action, "actor": actor}
+    pending: list[dict[str, Any]] | None = session.info.get(_PENDING_TIMELINE)
+    if pending is not None:
+        pending.append(values | {"detail": dict(detail)})
+    else:
+        session.add(AlertEventRow(**values, detail=dict(detail)))
+
+
+# The timeline rows logged within batched_timeline, in the session's info.
+_PENDING_TIMELINE = "anxin.pending_timeline"
+_TIMELINE_INSERT = insert(cast(Table, AlertEventRow.__table__))
+
+
+@contextmanager
+def batched_timeline(session: Session) -> Iterator[None]:
+    """The timeline rows the alert writes within log go in as they end, in one INSERT of many
+    parameter sets, in the order logged: the ORM's flush inserts them one by one, each
+    RETURNING its id (SQLite cannot return many rows' ids in order). For writes that do not
+    read the timeline they log (ingest's write_alerts). Nothing goes in if they fail."""
+    pending: list[dict[str, Any]] = []
+    session.info[_PENDING_TIMELINE] = pending
+    try:
+        yield
+    finally:
+        del session.info[_PENDING_TIMELINE]
+    if pending:
+        session.connection().execute(_TIMELINE_INSERT, pending)
 
 
 class StatusFilter(StrEnum):

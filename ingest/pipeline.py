@@ -29,6 +29,7 @@ from alerting.model import AlertStatus
 from alerting.store import (
     AlertChange,
     ChangeKind,
+    batched_timeline,
     close_elder_alert,
     close_open,
     has_open_alert,
@@ -466,13 +467,14 @@ def write_alerts(
     alerts they touch read and locked in one query, the new ones opened in one INSERT. (The
     virtual replay's memory store, simulators/replay_store.py, writes its alerts with it.)"""
     lock_open_alerts(session, [w.device_id for w in writes if not isinstance(w, ResolveElderAlert)])
-    opened = IngestPipeline._open_new(session, writes, now)
-    for index, write in enumerate(writes):
-        change = opened.get(index)
-        if change is not None and isinstance(write, RaiseAlert):
-            IngestPipeline._counted_raise(write, change, result)
-        else:
-            IngestPipeline._apply(session, write, now, result)
+    with batched_timeline(session):
+        opened = IngestPipeline._open_new(session, writes, now)
+        for index, write in enumerate(writes):
+            change = opened.get(index)
+            if change is not None and isinstance(write, RaiseAlert):
+                IngestPipeline._counted_raise(write, change, result)
+            else:
+                IngestPipeline._apply(session, write, now, result)
 
 
 def error_name(error: Exception) -> str:
