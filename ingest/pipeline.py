@@ -464,8 +464,9 @@ def write_alerts(
     session: Session, writes: Sequence[AlertWrite], now: datetime, result: BatchResult
 ) -> None:
     """The engine's alert decisions of a batch, in order, in the caller's transaction: the open
-    alerts they touch read and locked in one query, the new ones opened in one INSERT. (The
-    virtual replay's memory store, simulators/replay_store.py, writes its alerts with it.)"""
+    alerts they touch read and locked in one query, the new ones opened in one INSERT, the
+    timeline rows of them all written in one more (batched_timeline). (The virtual replay's
+    memory store, simulators/replay_store.py, writes its alerts with it.)"""
     lock_open_alerts(session, [w.device_id for w in writes if not isinstance(w, ResolveElderAlert)])
     with batched_timeline(session):
         opened = IngestPipeline._open_new(session, writes, now)
