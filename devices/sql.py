@@ -56,7 +56,10 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    engine = create_engine(normalise_url(url), pool_pre_ping=True)
+    url = normalise_url(url)
+    # A server's connection can go stale in the pool; a SQLite file's cannot, and a ping
+    # there is one more statement for every batch ingest stores.
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
