@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -77,12 +76,17 @@ class SightingThrottle:
     def written(self, sightings: Iterable[Sighting]) -> None:
         """Call once the sightings are committed."""
         for sighting in sightings:
-            # Kept for as long as the device is heard from: one copy of its id, shared.
-            device_id = sys.intern(sighting.device_id)
-            merged = merge_sightings(self._written.get(device_id), sighting)
-            if merged.device_id is not device_id:
-                merged = replace(merged, device_id=device_id)
-            self._written[device_id] = merged
+            last = self._written.get(sighting.device_id)
+            merged = merge_sightings(last, sighting)
+            # Kept for as long as the device is heard from: one copy of its id, shared (the
+            # sighting's is a new string each time, read from the topic).
+            device_id = sys.intern(sighting.device_id) if last is None else last.device_id
+            self._written[device_id] = Sighting(
+                device_id=device_id,
+                seen_at=merged.seen_at,
+                battery=merged.battery,
+                online=merged.online,
+            )
 
 
 class DeadlineThrottle:
