@@ -17,6 +17,7 @@ live: the path the memory one is checked against (tests/integration/test_replay_
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -209,6 +210,17 @@ class VirtualReplay:
 
     def run(self, lines: Iterable[TrafficLine]) -> ReplayReport:
         started = time.perf_counter()
+        # What lives for the whole run (the modules, SQLAlchemy's and pydantic's machinery,
+        # the registry: ~180,000 objects) left out of the collector's passes, which would
+        # scan it again at each full one while the run makes and drops a few objects per
+        # message: a sixth of the time.
+        gc.freeze()
+        try:
+            return self._run(lines, started)
+        finally:
+            gc.unfreeze()
+
+    def _run(self, lines: Iterable[TrafficLine], started: float) -> ReplayReport:
         for line in lines:
             self._ticks_until(line.time)
             if isinstance(line, LinkChange):
