@@ -63,6 +63,9 @@ class LinkSupervisor:
     def __len__(self) -> int:
         return len(self._watched)
 
+    def __contains__(self, device_id: str) -> bool:
+        return device_id in self._watched
+
     @property
     def queued(self) -> int:
         """Entries in the heap: one per watched device, and a bounded number of stale ones."""
