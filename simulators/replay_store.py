@@ -100,6 +100,7 @@ class MemoryIngest:
         self.held_due: datetime | None = None
         # Last-seen times written since ``take_heard``: what the scheduler will read.
         self._heard: dict[str, datetime] = {}
+        self._quiet: dict[str, DeviceState] = {}  # see _quiet_state
 
     # --- a batch ---------------------------------------------------------------------------
 
@@ -169,18 +170,30 @@ class MemoryIngest:
         for device_id in device_ids:
             device = self._devices.get(device_id)
             elder = device.elder_id if device is not None else None
+            open_alerts = self._open.get(device_id, {})
             recent = self._recent.get(device_id, ())
+            vitals = self._vitals.get(device_id)
+            elder_open = self._elder_open.get(elder, ()) if elder in elders else ()
+            if not (open_alerts or recent or vitals or elder_open):
+                states[device_id] = self._quiet_state(device_id, device)
+                continue
             states[device_id] = DeviceState(
                 device_id=device_id,
                 device=device,
-                open_alerts=self._open.get(device_id, {}),
+                open_alerts=open_alerts,
                 recent=tuple(t for t in recent if t > since) if recent else (),
-                vitals=self._vitals.get(device_id),
-                elder_open=frozenset(self._elder_open.get(elder, ()))
-                if elder is not None and elder in elders
-                else frozenset(),
+                vitals=vitals,
+                elder_open=frozenset(elder_open),
             )
         return states
+
+    def _quiet_state(self, device_id: str, device: DeviceInfo | None) -> DeviceState:
+        """The state of a device with nothing open, recent or running: the same at every
+        batch (the registry is read once), so made once (most devices, most batches)."""
+        state = self._quiet.get(device_id)
+        if state is None:
+            state = self._quiet[device_id] = DeviceState(device_id=device_id, device=device)
+        return state
 
     # --- alerts written elsewhere ------------------------------------------------------------
 
