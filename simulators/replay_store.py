@@ -234,24 +234,25 @@ class MemoryIngest:
         set one."""
         latest: dict[str, Sighting] = {}
         for sighting in sightings:  # one per device, as record_sightings folds a batch
-            latest[sighting.device_id] = merge_sightings(latest.get(sighting.device_id), sighting)
+            earlier = latest.get(sighting.device_id)
+            latest[sighting.device_id] = (
+                sighting if earlier is None else merge_sightings(earlier, sighting)
+            )
+        last_seen, held_sightings = self._last_seen, self._held_sightings
         for device_id, sighting in latest.items():
-            seen = self._last_seen.get(device_id)
+            seen = last_seen.get(device_id)
             if seen is not None and seen > sighting.seen_at:
                 continue  # its WHERE last_seen_at <= :seen refuses it
-            self._last_seen[device_id] = sighting.seen_at
-            held = self._held_sightings.get(device_id)
-            self._held_sightings[device_id] = Sighting(
-                device_id=device_id,
-                seen_at=sighting.seen_at,
-                battery=sighting.battery
-                if sighting.battery is not None or held is None
-                else held.battery,
-                online=sighting.online
-                if sighting.online is not None or held is None
-                else held.online,
-            )
-            self._heard[device_id] = sighting.seen_at
+            last_seen[device_id] = self._heard[device_id] = sighting.seen_at
+            held = held_sightings.get(device_id)
+            if held is not None and (sighting.battery is None or sighting.online is None):
+                sighting = Sighting(
+                    device_id=device_id,
+                    seen_at=sighting.seen_at,
+                    battery=held.battery if sighting.battery is None else sighting.battery,
+                    online=held.online if sighting.online is None else sighting.online,
+                )
+            held_sightings[device_id] = sighting
 
     def _hold_deadlines(self, deadlines: Iterable[SetDeadline]) -> None:
         """set_deadlines folds a batch (the latest basis, the later on a tie); between
