@@ -91,9 +91,13 @@ class MemoryIngest:
             self._recent = recent_occurrences(session, alerting, clock() - RATE_WINDOW)
             self._elders = sorted({d.elder_id for d in self._devices.values() if d.elder_id})
             self._elder_open = open_elder_alerts(session, self._elders)
-        # Held until ``sync``: per device the row's values once every batch's UPDATE is done;
-        # per deadline the one write that leaves its row as the batches' writes did.
-        self._held_sightings: dict[str, Sighting] = {}
+        # Held until ``sync``: per device the row's values once every batch's UPDATE is done
+        # (its last-seen time, and the battery level and online state last set, if any: one
+        # dict each, cheaper to update at every sighting than a Sighting made anew); per
+        # deadline the one write that leaves its row as the batches' writes did.
+        self._held_seen: dict[str, datetime] = {}
+        self._held_battery: dict[str, float] = {}
+        self._held_online: dict[str, bool] = {}
         self._held_deadlines: dict[tuple[DeadlineRule, str], SetDeadline] = {}
         self._held_dead: list[Rejected] = []
         # No deadline held is due before this (None: none held).
@@ -154,7 +158,9 @@ class MemoryIngest:
         # What the pipeline's _committed remembers once the batch is stored.
         self._sightings.written(chosen)
         self._deadlines.written(planned)
-        self._vitals.keep({device_id: state.vitals for device_id, state in states.items()})
+        # The devices with runs, or with runs to drop: for the others keep has nothing to do.
+        vitals = self._vitals
+        vitals.keep({d: state.vitals for d, state in states.items() if state.vitals or d in vitals})
 
     def _states(
         self, device_ids: set[str], sensing: set[str], now: datetime
@@ -238,21 +244,16 @@ class MemoryIngest:
             latest[sighting.device_id] = (
                 sighting if earlier is None else merge_sightings(earlier, sighting)
             )
-        last_seen, held_sightings = self._last_seen, self._held_sightings
+        last_seen, heard, held_seen = self._last_seen, self._heard, self._held_seen
         for device_id, sighting in latest.items():
             seen = last_seen.get(device_id)
             if seen is not None and seen > sighting.seen_at:
                 continue  # its WHERE last_seen_at <= :seen refuses it
-            last_seen[device_id] = self._heard[device_id] = sighting.seen_at
-            held = held_sightings.get(device_id)
-            if held is not None and (sighting.battery is None or sighting.online is None):
-                sighting = Sighting(
-                    device_id=device_id,
-                    seen_at=sighting.seen_at,
-                    battery=held.battery if sighting.battery is None else sighting.battery,
-                    online=held.online if sighting.online is None else sighting.online,
-                )
-            held_sightings[device_id] = sighting
+            last_seen[device_id] = heard[device_id] = held_seen[device_id] = sighting.seen_at
+            if sighting.battery is not None:
+                self._held_battery[device_id] = sighting.battery
+            if sighting.online is not None:
+                self._held_online[device_id] = sighting.online
 
     def _hold_deadlines(self, deadlines: Iterable[SetDeadline]) -> None:
         """set_deadlines folds a batch (the latest basis, the later on a tie); between
@@ -279,8 +280,21 @@ class MemoryIngest:
 
     def sync(self, session: Session) -> None:
         """Write what is held, in the caller's transaction: the same rows as batch by batch."""
-        record_sightings(session, self._held_sightings.values())
+        battery, online = self._held_battery, self._held_online
+        record_sightings(
+            session,
+            [
+                Sighting(
+                    device_id=device_id,
+                    seen_at=seen,
+                    battery=battery.get(device_id),
+                    online=online.get(device_id),
+                )
+                for device_id, seen in self._held_seen.items()
+            ],
+        )
         set_deadlines(session, self._held_deadlines.values())
         store_dead_letters(session, self._held_dead)
-        self._held_sightings, self._held_deadlines, self._held_dead = {}, {}, []
+        self._held_seen, self._held_battery, self._held_online = {}, {}, {}
+        self._held_deadlines, self._held_dead = {}, []
         self.held_due = None
