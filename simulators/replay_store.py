@@ -127,11 +127,15 @@ class MemoryIngest:
     def _decide(self, batch: Sequence[tuple[Delivery, Sequence[Decoded]]], now: datetime) -> None:
         """IngestPipeline._store's loop: each event to the engine, the decisions sorted out."""
         events = [(d, e) for d, decoded in batch for e in decoded]
-        states = self._states(
-            {e.device_id for _, e in events if not isinstance(e, Rejected)},
-            {e.device_id for _, e in events if isinstance(e, SensorEvent)},
-            now,
-        )
+        devices: set[str] = set()
+        sensing: set[str] = set()
+        for _, event in events:  # one pass: a batch is mostly heartbeats
+            if isinstance(event, SensorEvent):
+                sensing.add(event.device_id)
+            elif isinstance(event, Rejected):
+                continue
+            devices.add(event.device_id)
+        states = self._states(devices, sensing, now)
         writes: list[AlertWrite] = []
         sightings: list[Sighting] = []
         deadlines: list[SetDeadline] = []
