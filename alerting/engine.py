@@ -160,6 +160,14 @@ class RulesEngine:
         registered device without open alerts or recent occurrences, its battery not low, is a
         sighting and nothing else, the state unchanged, as the whole way decides. Anything
         else is None: the whole way (tests/unit/test_engine.py holds the two equal)."""
+        sighting = self.quiet_sighting(state, event)
+        if sighting is None:
+            return None
+        return Evaluation(state=state, decisions=(RecordSighting(sighting=sighting),))
+
+    def quiet_sighting(self, state: DeviceState, event: Heartbeat) -> Sighting | None:
+        """The sighting that is all a quiet heartbeat decides (see ``_quiet_heartbeat``), or
+        None: ``evaluate`` it. For a caller that needs no Evaluation of it (ingest's store)."""
         device = state.device
         if device is None or event.retained or state.open_alerts or state.recent:
             return None
@@ -167,7 +175,7 @@ class RulesEngine:
             low = self._low_battery.get(device.model)
             if low is not None and event.battery <= low:
                 return None
-        return Evaluation(state=state, decisions=(RecordSighting(sighting=_sighting(event)),))
+        return _sighting(event)
 
 
 def device_silent(

@@ -9,6 +9,9 @@ from datetime import UTC, datetime, timedelta
 MAX_SKEW = timedelta(minutes=10)
 # Epoch numbers above this are milliseconds (1e11 s is the year 5138).
 _MILLISECONDS_ABOVE = 1e11
+# The last epoch millisecond a datetime holds (9999-12-31T23:59:59Z); below 2**53, so a float
+# holds each of them exactly.
+_MILLISECONDS_MAX = 253_402_300_799_000
 
 
 # Not frozen: one is made per message, and a frozen dataclass's __init__ costs three times as
@@ -60,3 +63,15 @@ def event_time(ts: float | str | None, received_at: datetime) -> EventTime:
         skew_s=skew.total_seconds(),
         used_device_clock=True,
     )
+
+
+def occurrence(ts: float | str | None, received_at: datetime) -> tuple[datetime, float | None]:
+    """``event_time``'s occurred_at and skew_s, without its EventTime. Integer epoch
+    milliseconds (what most devices send) the short way: the checks parse_device_ts would
+    pass are known passed (tests/unit/test_timestamps.py holds the two ways equal)."""
+    if type(ts) is int and _MILLISECONDS_ABOVE < ts <= _MILLISECONDS_MAX:
+        device_time = datetime.fromtimestamp(ts / 1000, UTC)
+        skew = device_time - received_at
+        return received_at if abs(skew) > MAX_SKEW else device_time, skew.total_seconds()
+    when = event_time(ts, received_at)
+    return when.occurred_at, when.skew_s

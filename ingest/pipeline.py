@@ -29,6 +29,7 @@ from alerting.model import AlertStatus
 from alerting.store import (
     AlertChange,
     ChangeKind,
+    batched_timeline,
     close_elder_alert,
     close_open,
     has_open_alert,
@@ -41,16 +42,16 @@ from alerting.store import (
     recent_occurrences,
 )
 from devices.clock import Clock, system_clock
-from devices.events import Decoded, Rejected, SensorEvent, SosPressed
+from devices.events import Decoded, DeviceEvent, Heartbeat, Rejected, SensorEvent, SosPressed
 from devices.payloads import AckStatus
-from devices.registry import Sighting, find_zigbee_devices, record_sightings
+from devices.registry import DeviceInfo, Sighting, find_zigbee_devices, record_sightings
 from devices.topics import Uplink, parse_uplink
 from ingest import metrics
 from ingest.dead_letters import store_dead_letters
 from ingest.decoding import MessageDecoder
 from ingest.mqtt import Delivery
 from ingest.registry_cache import REGISTRY_TTL, DeadlineThrottle, DeviceCache, SightingThrottle
-from ingest.telemetry.points import Point, points_of
+from ingest.telemetry.points import Point, batch_points
 from ingest.vital_memory import VitalMemory, idle_for
 from ingest.zigbee_memory import recall, remember
 
@@ -232,19 +233,30 @@ class IngestPipeline:
         # Decided first (the engine carries each device's state from event to event), then
         # written: the open alerts the writes touch are read and locked in one query.
         writes: list[RaiseAlert | ResolveAlert | CancelAlert | NoteOnAlert | ResolveElderAlert] = []
+        stored: list[tuple[DeviceEvent, DeviceInfo | None]] = []  # for their points
+        quiet_sighting = self._engine.quiet_sighting
         for delivery, event in events:
             if isinstance(event, Rejected):
                 result.rejected.append(event)
                 continue
             state = states[event.device_id]
-            evaluation = self._engine.evaluate(state, event, now)
-            states[event.device_id] = evaluation.state
-            refused = sort_decisions(
-                delivery, event.device_id, evaluation.decisions,
-                sightings, deadlines, result.rejected, writes,
-            )  # fmt: skip
-            if self._telemetry_points and not refused:
-                result.points += points_of(event, state.device)
+            # Most of what a fleet sends: a heartbeat whose sighting is all the engine would
+            # decide, the state unchanged (no Evaluation made for it).
+            sighting = quiet_sighting(state, event) if type(event) is Heartbeat else None
+            if sighting is not None:
+                sightings.append(sighting)
+            else:
+                evaluation = self._engine.evaluate(state, event, now)
+                states[event.device_id] = evaluation.state
+                refused = sort_decisions(
+                    delivery, event.device_id, evaluation.decisions,
+                    sightings, deadlines, result.rejected, writes,
+                )  # fmt: skip
+                if refused:
+                    continue
+            if self._telemetry_points:
+                stored.append((event, state.device))
+        result.points = batch_points(stored)
         write_alerts(session, writes, now, result)
         result.sightings = self._sightings.worth_writing(sightings)
         result.recent = {device_id: state.recent for device_id, state in states.items()}
@@ -452,16 +464,18 @@ def write_alerts(
     session: Session, writes: Sequence[AlertWrite], now: datetime, result: BatchResult
 ) -> None:
     """The engine's alert decisions of a batch, in order, in the caller's transaction: the open
-    alerts they touch read and locked in one query, the new ones opened in one INSERT. (The
-    virtual replay's memory store, simulators/replay_store.py, writes its alerts with it.)"""
+    alerts they touch read and locked in one query, the new ones opened in one INSERT, the
+    timeline rows of them all written in one more (batched_timeline). (The virtual replay's
+    memory store, simulators/replay_store.py, writes its alerts with it.)"""
     lock_open_alerts(session, [w.device_id for w in writes if not isinstance(w, ResolveElderAlert)])
-    opened = IngestPipeline._open_new(session, writes, now)
-    for index, write in enumerate(writes):
-        change = opened.get(index)
-        if change is not None and isinstance(write, RaiseAlert):
-            IngestPipeline._counted_raise(write, change, result)
-        else:
-            IngestPipeline._apply(session, write, now, result)
+    with batched_timeline(session):
+        opened = IngestPipeline._open_new(session, writes, now)
+        for index, write in enumerate(writes):
+            change = opened.get(index)
+            if change is not None and isinstance(write, RaiseAlert):
+                IngestPipeline._counted_raise(write, change, result)
+            else:
+                IngestPipeline._apply(session, write, now, result)
 
 
 def error_name(error: Exception) -> str:

@@ -9,7 +9,7 @@ from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.engine import DeviceState, Evaluation, RulesEngine
-from alerting.store import AlertRow, ChangeKind
+from alerting.store import AlertEventRow, AlertRow, ChangeKind
 from devices.codec import NativeCodec
 from devices.elders import ElderRow
 from devices.events import DeviceEvent
@@ -84,6 +84,56 @@ def test_last_seen_never_moves_back(sessions: sessionmaker[Session]) -> None:
         device = session.get(DeviceRow, "p1")
     assert device is not None
     assert device.last_seen_at == T0 + timedelta(minutes=5)
+
+
+def test_a_batchs_timeline_is_written_in_the_order_of_its_writes(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The timeline rows of a batch's alert writes (batched_timeline: one INSERT at the end)
+    follow the writes: ids in order, each on its alert, as the ORM's flush wrote them."""
+    with sessions.begin() as session:
+        register_device(session, "p1", "sos-pendant")
+        register_device(session, "p2", "sos-pendant")
+    seconds = iter(range(100))
+
+    def at(topic: str, payload: bytes) -> Delivery:
+        return delivery(topic, payload, T0 + timedelta(seconds=next(seconds)))
+
+    batch = [
+        at("anxin/v1/p1/heartbeat", b'{"battery": 5}'),  # low battery: opened (one INSERT)
+        at("anxin/v1/p2/sos", b'{"seq": 1}'),  # opened (one INSERT)
+        at("anxin/v1/p1/heartbeat", b'{"battery": 90}'),  # resolved
+        at("anxin/v1/p2/sos", b'{"seq": 2}'),  # coalesced
+        at("anxin/v1/p1/heartbeat", b'{"battery": 4}'),  # opened again (raise_or_coalesce)
+        at("anxin/v1/p1/heartbeat", b'{"battery": 95}'),  # resolved again
+    ]
+    pipeline(sessions).store_batch(batch)
+    with sessions() as session:
+        alerts = {
+            row.id: (row.device_id, row.type, row.status, row.count)
+            for row in session.scalars(select(AlertRow).order_by(AlertRow.id))
+        }
+        timeline = [
+            (alerts[e.alert_id][:2], e.action, e.actor, e.at, e.detail)
+            for e in session.scalars(select(AlertEventRow).order_by(AlertEventRow.id))
+        ]
+    assert list(alerts.values()) == [
+        ("p1", "low_battery", "resolved", 1),
+        ("p2", "sos", "new", 2),
+        ("p1", "low_battery", "resolved", 1),
+    ]
+    low, sos = ("p1", "low_battery"), ("p2", "sos")
+    assert [(alert, action, actor) for alert, action, actor, _at, _detail in timeline] == [
+        (low, "created", "device:p1"),
+        (sos, "created", "device:p2"),
+        (low, "auto_resolved", "system"),
+        (sos, "coalesced", "device:p2"),
+        (low, "created", "device:p1"),
+        (low, "auto_resolved", "system"),
+    ]
+    assert {at for _alert, _action, _actor, at, _detail in timeline} == {T0}  # the batch's now
+    assert timeline[3][4] == {"count": 2}
+    assert timeline[2][4] == {"reason": "battery at 90%"}
 
 
 def test_a_redelivered_sos_is_not_counted_twice(sessions: sessionmaker[Session]) -> None:

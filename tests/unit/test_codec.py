@@ -226,6 +226,7 @@ _VALUES = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False, allow_infinity=False),
     st.sampled_from([0, 100, 100.0, 100.5, -0.0, 2**63 - 1, 2**63, 1e19, 1764680400000]),
+    st.sampled_from([10**30, -(10**30), 10**400, 2**64, -(2**63) - 1, 1e300, 5e-324]),
     st.sampled_from(["x", "2026-11-22T03:10:00+00:00", "1764680400"]),
 )
 
@@ -235,7 +236,7 @@ _VALUES = st.one_of(
     st.dictionaries(st.sampled_from(["ts", "seq", "battery", "rssi", "extra"]), _VALUES, max_size=5)
 )
 def test_the_quick_heartbeat_is_pydantics_heartbeat(body: dict[str, object]) -> None:
-    """The orjson path gives what HeartbeatPayload gives, value and type, or leaves it be."""
+    """The quick path gives what HeartbeatPayload gives, value and type, or leaves it be."""
     from devices import codec as module
     from devices.payloads import HeartbeatPayload
 
@@ -254,6 +255,42 @@ def test_the_quick_heartbeat_is_pydantics_heartbeat(body: dict[str, object]) -> 
             assert type(getattr(quick, name)) is type(getattr(slow, name))
 
 
+# JSON text as devices may write it: numbers in every form the grammar allows (and a few it
+# does not), a key twice, an escaped key, odd spacing.
+_NUMBER_TEXT = st.one_of(
+    st.from_regex(r"\A-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?\Z"),
+    st.sampled_from(["1e400", "-1e400", "1e-400", "-0", "-0.0", "01", "1.", ".5", "+1", "NaN",
+                     "Infinity", "true", "null", '"5"', "[1]", "1" + "0" * 400]),
+)  # fmt: skip
+_KEY_TEXT = st.sampled_from(['"ts"', '"seq"', '"battery"', '"rssi"', '"t\\u0073"', '"x"'])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    members=st.lists(st.tuples(_KEY_TEXT, _NUMBER_TEXT), max_size=5),
+    space=st.sampled_from(["", " ", "\n\t", "\r\n "]),
+)
+def test_the_quick_heartbeat_reads_json_text_as_pydantic_does(
+    members: list[tuple[str, str]], space: str
+) -> None:
+    from devices import codec as module
+    from devices.payloads import HeartbeatPayload
+
+    inner = ",".join(f"{space}{key}{space}:{space}{value}" for key, value in members)
+    payload = f"{space}{{{inner}}}{space}".encode()
+    quick = module._plain_heartbeat("p1", payload, NOW)
+    try:
+        beat = HeartbeatPayload.model_validate_json(payload)
+    except ValueError:
+        assert quick is None
+        return
+    slow = Heartbeat(**module._common("p1", beat, NOW))
+    if quick is not None:
+        assert quick == slow
+        for name in ("seq", "battery", "rssi", "clock_skew_s"):
+            assert type(getattr(quick, name)) is type(getattr(slow, name))
+
+
 def test_a_plain_heartbeat_takes_the_quick_way() -> None:
     from devices import codec as module
 
@@ -262,3 +299,22 @@ def test_a_plain_heartbeat_takes_the_quick_way() -> None:
     assert quick is not None
     assert (quick.seq, quick.battery, quick.rssi) == (7, 90, -60)
     assert module._plain_heartbeat("p1", b'{"battery": 90, "room": "kitchen"}', NOW) is None
+
+
+def test_uplink_topics_are_parsed_once_and_kept_within_a_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from devices import codec as module
+
+    fresh = NativeCodec()
+    monkeypatch.setattr(module, "TOPIC_CACHE_BOUND", 3)
+    for _ in range(2):
+        assert isinstance(fresh.decode("anxin/v1/d1/heartbeat", b"{}", NOW), Heartbeat)
+        assert isinstance(fresh.decode("anxin/v1/d1/nonsense", b"{}", NOW), Rejected)
+    assert list(fresh._topics) == ["anxin/v1/d1/heartbeat"]  # an unknown topic is not kept
+    for k in range(2, 5):
+        fresh.decode(f"anxin/v1/d{k}/heartbeat", b"{}", NOW)
+    assert list(fresh._topics) == ["anxin/v1/d4/heartbeat"]  # emptied when full
+    event = fresh.decode("anxin/v1/d2/heartbeat", b"{}", NOW)
+    assert isinstance(event, Heartbeat)
+    assert event.device_id == "d2"

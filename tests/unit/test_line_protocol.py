@@ -11,6 +11,7 @@ from devices.events import Heartbeat, SosPressed, TelemetryReport
 from devices.registry import DeviceInfo
 from ingest.telemetry.points import (
     Point,
+    batch_points,
     encode_batch,
     encode_line,
     points_of,
@@ -183,3 +184,25 @@ def test_no_points_for_unregistered_retained_or_other_messages() -> None:
     assert points_of(SosPressed(**_common(), battery=50), DEVICE) == []  # type: ignore[arg-type]
     no_community = DeviceInfo(device_id="w-1", model="smart-watch", elder_id=None)
     assert "community" not in points_of(beat, no_community)[0].tags
+
+
+def test_a_batchs_points_are_each_messages_points_in_order() -> None:
+    """batch_points shares a device's tags within the batch, and only while it is the same
+    registration: a device read again (a new DeviceInfo) gets its own."""
+    moved = DeviceInfo(device_id="w-1", model="smart-watch", elder_id=1, community="上海市")
+    other = DeviceInfo(device_id="w-2", model="sos-pendant", elder_id=None)
+    messages = [
+        (Heartbeat(**_common(), battery=80, rssi=-71), DEVICE),
+        (TelemetryReport(**_common(), metrics={"spo2": 97}, rssi=-50), DEVICE),
+        (SosPressed(**_common(), battery=50), DEVICE),
+        (Heartbeat(**_common(), battery=70), other),
+        (Heartbeat(**_common()), None),
+        (Heartbeat(**_common(), rssi=-60), moved),
+        (Heartbeat(**_common(), battery=60), DEVICE),
+    ]
+    points = batch_points(messages)  # type: ignore[arg-type]
+    assert points == [p for event, device in messages for p in points_of(event, device)]  # type: ignore[arg-type]
+    assert [p.tags.get("community") for p in points] == ["北京市/朝阳区"] * 2 + [None] + [
+        "上海市",
+        "北京市/朝阳区",
+    ]
