@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Annotated, Literal
 
-import orjson
+import msgspec
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from devices.codec import describe
@@ -94,41 +94,44 @@ def encode_line(item: TrafficLine) -> str:
     return json.dumps(line, ensure_ascii=False)
 
 
-# A message line as encode_line writes it: its keys, and its time (UTC, microseconds, "Z").
-_WRITTEN_KEYS = frozenset({"time", "topic", "qos", "retain", "payload"})
+class _Written(msgspec.Struct, forbid_unknown_fields=True):
+    """A message line as encode_line writes it: these fields, these types, no other
+    (msgspec is strict: no text for a number, no number for a bool)."""
+
+    time: str
+    topic: Annotated[str, msgspec.Meta(min_length=1, max_length=65535)]
+    qos: Annotated[int, msgspec.Meta(ge=0, le=2)]
+    retain: bool
+    payload: str
+
+
+_WRITTEN = msgspec.json.Decoder(_Written)
+# The time as encode_line writes it (UTC, microseconds, "Z"), which fromisoformat and _Line
+# read alike (checked here rather than by a msgspec pattern: three times cheaper).
 _WRITTEN_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 
 def _written_message(text: str) -> TrafficMessage | None:
-    """A message line as encode_line writes it, the quick way: read by orjson and checked
-    here as _Line checks it (40 % cheaper; a recorded file is all such lines). Anything
+    """A message line as encode_line writes it, the quick way: read and checked by msgspec
+    as _Line checks it (under half the cost; a recorded file is all such lines). Anything
     else (a link line, payload_b64, another time format, a value _Line would coerce or
     refuse) is None: _Line's way, which reads it the same or says what is wrong."""
     try:
-        body = orjson.loads(text)
-    except orjson.JSONDecodeError:
+        line = _WRITTEN.decode(text)
+    except msgspec.DecodeError:  # not such a line (or not JSON)
         return None
-    if type(body) is not dict or body.keys() != _WRITTEN_KEYS:
-        return None
-    when, topic, qos, retain = body["time"], body["topic"], body["qos"], body["retain"]
-    payload = body["payload"]
-    if not (
-        type(when) is str
-        and _WRITTEN_TIME.fullmatch(when)
-        and type(topic) is str
-        and 0 < len(topic) <= 65535
-        and type(qos) is int
-        and 0 <= qos <= 2
-        and type(retain) is bool
-        and type(payload) is str
-    ):
+    if not _WRITTEN_TIME.fullmatch(line.time):
         return None
     try:
-        moment = datetime.fromisoformat(when)  # UTC: the "Z"
+        moment = datetime.fromisoformat(line.time)  # UTC: the "Z"
     except ValueError:  # a day or an hour out of range
         return None
     return TrafficMessage(
-        time=moment, topic=topic, payload=payload.encode("utf-8"), qos=qos, retain=retain
+        time=moment,
+        topic=line.topic,
+        payload=line.payload.encode("utf-8"),
+        qos=line.qos,
+        retain=line.retain,
     )
 
 
@@ -186,7 +189,7 @@ def topics_of(path: Path) -> Iterator[str]:
     with path.open(encoding="utf-8") as handle:
         for text in handle:
             if text.strip():
-                topic = orjson.loads(text).get("topic")
+                topic = json.loads(text).get("topic")
                 if isinstance(topic, str):
                     yield topic
 
