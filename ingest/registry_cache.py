@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -77,16 +78,13 @@ class SightingThrottle:
         """Call once the sightings are committed."""
         for sighting in sightings:
             last = self._written.get(sighting.device_id)
-            merged = merge_sightings(last, sighting)
+            if last is not None:  # the fold keeps last's id
+                self._written[last.device_id] = merge_sightings(last, sighting)
+                continue
             # Kept for as long as the device is heard from: one copy of its id, shared (the
             # sighting's is a new string each time, read from the topic).
-            device_id = sys.intern(sighting.device_id) if last is None else last.device_id
-            self._written[device_id] = Sighting(
-                device_id=device_id,
-                seen_at=merged.seen_at,
-                battery=merged.battery,
-                online=merged.online,
-            )
+            device_id = sys.intern(sighting.device_id)
+            self._written[device_id] = replace(sighting, device_id=device_id)
 
 
 class DeadlineThrottle:
