@@ -28,7 +28,9 @@ from datetime import UTC, datetime, timedelta
 from alerting.outages import Outages, silence_deadline
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+# Not frozen: one is made per sighting, and a frozen dataclass's __init__ costs three times as
+# much (object.__setattr__ per field). Nothing changes one once made.
+@dataclass(kw_only=True, slots=True)
 class Watched:
     last_heard: float  # POSIX seconds
     window: timedelta  # one object per model, shared
@@ -60,6 +62,9 @@ class LinkSupervisor:
 
     def __len__(self) -> int:
         return len(self._watched)
+
+    def __contains__(self, device_id: str) -> bool:
+        return device_id in self._watched
 
     @property
     def queued(self) -> int:

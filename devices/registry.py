@@ -196,13 +196,15 @@ def record_sightings(session: Session, sightings: Iterable[Sighting]) -> None:
 
 
 def merge_sightings(earlier: Sighting | None, later: Sighting) -> Sighting:
-    """Fold two sightings of one device: the latest time, the latest known values."""
+    """Fold two sightings of one device: the latest time, the latest known values. The id is
+    ``earlier``'s string (the same device): a cache keeps its one copy (SightingThrottle)."""
     if earlier is None:
         return later
+    device_id = earlier.device_id
     if later.seen_at < earlier.seen_at:
         earlier, later = later, earlier
     return Sighting(
-        device_id=later.device_id,
+        device_id=device_id,
         seen_at=later.seen_at,
         battery=later.battery if later.battery is not None else earlier.battery,
         online=later.online if later.online is not None else earlier.online,

@@ -77,12 +77,14 @@ class SightingThrottle:
     def written(self, sightings: Iterable[Sighting]) -> None:
         """Call once the sightings are committed."""
         for sighting in sightings:
-            # Kept for as long as the device is heard from: one copy of its id, shared.
+            last = self._written.get(sighting.device_id)
+            if last is not None:  # the fold keeps last's id
+                self._written[last.device_id] = merge_sightings(last, sighting)
+                continue
+            # Kept for as long as the device is heard from: one copy of its id, shared (the
+            # sighting's is a new string each time, read from the topic).
             device_id = sys.intern(sighting.device_id)
-            merged = merge_sightings(self._written.get(device_id), sighting)
-            if merged.device_id is not device_id:
-                merged = replace(merged, device_id=device_id)
-            self._written[device_id] = merged
+            self._written[device_id] = replace(sighting, device_id=device_id)
 
 
 class DeadlineThrottle:

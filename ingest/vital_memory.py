@@ -40,6 +40,9 @@ class VitalMemory:
     def __len__(self) -> int:
         return len(self._runs)
 
+    def __contains__(self, device_id: str) -> bool:
+        return device_id in self._runs
+
     def get(self, device_id: str) -> Mapping[str, VitalRun]:
         kept = self._runs.get(device_id)
         if kept is None or self._clock() - kept[1] >= self._idle:

@@ -91,15 +91,20 @@ class MemoryIngest:
             self._recent = recent_occurrences(session, alerting, clock() - RATE_WINDOW)
             self._elders = sorted({d.elder_id for d in self._devices.values() if d.elder_id})
             self._elder_open = open_elder_alerts(session, self._elders)
-        # Held until ``sync``: per device the row's values once every batch's UPDATE is done;
-        # per deadline the one write that leaves its row as the batches' writes did.
-        self._held_sightings: dict[str, Sighting] = {}
+        # Held until ``sync``: per device the row's values once every batch's UPDATE is done
+        # (its last-seen time, and the battery level and online state last set, if any: one
+        # dict each, cheaper to update at every sighting than a Sighting made anew); per
+        # deadline the one write that leaves its row as the batches' writes did.
+        self._held_seen: dict[str, datetime] = {}
+        self._held_battery: dict[str, float] = {}
+        self._held_online: dict[str, bool] = {}
         self._held_deadlines: dict[tuple[DeadlineRule, str], SetDeadline] = {}
         self._held_dead: list[Rejected] = []
         # No deadline held is due before this (None: none held).
         self.held_due: datetime | None = None
         # Last-seen times written since ``take_heard``: what the scheduler will read.
         self._heard: dict[str, datetime] = {}
+        self._quiet: dict[str, DeviceState] = {}  # see _quiet_state
 
     # --- a batch ---------------------------------------------------------------------------
 
@@ -122,11 +127,15 @@ class MemoryIngest:
     def _decide(self, batch: Sequence[tuple[Delivery, Sequence[Decoded]]], now: datetime) -> None:
         """IngestPipeline._store's loop: each event to the engine, the decisions sorted out."""
         events = [(d, e) for d, decoded in batch for e in decoded]
-        states = self._states(
-            {e.device_id for _, e in events if not isinstance(e, Rejected)},
-            {e.device_id for _, e in events if isinstance(e, SensorEvent)},
-            now,
-        )
+        devices: set[str] = set()
+        sensing: set[str] = set()
+        for _, event in events:  # one pass: a batch is mostly heartbeats
+            if isinstance(event, SensorEvent):
+                sensing.add(event.device_id)
+            elif isinstance(event, Rejected):
+                continue
+            devices.add(event.device_id)
+        states = self._states(devices, sensing, now)
         writes: list[AlertWrite] = []
         sightings: list[Sighting] = []
         deadlines: list[SetDeadline] = []
@@ -153,7 +162,9 @@ class MemoryIngest:
         # What the pipeline's _committed remembers once the batch is stored.
         self._sightings.written(chosen)
         self._deadlines.written(planned)
-        self._vitals.keep({device_id: state.vitals for device_id, state in states.items()})
+        # The devices with runs, or with runs to drop: for the others keep has nothing to do.
+        vitals = self._vitals
+        vitals.keep({d: state.vitals for d, state in states.items() if state.vitals or d in vitals})
 
     def _states(
         self, device_ids: set[str], sensing: set[str], now: datetime
@@ -169,18 +180,30 @@ class MemoryIngest:
         for device_id in device_ids:
             device = self._devices.get(device_id)
             elder = device.elder_id if device is not None else None
+            open_alerts = self._open.get(device_id, {})
             recent = self._recent.get(device_id, ())
+            vitals = self._vitals.get(device_id)
+            elder_open = self._elder_open.get(elder, ()) if elder in elders else ()
+            if not (open_alerts or recent or vitals or elder_open):
+                states[device_id] = self._quiet_state(device_id, device)
+                continue
             states[device_id] = DeviceState(
                 device_id=device_id,
                 device=device,
-                open_alerts=self._open.get(device_id, {}),
+                open_alerts=open_alerts,
                 recent=tuple(t for t in recent if t > since) if recent else (),
-                vitals=self._vitals.get(device_id),
-                elder_open=frozenset(self._elder_open.get(elder, ()))
-                if elder is not None and elder in elders
-                else frozenset(),
+                vitals=vitals,
+                elder_open=frozenset(elder_open),
             )
         return states
+
+    def _quiet_state(self, device_id: str, device: DeviceInfo | None) -> DeviceState:
+        """The state of a device with nothing open, recent or running: the same at every
+        batch (the registry is read once), so made once (most devices, most batches)."""
+        state = self._quiet.get(device_id)
+        if state is None:
+            state = self._quiet[device_id] = DeviceState(device_id=device_id, device=device)
+        return state
 
     # --- alerts written elsewhere ------------------------------------------------------------
 
@@ -221,24 +244,20 @@ class MemoryIngest:
         set one."""
         latest: dict[str, Sighting] = {}
         for sighting in sightings:  # one per device, as record_sightings folds a batch
-            latest[sighting.device_id] = merge_sightings(latest.get(sighting.device_id), sighting)
+            earlier = latest.get(sighting.device_id)
+            latest[sighting.device_id] = (
+                sighting if earlier is None else merge_sightings(earlier, sighting)
+            )
+        last_seen, heard, held_seen = self._last_seen, self._heard, self._held_seen
         for device_id, sighting in latest.items():
-            seen = self._last_seen.get(device_id)
+            seen = last_seen.get(device_id)
             if seen is not None and seen > sighting.seen_at:
                 continue  # its WHERE last_seen_at <= :seen refuses it
-            self._last_seen[device_id] = sighting.seen_at
-            held = self._held_sightings.get(device_id)
-            self._held_sightings[device_id] = Sighting(
-                device_id=device_id,
-                seen_at=sighting.seen_at,
-                battery=sighting.battery
-                if sighting.battery is not None or held is None
-                else held.battery,
-                online=sighting.online
-                if sighting.online is not None or held is None
-                else held.online,
-            )
-            self._heard[device_id] = sighting.seen_at
+            last_seen[device_id] = heard[device_id] = held_seen[device_id] = sighting.seen_at
+            if sighting.battery is not None:
+                self._held_battery[device_id] = sighting.battery
+            if sighting.online is not None:
+                self._held_online[device_id] = sighting.online
 
     def _hold_deadlines(self, deadlines: Iterable[SetDeadline]) -> None:
         """set_deadlines folds a batch (the latest basis, the later on a tie); between
@@ -265,8 +284,21 @@ class MemoryIngest:
 
     def sync(self, session: Session) -> None:
         """Write what is held, in the caller's transaction: the same rows as batch by batch."""
-        record_sightings(session, self._held_sightings.values())
+        battery, online = self._held_battery, self._held_online
+        record_sightings(
+            session,
+            [
+                Sighting(
+                    device_id=device_id,
+                    seen_at=seen,
+                    battery=battery.get(device_id),
+                    online=online.get(device_id),
+                )
+                for device_id, seen in self._held_seen.items()
+            ],
+        )
         set_deadlines(session, self._held_deadlines.values())
         store_dead_letters(session, self._held_dead)
-        self._held_sightings, self._held_deadlines, self._held_dead = {}, {}, []
+        self._held_seen, self._held_battery, self._held_online = {}, {}, {}
+        self._held_deadlines, self._held_dead = {}, []
         self.held_due = None

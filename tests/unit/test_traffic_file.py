@@ -15,6 +15,8 @@ from simulators.traffic import (
     TrafficFormatError,
     TrafficMessage,
     TrafficWriter,
+    _validated_line,
+    _written_message,
     decode_line,
     encode_line,
     read_traffic,
@@ -34,6 +36,43 @@ def test_text_and_bytes_and_links_go_round() -> None:
     assert '"payload_b64": "/wA="' in encode_line(raw)
     for item in (text, raw, link):
         assert decode_line(encode_line(item)) == item
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        encode_line(TrafficMessage(time=WHEN, topic="a/b", payload="心跳".encode(), qos=2)),
+        encode_line(TrafficMessage(time=WHEN, topic="a", payload=b"", retain=True)),
+        '{"time": "2026-03-02T03:10:00.000001Z", "topic": "a", "qos": 0, "retain": false,'
+        ' "payload": "\\u00e9\\""}',
+    ],
+)
+def test_a_written_line_is_read_the_quick_way_as_the_model_reads_it(line: str) -> None:
+    quick = _written_message(line)
+    assert quick is not None
+    assert quick == _validated_line(line)
+    assert quick.time.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"time": "2026-03-02T03:10:00.123456+00:00", "topic": "a", "qos": 0, "retain": false,'
+        ' "payload": ""}',
+        '{"time": "2026-03-02T03:10:00Z", "topic": "a", "qos": 0, "retain": false, "payload": ""}',
+        '{"time": "2026-03-02T03:10:00.123456Z", "topic": "a", "qos": "1", "retain": false,'
+        ' "payload": ""}',
+        '{"time": "2026-03-02T03:10:00.123456Z", "topic": "a", "qos": 0, "retain": 1,'
+        ' "payload": ""}',
+        '{"time": "2026-03-02T03:10:00.123456Z", "topic": "a", "payload": ""}',
+        '{"time": "2026-03-02T03:10:00.123456Z", "topic": "a", "qos": 0, "retain": false,'
+        ' "payload_b64": "/wA="}',
+        encode_line(LinkChange(time=WHEN, up=True)),
+    ],
+)
+def test_any_other_line_is_left_to_the_model(line: str) -> None:
+    assert _written_message(line) is None
+    assert decode_line(line) == _validated_line(line)
 
 
 @pytest.mark.parametrize(
