@@ -227,7 +227,11 @@ _VALUES = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.sampled_from([0, 100, 100.0, 100.5, -0.0, 2**63 - 1, 2**63, 1e19, 1764680400000]),
     st.sampled_from([10**30, -(10**30), 10**400, 2**64, -(2**63) - 1, 1e300, 5e-324]),
-    st.sampled_from(["x", "2026-11-22T03:10:00+00:00", "1764680400"]),
+    st.sampled_from(
+        ["x", "2026-11-22T03:10:00+00:00", "1764680400", "2026-11-22T11:10:00.142+08:00"]
+    ),
+    st.sampled_from(["2026-11-22T03:10:00", "", "\ud800", "2026-11-22 03:10:00Z", "\u0000"]),
+    st.text(max_size=30),
 )
 
 
@@ -260,7 +264,9 @@ def test_the_quick_heartbeat_is_pydantics_heartbeat(body: dict[str, object]) -> 
 _NUMBER_TEXT = st.one_of(
     st.from_regex(r"\A-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?\Z"),
     st.sampled_from(["1e400", "-1e400", "1e-400", "-0", "-0.0", "01", "1.", ".5", "+1", "NaN",
-                     "Infinity", "true", "null", '"5"', "[1]", "1" + "0" * 400]),
+                     "Infinity", "true", "null", '"5"', "[1]", "1" + "0" * 400,
+                     '"2026-11-22T03:10:00+00:00"', '"2026-11-22T11:10:00.1+08:00"', '"\\ud800"',
+                     '"\\u0032026-11-22T03:10:00Z"', '""', '"x"']),
 )  # fmt: skip
 _KEY_TEXT = st.sampled_from(['"ts"', '"seq"', '"battery"', '"rssi"', '"t\\u0073"', '"x"'])
 
@@ -298,6 +304,14 @@ def test_a_plain_heartbeat_takes_the_quick_way() -> None:
     quick = module._plain_heartbeat("p1", payload, NOW)
     assert quick is not None
     assert (quick.seq, quick.battery, quick.rssi) == (7, 90, -60)
+    # A text ts too (what the simulators write): read as parse_device_ts reads it.
+    text = module._plain_heartbeat("p1", b'{"ts": "2026-11-22T11:10:00.142+08:00"}', NOW)
+    assert text is not None
+    assert text.occurred_at != NOW
+    assert (
+        text.occurred_at
+        == decode("anxin/v1/p1/heartbeat", '{"ts": "2026-11-22T11:10:00.142+08:00"}').occurred_at
+    )
     assert module._plain_heartbeat("p1", b'{"battery": 90, "room": "kitchen"}', NOW) is None
 
 
