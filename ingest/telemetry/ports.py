@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -21,9 +22,10 @@ class BatchRefusedError(TelemetryStoreError):
 
 
 class TelemetrySink(Protocol):
-    def write(self, body: bytes) -> None:
+    def write(self, body: bytes, on_sent: Callable[[], object] | None = None) -> None:
         """Write one body of line protocol (precision ms); raise StoreUnavailableError or
-        BatchRefusedError."""
+        BatchRefusedError. ``on_sent`` is called once the body is out and the answer awaited,
+        or at the start where the client cannot tell."""
 
     def ping(self) -> bool:
         """Is the store reachable now? Never raises."""

@@ -7,6 +7,7 @@ mapping) and 3.x. influxdb-client is not used here: its v1 compatibility still p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,10 +45,15 @@ class InfluxV1:
     def database(self) -> str:
         return self._database
 
-    def write(self, body: bytes) -> None:
+    def write(self, body: bytes, on_sent: Callable[[], object] | None = None) -> None:
+        # httpcore's trace hook tells when the body has left, before the answer.
+        extensions = {} if on_sent is None else {"trace": _body_sent_trace(on_sent)}
         try:
             response = self._client.post(
-                "/write", params={"db": self._database, "precision": "ms"}, content=body
+                "/write",
+                params={"db": self._database, "precision": "ms"},
+                content=body,
+                extensions=extensions,
             )
         except httpx.HTTPError as exc:
             raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
@@ -122,6 +128,14 @@ class InfluxV1:
             raise StoreUnavailableError(str(result["error"]))
         series: list[dict[str, Any]] = result.get("series", [])
         return series
+
+
+def _body_sent_trace(on_sent: Callable[[], object]) -> Callable[[str, object], None]:
+    def trace(event: str, info: object) -> None:
+        if event == "http11.send_request_body.complete":
+            on_sent()
+
+    return trace
 
 
 def _check_write(response: httpx.Response) -> None:

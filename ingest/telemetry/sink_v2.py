@@ -7,6 +7,7 @@ memory. Reads use Flux (``/api/v2/query``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import cast
 
@@ -32,7 +33,9 @@ class InfluxV2:
         self._client = InfluxDBClient(url=url, token=token, org=org, timeout=int(timeout_s * 1000))
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
 
-    def write(self, body: bytes) -> None:
+    def write(self, body: bytes, on_sent: Callable[[], object] | None = None) -> None:
+        if on_sent is not None:  # influxdb-client does not tell when the body has left
+            on_sent()
         try:
             self._write_api.write(
                 bucket=self._bucket,

@@ -8,9 +8,9 @@ anything, new batches join it there, and the flusher sends the spool's oldest ba
 after a jittered backoff that grows with each failure. So batches reach InfluxDB in the order
 they were made, whatever the outage.
 
-One request is in flight at a time, on a sender thread of its own; while it is, the flusher
-takes the next full batch and encodes it, so that encoding is not on the path between two
-requests (measured: docs/operations.md, Throughput). That batch waits as ``ready`` until the
+One request is in flight at a time, on a sender thread of its own; once its body is out, the
+flusher takes the next full batch and encodes it, so that encoding is not on the path between
+two requests (measured: docs/operations.md, Throughput). That batch waits as ``ready`` until the
 request's outcome is known, then goes the same way as any other. Each batch reserves its
 place in the spool's order when it leaves the buffer, so that under overload, when ``submit``
 spools newer batches past the buffer's bound, the one in flight and the ready one still go
@@ -187,10 +187,14 @@ class TelemetryWriter:
             if self._spool.batches or now < self._retry_at:
                 self._spool_encoded(batch)
                 return True
-            request = self._sender.submit(self._write, batch)
+            sent = threading.Event()
+            request = self._sender.submit(self._write, batch, sent)
             try:
-                # While the request is in flight: the next full batch, encoded.
+                # While the request is in flight: the next full batch, encoded. Not before
+                # the body is out: encoding holds the GIL, and the sender would wait a switch
+                # interval (5 ms) for it at each step of sending.
                 if (following := self._take_due(now)) is not None:
+                    sent.wait()
                     self._ready = _encoded(*following)
             finally:  # whatever happened meanwhile, the batch in flight is written or kept
                 if not request.result():
@@ -233,11 +237,19 @@ class TelemetryWriter:
         if self._write(EncodedBatch(body, entry.points, entry.oldest_ms)):
             self._spool.remove(entry)
 
-    def _write(self, batch: EncodedBatch) -> bool:
-        """Send a batch (on the sender thread, or in stop()); False if it must be kept."""
+    def _write(self, batch: EncodedBatch, sent: threading.Event | None = None) -> bool:
+        """Send a batch (on the sender thread, or in stop()); False if it must be kept.
+        ``sent`` is set once the body is out, or else once the request is over."""
+        try:
+            return self._written(batch, None if sent is None else sent.set)
+        finally:
+            if sent is not None:
+                sent.set()
+
+    def _written(self, batch: EncodedBatch, on_sent: Callable[[], object] | None) -> bool:
         points = batch.points
         try:
-            self._sink.write(batch.body)
+            self._sink.write(batch.body, on_sent)
         except BatchRefusedError as exc:
             # Retrying cannot help; InfluxDB wrote the batch's other points ("partial write").
             metrics.TELEMETRY_DROPPED.labels("refused").inc(points)

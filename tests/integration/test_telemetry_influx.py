@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -99,8 +100,8 @@ def test_outage_nothing_lost_nothing_twice(
     accepted: list[int] = []
 
     class NotingSink(InfluxV1):
-        def write(self, body: bytes) -> None:
-            super().write(body)
+        def write(self, body: bytes, on_sent: Callable[[], object] | None = None) -> None:
+            super().write(body, on_sent)
             accepted.extend(int(line.rsplit(b" ", 1)[1]) for line in body.splitlines())
 
     writer = TelemetryWriter(
@@ -170,6 +171,22 @@ def test_errors_are_told_apart(influxd: InfluxServer, influx_database: str) -> N
         InfluxV1("http://127.0.0.1:9", influx_database, timeout_s=1).write(b"m f=1 1")
     assert InfluxV1(influxd.url, influx_database).ping()
     assert not InfluxV1("http://127.0.0.1:9", influx_database).ping()
+
+
+def test_the_sink_tells_once_that_the_body_is_out(
+    influxd: InfluxServer, influx_database: str
+) -> None:
+    """The writer encodes the next batch from then on (when, exactly: test_sink_v1_sent.py)."""
+    told: list[str] = []
+    sink = InfluxV1(influxd.url, influx_database)
+    sink.write(b"out seen=1i %d" % T0, on_sent=lambda: told.append("out"))
+    assert told == ["out"]
+    assert influxd.query(influx_database, "SELECT seen FROM out")
+    with pytest.raises(StoreUnavailableError):  # no body went out: not told
+        InfluxV1("http://127.0.0.1:9", influx_database, timeout_s=1).write(
+            b"out seen=1i 1", on_sent=lambda: told.append("refused")
+        )
+    assert told == ["out"]
 
 
 def test_create_database_with_retention_policy(influxd: InfluxServer) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ingest import metrics
+from ingest.telemetry import writer as writer_module
 from ingest.telemetry.points import Point
 from ingest.telemetry.ports import BatchRefusedError, StoreUnavailableError
 from ingest.telemetry.spool import Spool
@@ -24,7 +26,7 @@ class MemoryStore:
         self.refuse = False
         self.attempts = 0
 
-    def write(self, body: bytes) -> None:
+    def write(self, body: bytes, on_sent: Callable[[], object] | None = None) -> None:
         self.attempts += 1
         if self.down:
             raise StoreUnavailableError("connection refused")
@@ -228,14 +230,19 @@ def test_an_unforeseen_store_failure_keeps_the_batch(
 
 
 class HeldStore(MemoryStore):
-    """A store whose write waits until the test lets it answer: a request in flight."""
+    """A store whose write waits until the test lets it answer: a request in flight, its body
+    sent. ``before_sending`` may hold it before that, as a slow send would."""
 
     def __init__(self) -> None:
         super().__init__()
         self.in_flight = threading.Event()
         self.answer = threading.Event()
+        self.before_sending: Callable[[], None] = lambda: None
 
-    def write(self, body: bytes) -> None:
+    def write(self, body: bytes, on_sent: Callable[[], object] | None = None) -> None:
+        self.before_sending()
+        if on_sent is not None:
+            on_sent()
         self.in_flight.set()
         assert self.answer.wait(5)
         super().write(body)
@@ -269,6 +276,56 @@ def test_the_next_batch_is_encoded_while_a_request_is_in_flight(
         pass
     assert store.times() == list(range(25))
     assert store.attempts == 3  # one request a batch
+
+
+def test_the_next_batch_is_encoded_only_once_the_body_in_flight_is_out(
+    clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Encoding holds the GIL: begun while the sender is still sending, it would hold the
+    request up."""
+    store = HeldStore()
+    store.answer.set()
+    events: list[str] = []
+    encoded_early = threading.Event()
+    encode = writer_module._encoded
+
+    def noted_encode(points: list[Point], place: int) -> object:
+        events.append("encoded")
+        encoded_early.set()
+        return encode(points, place)
+
+    def send_slowly() -> None:
+        # Long enough for the flusher to encode the next batch, were it not waiting.
+        encoded_early.clear()
+        encoded_early.wait(0.3)
+        events.append("sent")
+
+    monkeypatch.setattr(writer_module, "_encoded", noted_encode)
+    store.before_sending = send_slowly
+    w = writer(store, clock, tmp_path)
+    w.submit(points(0, 20))
+    events.clear()  # nothing encoded yet: the first batch is encoded in the step
+    assert w.step()
+    assert events == ["encoded", "sent", "encoded"]
+    assert w._ready is not None
+    while w.step():
+        pass
+    assert store.times() == list(range(20))
+
+
+def test_the_next_batch_is_encoded_even_when_the_request_fails_before_its_body_is_out(
+    clock: Clock, tmp_path: Path
+) -> None:
+    store = MemoryStore()  # never tells that a body is out
+    store.down = True
+    w = writer(store, clock, tmp_path)
+    w.submit(points(0, 20))
+    stepping = threading.Thread(target=w.step, daemon=True)  # were it to wait forever
+    stepping.start()
+    stepping.join(5)
+    assert not stepping.is_alive()
+    assert w._ready is not None
+    assert w.spool.points == 10
 
 
 def test_when_the_request_in_flight_fails_the_ready_batch_spools_behind_it(
