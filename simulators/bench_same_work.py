@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 
 from simulators.bench import (
@@ -101,6 +102,7 @@ class Consumer:
     database: str  # in InfluxDB
     alerts_db: Path | None  # a SQLite file with an `alerts` table; None: it raises none
     env: dict[str, str] = field(default_factory=dict)
+    metrics_url: str | None = None  # anxin's /metrics: how many batches it stored the work in
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,7 +203,7 @@ def _anxin(services: _Services) -> Consumer:
         ANXIN_DATABASE_URL=f"sqlite:///{alerts_db}",
         ANXIN_VAR_DIR=str(services.folder / "var"),
         ANXIN_API_HOST="127.0.0.1",
-        ANXIN_API_PORT=str(free_port()),
+        ANXIN_API_PORT=str(api_port := free_port()),
         ANXIN_LOG_FORMAT="json",
         ANXIN_LOG_LEVEL="warning",
         ANXIN_INFLUX_URL=services.influx.url,
@@ -213,7 +215,21 @@ def _anxin(services: _Services) -> Consumer:
         database="anxin",
         alerts_db=alerts_db,
         env=env,
+        metrics_url=f"http://127.0.0.1:{api_port}/metrics",
     )
+
+
+def _stored_batches(metrics_url: str) -> int | None:
+    """How many batches ingest stored (its batch-size histogram's count): fewer, larger batches
+    cost less a message, so the figure explains part of a run's CPU."""
+    try:
+        text = httpx.get(metrics_url, timeout=5).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("anxin_ingest_batch_messages_count "):
+            return int(float(line.split()[1]))
+    return None
 
 
 def node_red_missing(directory: Path | None) -> str | None:
@@ -474,6 +490,8 @@ def run_phase(
             result.extra["error"] = f"exited with {process.returncode}"
         if consumer.alerts_db is not None:
             result.extra["alerts"] = _settled_alerts(consumer.alerts_db, options.expected_alerts)
+        if consumer.metrics_url is not None:
+            result.extra["stored_batches"] = _stored_batches(consumer.metrics_url)
     display.show(consumer.name, _phase_line(result), final=True)
     return result
 

@@ -34,6 +34,9 @@ def test_same_work_stores_every_heartbeat_and_reports_consistent_figures(tmp_pat
     assert anxin["published"] == anxin["counted"] == MESSAGES
     assert anxin["alerts"] == anxin["expected_alerts"] == MESSAGES // 100
     assert "alerts" not in floor  # the floor raises none
+    # At most 1000 messages a batch; the readiness probe's batch too.
+    assert MESSAGES // 1000 < anxin["stored_batches"] <= MESSAGES + 1
+    assert "stored_batches" not in floor
     for phase in (floor, anxin):
         assert phase["msgs_per_s"] == round(phase["counted"] / phase["seconds"], 1) > 0
         assert phase["cpu_us_per_msg"] == round(phase["cpu_s"] * 1e6 / phase["counted"], 1) > 0
