@@ -244,10 +244,7 @@ class MemoryIngest:
         set one."""
         latest: dict[str, Sighting] = {}
         for sighting in sightings:  # one per device, as record_sightings folds a batch
-            earlier = latest.get(sighting.device_id)
-            latest[sighting.device_id] = (
-                sighting if earlier is None else merge_sightings(earlier, sighting)
-            )
+            latest[sighting.device_id] = merge_sightings(latest.get(sighting.device_id), sighting)
         last_seen, heard, held_seen = self._last_seen, self._heard, self._held_seen
         for device_id, sighting in latest.items():
             seen = last_seen.get(device_id)
